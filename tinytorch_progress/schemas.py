@@ -8,10 +8,11 @@ __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId',
            'version_tuple', 'Versioned', 'SimpleProgress', 'ModuleProgressFile', 'PartResult', 'MilestonesFile',
            'UserConfig', 'CategoryGrades', 'ReportCard', 'PerformanceResults', 'ExportModuleProgress',
            'UnlockedMilestone', 'LockedMilestone', 'ExportMilestoneProgress', 'Statistics', 'Achievements',
-           'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'json_schema', 'detect_format',
-           'FormatError', 'describe_validation_error', 'parse_json', 'read_json', 'validate', 'load']
+           'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'CurriculumModule',
+           'CurriculumMilestone', 'CurriculumFile', 'json_schema', 'detect_format', 'FormatError',
+           'describe_validation_error', 'parse_json', 'read_json', 'validate', 'load']
 
-# %% ../nbs/01_schemas.ipynb #02172218
+# %% ../nbs/01_schemas.ipynb #37995406
 import json
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerial
 
 from .ids import milestone_id, module_key, module_number
 
-# %% ../nbs/01_schemas.ipynb #09a36850
+# %% ../nbs/01_schemas.ipynb #bbfe02a5
 def parse_timestamp(v) -> datetime:
     "An ISO 8601 string (or a datetime) as a `datetime`; anything else is a `ValueError`."
     if isinstance(v, datetime): return v
@@ -36,7 +37,7 @@ def format_timestamp(d: datetime) -> str: return d.isoformat()
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), PlainSerializer(format_timestamp, return_type=str)]
 
-# %% ../nbs/01_schemas.ipynb #b1a143bf
+# %% ../nbs/01_schemas.ipynb #54aed2d9
 def _module(v): return module_number(v)
 def _milestone(v): return milestone_id(v)
 
@@ -53,7 +54,7 @@ Score = Annotated[int, Field(ge=1, le=5)]
 Grade = Literal["A", "B", "C", "D", "F"]
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-# %% ../nbs/01_schemas.ipynb #fdaa1f0a
+# %% ../nbs/01_schemas.ipynb #e2c6e38f
 class Model(BaseModel):
     "Base of every format: unknown fields survive a round trip."
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -98,7 +99,7 @@ class Versioned(Model):
         elif isinstance(data.get("version"), (int, float)): data["version"] = f"{major}.{minor}"
         return data
 
-# %% ../nbs/01_schemas.ipynb #9dd4d58d
+# %% ../nbs/01_schemas.ipynb #5b41d616
 class SimpleProgress(Model):
     "Root `progress.json`: started/completed modules as `'01'` strings."
     started_modules: list[ModuleKey] = []
@@ -107,7 +108,7 @@ class SimpleProgress(Model):
     last_completed: Optional[ModuleKey] = None
     last_updated: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #0d84f99b
+# %% ../nbs/01_schemas.ipynb #8046207c
 class ModuleProgressFile(Versioned):
     "`.tito/progress.json`: completed modules as ints, dates keyed `'1'`."
     completed_modules: list[ModuleInt] = []
@@ -115,7 +116,7 @@ class ModuleProgressFile(Versioned):
 
 ModuleProgressFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"}}
 
-# %% ../nbs/01_schemas.ipynb #7d22ca92
+# %% ../nbs/01_schemas.ipynb #cd0df1b7
 class PartResult(Model):
     "One run of one part of a milestone program."
     part: str
@@ -138,7 +139,7 @@ class MilestonesFile(Versioned):
 MilestonesFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"},
                              "1.0": lambda d: {**d, "version": "1.1", "part_results": d.get("part_results", {})}}
 
-# %% ../nbs/01_schemas.ipynb #df90d630
+# %% ../nbs/01_schemas.ipynb #326ba286
 class UserConfig(Model):
     "`.tito/config.json`."
     logo_theme: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
@@ -150,7 +151,7 @@ class UserConfig(Model):
         "Unset preferences stay out of the file rather than appearing as nulls."
         return self.model_dump(mode="json", exclude_none=True)
 
-# %% ../nbs/01_schemas.ipynb #b99faed9
+# %% ../nbs/01_schemas.ipynb #585878b9
 class CategoryGrades(Model):
     Scaffolding: Grade
     Complexity: Grade
@@ -179,12 +180,12 @@ class ReportCard(Model):
     overall_grade: Grade
     category_grades: CategoryGrades
 
-# %% ../nbs/01_schemas.ipynb #baf6d689
+# %% ../nbs/01_schemas.ipynb #ab6088ed
 class PerformanceResults(RootModel[dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=100_000)]]]):
     "`tests/performance/performance_results/{module}_performance_results.json`."
     def to_json(self) -> dict: return self.model_dump(mode="json")
 
-# %% ../nbs/01_schemas.ipynb #dc7b0db8
+# %% ../nbs/01_schemas.ipynb #12ad2433
 class ExportModuleProgress(Model):
     total_modules: Annotated[int, Field(ge=1, le=999)]
     completed_count: Count
@@ -223,7 +224,7 @@ class Achievements(Model):
     first_milestone: Optional[Timestamp] = None
     halfway_point: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #52669044
+# %% ../nbs/01_schemas.ipynb #c6c3970b
 def _consistency_errors(mp: ExportModuleProgress, sp: ExportMilestoneProgress) -> list[str]:
     errs = []
     if len(set(mp.completed_modules)) != len(mp.completed_modules): errs.append("module_progress.completed_modules: duplicate modules")
@@ -268,7 +269,7 @@ class CombinedExport(Model):
         "Contradictions between counts and lists; empty when the export is consistent."
         return _consistency_errors(self.module_progress, self.milestone_progress)
 
-# %% ../nbs/01_schemas.ipynb #c60be63e
+# %% ../nbs/01_schemas.ipynb #554dcc1f
 class UploadRequest(Model):
     "Body of `POST /api/progress/upload`."
     user_id: Optional[UserId] = None
@@ -293,7 +294,39 @@ class Leaderboard(Model):
     "Body of `GET /api/leaderboard`."
     leaderboard: list[LeaderboardEntry]
 
-# %% ../nbs/01_schemas.ipynb #63f26689
+# %% ../nbs/01_schemas.ipynb #b4aad8ca
+class CurriculumModule(Model):
+    number: Annotated[int, Field(ge=1, le=999)]
+    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
+    title: Annotated[str, Field(min_length=1, max_length=128)]
+    tier: Annotated[str, Field(min_length=1, max_length=64)]
+
+class CurriculumMilestone(Model):
+    id: MilestoneId
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    year: Annotated[int, Field(ge=1900, le=2100)]
+    requires: list[ModuleInt]
+    parts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]] = []
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600
+
+class CurriculumFile(Model):
+    "`.tito/curriculum.json`: the course's modules and milestones."
+    name: str = "TinyTorch"
+    sequential_gating: bool = False
+    tiers: list[str] = []
+    modules: Annotated[list[CurriculumModule], Field(min_length=1)]
+    milestones: list[CurriculumMilestone] = []
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        nums = [m.number for m in self.modules]
+        if len(set(nums)) != len(nums): raise ValueError("modules: duplicate module numbers")
+        for ms in self.milestones:
+            missing = sorted(set(ms.requires) - set(nums))
+            if missing: raise ValueError(f"milestone {ms.id} requires unknown modules {missing}")
+        return self
+
+# %% ../nbs/01_schemas.ipynb #f113593b
 FORMATS: dict[str, type[BaseModel]] = {
     "root-progress": SimpleProgress,
     "progress": ModuleProgressFile,
@@ -304,6 +337,7 @@ FORMATS: dict[str, type[BaseModel]] = {
     "export": CombinedExport,
     "upload": UploadRequest,
     "leaderboard": Leaderboard,
+    "curriculum": CurriculumFile,
 }
 
 def json_schema(name: str) -> dict:
@@ -311,7 +345,7 @@ def json_schema(name: str) -> dict:
     if name not in FORMATS: raise KeyError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     return FORMATS[name].model_json_schema(mode="serialization")
 
-# %% ../nbs/01_schemas.ipynb #a5fac873
+# %% ../nbs/01_schemas.ipynb #c17c2cb3
 def detect_format(path, data=None) -> Optional[str]:
     "The format name of the file at `path` (by name, then by the keys of `data`), or None."
     p = Path(path); name = p.name
@@ -320,6 +354,7 @@ def detect_format(path, data=None) -> Optional[str]:
         if name.endswith("_performance_results.json"): return "performance"
         if name == "milestones.json": return "milestones"
         if name == "config.json" and p.parent.name == ".tito": return "config"
+        if name == "curriculum.json": return "curriculum"
         if name == "progress.json": return "progress" if p.parent.name == ".tito" else "root-progress"
     if not isinstance(data, dict): return None
     keys = set(data)
@@ -333,7 +368,7 @@ def detect_format(path, data=None) -> Optional[str]:
     if data and all(isinstance(v, str) and (v.startswith("{") or v.startswith("Error")) for v in data.values()): return "performance"
     return None
 
-# %% ../nbs/01_schemas.ipynb #7e40d1fa
+# %% ../nbs/01_schemas.ipynb #8b40b44b
 class FormatError(ValueError):
     "A file or value that is not valid for its format. `str()` is one line: `path: where: what`."
     def __init__(self, path, where: str, what: str):
@@ -360,7 +395,7 @@ def describe_validation_error(e: ValidationError) -> tuple[str, str]:
     if len(errs) > 1: msg += f" (and {len(errs) - 1} more)"
     return _loc(loc) or "(top level)", msg
 
-# %% ../nbs/01_schemas.ipynb #2c6e14f8
+# %% ../nbs/01_schemas.ipynb #53c7cbcc
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 def _no_constant(c): raise ValueError(f"{c} is not valid JSON")
@@ -388,7 +423,7 @@ def read_json(path):
     except IsADirectoryError: raise FormatError(p, "", "is a directory, not a JSON file") from None
     return parse_json(data, p)
 
-# %% ../nbs/01_schemas.ipynb #ab30ce6e
+# %% ../nbs/01_schemas.ipynb #3ee54872
 def validate(data, fmt: str, path="<input>") -> BaseModel:
     "Validate `data` as format `fmt`; raise `FormatError` naming the field."
     model = FORMATS[fmt]
