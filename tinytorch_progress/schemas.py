@@ -9,10 +9,11 @@ __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId',
            'UserConfig', 'CategoryGrades', 'ReportCard', 'PerformanceResults', 'ExportModuleProgress',
            'UnlockedMilestone', 'LockedMilestone', 'ExportMilestoneProgress', 'Statistics', 'Achievements',
            'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'CurriculumModule',
-           'CurriculumMilestone', 'CurriculumFile', 'json_schema', 'detect_format', 'FormatError',
-           'describe_validation_error', 'parse_json', 'read_json', 'validate', 'load']
+           'CurriculumMilestone', 'CurriculumFile', 'StatusModule', 'StatusMilestone', 'NextStep', 'StatusReport',
+           'json_schema', 'detect_format', 'FormatError', 'describe_validation_error', 'parse_json', 'read_json',
+           'validate', 'load']
 
-# %% ../nbs/01_schemas.ipynb #37995406
+# %% ../nbs/01_schemas.ipynb #7bc27491
 import json
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerial
 
 from .ids import milestone_id, module_key, module_number
 
-# %% ../nbs/01_schemas.ipynb #bbfe02a5
+# %% ../nbs/01_schemas.ipynb #81cf2b51
 def parse_timestamp(v) -> datetime:
     "An ISO 8601 string (or a datetime) as a `datetime`; anything else is a `ValueError`."
     if isinstance(v, datetime): return v
@@ -37,7 +38,7 @@ def format_timestamp(d: datetime) -> str: return d.isoformat()
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), PlainSerializer(format_timestamp, return_type=str)]
 
-# %% ../nbs/01_schemas.ipynb #54aed2d9
+# %% ../nbs/01_schemas.ipynb #04cecd61
 def _module(v): return module_number(v)
 def _milestone(v): return milestone_id(v)
 
@@ -54,7 +55,7 @@ Score = Annotated[int, Field(ge=1, le=5)]
 Grade = Literal["A", "B", "C", "D", "F"]
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-# %% ../nbs/01_schemas.ipynb #e2c6e38f
+# %% ../nbs/01_schemas.ipynb #45396139
 class Model(BaseModel):
     "Base of every format: unknown fields survive a round trip."
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -99,7 +100,7 @@ class Versioned(Model):
         elif isinstance(data.get("version"), (int, float)): data["version"] = f"{major}.{minor}"
         return data
 
-# %% ../nbs/01_schemas.ipynb #5b41d616
+# %% ../nbs/01_schemas.ipynb #99379a9e
 class SimpleProgress(Model):
     "Root `progress.json`: started/completed modules as `'01'` strings."
     started_modules: list[ModuleKey] = []
@@ -108,7 +109,7 @@ class SimpleProgress(Model):
     last_completed: Optional[ModuleKey] = None
     last_updated: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #8046207c
+# %% ../nbs/01_schemas.ipynb #f3d4bf73
 class ModuleProgressFile(Versioned):
     "`.tito/progress.json`: completed modules as ints, dates keyed `'1'`."
     completed_modules: list[ModuleInt] = []
@@ -116,7 +117,7 @@ class ModuleProgressFile(Versioned):
 
 ModuleProgressFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"}}
 
-# %% ../nbs/01_schemas.ipynb #cd0df1b7
+# %% ../nbs/01_schemas.ipynb #b5b1e7c5
 class PartResult(Model):
     "One run of one part of a milestone program."
     part: str
@@ -139,7 +140,7 @@ class MilestonesFile(Versioned):
 MilestonesFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"},
                              "1.0": lambda d: {**d, "version": "1.1", "part_results": d.get("part_results", {})}}
 
-# %% ../nbs/01_schemas.ipynb #326ba286
+# %% ../nbs/01_schemas.ipynb #d9c1b70f
 class UserConfig(Model):
     "`.tito/config.json`."
     logo_theme: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
@@ -151,7 +152,7 @@ class UserConfig(Model):
         "Unset preferences stay out of the file rather than appearing as nulls."
         return self.model_dump(mode="json", exclude_none=True)
 
-# %% ../nbs/01_schemas.ipynb #585878b9
+# %% ../nbs/01_schemas.ipynb #c50e0bf4
 class CategoryGrades(Model):
     Scaffolding: Grade
     Complexity: Grade
@@ -180,12 +181,12 @@ class ReportCard(Model):
     overall_grade: Grade
     category_grades: CategoryGrades
 
-# %% ../nbs/01_schemas.ipynb #ab6088ed
+# %% ../nbs/01_schemas.ipynb #5ba9c9fd
 class PerformanceResults(RootModel[dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=100_000)]]]):
     "`tests/performance/performance_results/{module}_performance_results.json`."
     def to_json(self) -> dict: return self.model_dump(mode="json")
 
-# %% ../nbs/01_schemas.ipynb #12ad2433
+# %% ../nbs/01_schemas.ipynb #7a87beef
 class ExportModuleProgress(Model):
     total_modules: Annotated[int, Field(ge=1, le=999)]
     completed_count: Count
@@ -224,7 +225,7 @@ class Achievements(Model):
     first_milestone: Optional[Timestamp] = None
     halfway_point: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #c6c3970b
+# %% ../nbs/01_schemas.ipynb #f90c937e
 def _consistency_errors(mp: ExportModuleProgress, sp: ExportMilestoneProgress) -> list[str]:
     errs = []
     if len(set(mp.completed_modules)) != len(mp.completed_modules): errs.append("module_progress.completed_modules: duplicate modules")
@@ -269,7 +270,7 @@ class CombinedExport(Model):
         "Contradictions between counts and lists; empty when the export is consistent."
         return _consistency_errors(self.module_progress, self.milestone_progress)
 
-# %% ../nbs/01_schemas.ipynb #554dcc1f
+# %% ../nbs/01_schemas.ipynb #66bf0db6
 class UploadRequest(Model):
     "Body of `POST /api/progress/upload`."
     user_id: Optional[UserId] = None
@@ -294,7 +295,7 @@ class Leaderboard(Model):
     "Body of `GET /api/leaderboard`."
     leaderboard: list[LeaderboardEntry]
 
-# %% ../nbs/01_schemas.ipynb #b4aad8ca
+# %% ../nbs/01_schemas.ipynb #298bc3db
 class CurriculumModule(Model):
     number: Annotated[int, Field(ge=1, le=999)]
     slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
@@ -326,7 +327,44 @@ class CurriculumFile(Model):
             if missing: raise ValueError(f"milestone {ms.id} requires unknown modules {missing}")
         return self
 
-# %% ../nbs/01_schemas.ipynb #f113593b
+# %% ../nbs/01_schemas.ipynb #45b4d254
+class StatusModule(Model):
+    number: Annotated[int, Field(ge=1, le=999)]
+    key: str
+    name: str
+    title: str
+    tier: str
+    state: Literal["not started", "started", "completed"]
+    completed_at: Optional[Timestamp] = None
+
+class StatusMilestone(Model):
+    id: MilestoneId
+    name: str
+    year: int
+    requires: list[ModuleInt]
+    state: Literal["locked", "unlocked", "completed"]
+    missing: list[ModuleInt] = []
+    unlocked_at: Optional[Timestamp] = None
+    completed_at: Optional[Timestamp] = None
+
+class NextStep(Model):
+    text: str
+    command: str
+    kind: Literal["start", "complete", "milestone", "done"]
+
+class StatusReport(Model):
+    "Output of `tito status --json`."
+    root: str
+    course: str
+    modules: list[StatusModule]
+    milestones: list[StatusMilestone]
+    completed_count: Count
+    total_modules: Count
+    completion_percentage: Annotated[int, Field(ge=0, le=100)]
+    next_action: NextStep
+    warnings: list[str] = []
+
+# %% ../nbs/01_schemas.ipynb #c4772034
 FORMATS: dict[str, type[BaseModel]] = {
     "root-progress": SimpleProgress,
     "progress": ModuleProgressFile,
@@ -338,6 +376,7 @@ FORMATS: dict[str, type[BaseModel]] = {
     "upload": UploadRequest,
     "leaderboard": Leaderboard,
     "curriculum": CurriculumFile,
+    "status": StatusReport,
 }
 
 def json_schema(name: str) -> dict:
@@ -345,7 +384,7 @@ def json_schema(name: str) -> dict:
     if name not in FORMATS: raise KeyError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     return FORMATS[name].model_json_schema(mode="serialization")
 
-# %% ../nbs/01_schemas.ipynb #c17c2cb3
+# %% ../nbs/01_schemas.ipynb #3a064ad1
 def detect_format(path, data=None) -> Optional[str]:
     "The format name of the file at `path` (by name, then by the keys of `data`), or None."
     p = Path(path); name = p.name
@@ -368,7 +407,7 @@ def detect_format(path, data=None) -> Optional[str]:
     if data and all(isinstance(v, str) and (v.startswith("{") or v.startswith("Error")) for v in data.values()): return "performance"
     return None
 
-# %% ../nbs/01_schemas.ipynb #8b40b44b
+# %% ../nbs/01_schemas.ipynb #f1276ea3
 class FormatError(ValueError):
     "A file or value that is not valid for its format. `str()` is one line: `path: where: what`."
     def __init__(self, path, where: str, what: str):
@@ -395,7 +434,7 @@ def describe_validation_error(e: ValidationError) -> tuple[str, str]:
     if len(errs) > 1: msg += f" (and {len(errs) - 1} more)"
     return _loc(loc) or "(top level)", msg
 
-# %% ../nbs/01_schemas.ipynb #53c7cbcc
+# %% ../nbs/01_schemas.ipynb #a729114a
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 def _no_constant(c): raise ValueError(f"{c} is not valid JSON")
@@ -423,7 +462,7 @@ def read_json(path):
     except IsADirectoryError: raise FormatError(p, "", "is a directory, not a JSON file") from None
     return parse_json(data, p)
 
-# %% ../nbs/01_schemas.ipynb #3ee54872
+# %% ../nbs/01_schemas.ipynb #4aa9f230
 def validate(data, fmt: str, path="<input>") -> BaseModel:
     "Validate `data` as format `fmt`; raise `FormatError` naming the field."
     model = FORMATS[fmt]

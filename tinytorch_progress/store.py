@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'find_root', 'fsync_dir', 'write_bytes_atomic', 'write_json_atomic', 'State',
            'decode', 'Workspace', 'backup_name', 'list_backups', 'backup', 'lock', 'now_local', 'append_events',
-           'record']
+           'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #c08a2eb1
+# %% ../nbs/03_store.ipynb #7508eeb6
 import json, os, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ from typing import Optional
 
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #eb18412f
+# %% ../nbs/03_store.ipynb #16ba3dc5
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -32,7 +32,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #31dea5d9
+# %% ../nbs/03_store.ipynb #33da723d
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -67,7 +67,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode)
 
-# %% ../nbs/03_store.ipynb #0598e6c1
+# %% ../nbs/03_store.ipynb #c47c340b
 @dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -86,7 +86,7 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #5c8103ac
+# %% ../nbs/03_store.ipynb #68cc2873
 def _dt(v) -> datetime:
     if not isinstance(v, str): raise ValueError(v)
     return datetime.fromisoformat(v)
@@ -132,7 +132,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #8b0ea51e
+# %% ../nbs/03_store.ipynb #8bef2111
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -159,7 +159,7 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #ed9ccd3e
+# %% ../nbs/03_store.ipynb #926712d5
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -179,7 +179,7 @@ def _load_one(ws: Workspace, fmt: str):
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #c518a8d7
+# %% ../nbs/03_store.ipynb #711b428e
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -204,7 +204,7 @@ def _recover(ws: Workspace, fmt: str, err):
         return decode(fmt, d)
     raise TitoError(f"{err} — and no valid backup exists in {ws.backups.relative_to(ws.root)}; fix the file or move it away (`tito doctor` explains)")
 
-# %% ../nbs/03_store.ipynb #a4f30fd8
+# %% ../nbs/03_store.ipynb #e6e1f399
 def _read(ws: Workspace) -> State:
     ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
@@ -226,7 +226,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #ec6d0c7b
+# %% ../nbs/03_store.ipynb #aa4012b4
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -260,7 +260,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
         backup(ws, fmt)
         write_json_atomic(p, data)
 
-# %% ../nbs/03_store.ipynb #536fe327
+# %% ../nbs/03_store.ipynb #e77abc66
 def lock(ws: Workspace, timeout: float = 30):
     "The workspace's exclusive lock (`.tito/.lock`)."
     from filelock import FileLock
@@ -282,7 +282,7 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #e12e633a
+# %% ../nbs/03_store.ipynb #d3d2c4c8
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -315,7 +315,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #936bb5c0
+# %% ../nbs/03_store.ipynb #f80ceb25
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -337,3 +337,56 @@ def _update_config(ws: Workspace, **changes) -> dict:
 
 Workspace.config = _config
 Workspace.update_config = _update_config
+
+# %% ../nbs/03_store.ipynb #521e91e9
+def ensure_gitignored(root) -> bool:
+    "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
+    gi = Path(root) / ".gitignore"
+    text = gi.read_text() if gi.exists() else ""
+    if any(l.strip() in (".tito", ".tito/", "/.tito", "/.tito/") for l in text.splitlines()): return False
+    write_bytes_atomic(gi, (text + ("" if not text or text.endswith("\n") else "\n") + "# tinytorch-progress: private progress data\n.tito/\n").encode())
+    return True
+
+def init_workspace(path) -> list[str]:
+    "Create (or complete) a workspace at `path`; the list of what was done."
+    root = Path(path); done = []
+    root.mkdir(parents=True, exist_ok=True)
+    ws = Workspace(root)
+    if not ws.tito.is_dir(): ws.tito.mkdir(); done.append("created .tito/")
+    if not ws.config_path.exists(): ws.update_config(logo_theme="standard"); done.append("wrote .tito/config.json")
+    missing = [f for f in FILES if not ws.path(f).exists()]
+    if missing:
+        with ws.transaction(): pass  # writes the files that do not exist; existing ones are left as they are
+        done.append("wrote " + ", ".join(FILES[f] for f in missing))
+    if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
+    return done or ["already initialised; nothing to do"]
+
+# %% ../nbs/03_store.ipynb #ba115806
+def doctor(root) -> tuple[bool, list[str]]:
+    "Check and repair the workspace; (healthy, what was found or done)."
+    from tinytorch_progress.schemas import FormatError, load
+    ws = Workspace(root); notes = []; ok = True
+    if not ws.tito.is_dir(): return False, [f"{ws.tito} is missing: run `tito init`"]
+    for tmp in ws.tito.glob(".*.tmp"):
+        tmp.unlink(); notes.append(f"removed a temp file left by an interrupted write: {tmp.name}")
+    for tmp in ws.root.glob(".progress.json.*.tmp"):
+        tmp.unlink(); notes.append(f"removed a temp file left by an interrupted write: {tmp.name}")
+    try:
+        with lock(ws):
+            before = ws.read()
+            for w in ws.warnings: notes.append(f"repaired: {w}")
+            files_before = {f: (ws.path(f).read_bytes() if ws.path(f).exists() else None) for f in FILES}
+            _write_state(ws, before, None)
+            for f in FILES:
+                if ws.path(f).read_bytes() != files_before[f]:
+                    notes.append(f"rewrote {FILES[f]} so both progress files agree" if files_before[f] is not None else f"created {FILES[f]}")
+    except TitoError as e:
+        return False, notes + [str(e)]
+    if ws.config_path.exists():
+        try: load(ws.config_path, "config")
+        except FormatError as e: ok = False; notes.append(f"{e} (fix it by hand; preferences are not backed up)")
+    ws.warnings = []
+    ws.events()
+    notes += [w for w in ws.warnings]
+    if ensure_gitignored(root): notes.append("added .tito/ to .gitignore")
+    return ok, notes or ["all files valid; nothing to repair"]
