@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['use_color', 'main']
 
-# %% ../nbs/20_cli.ipynb #5fb51472
+# %% ../nbs/20_cli.ipynb #e9e6dc11
 import os, sys
 
 from .ids import TitoError
 from .commands import parse, render
 
-# %% ../nbs/20_cli.ipynb #d92e6d9c
+# %% ../nbs/20_cli.ipynb #9a4a603a
 def use_color(stream=None) -> bool:
     "Colour only on a TTY, never with `NO_COLOR` (https://no-color.org)."
     stream = stream or sys.stdout
@@ -37,7 +37,11 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug of ours: still one line, with what is needed to report it
+        print(f"tito: internal error: {type(e).__name__}: {e} (set TITO_DEBUG=1 for the traceback)", file=sys.stderr)
+        if os.environ.get("TITO_DEBUG"): raise
+        return 1
 
-# %% ../nbs/20_cli.ipynb #f38c7f8b
+# %% ../nbs/20_cli.ipynb #b98971dc
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
