@@ -10,7 +10,7 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'latest_export', 'leaderboard', 'rank_of', 'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit',
            'esc', 'page', 'render_overview', 'render_user', 'ErrorBody', 'UploadResult', 'Health', 'create_app']
 
-# %% ../nbs/17_server.ipynb #f3fbf1fb
+# %% ../nbs/17_server.ipynb #3997f485
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -31,7 +31,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #fc07123e
+# %% ../nbs/17_server.ipynb #07bcb291
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -42,7 +42,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #f0edd1e6
+# %% ../nbs/17_server.ipynb #4f91857f
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -120,7 +120,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #2347b26b
+# %% ../nbs/17_server.ipynb #73e0b30a
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool):
@@ -155,7 +155,7 @@ def open_engine(url: Optional[str] = None) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #31f81d45
+# %% ../nbs/17_server.ipynb #989a5345
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -182,7 +182,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #ddc7b4a8
+# %% ../nbs/17_server.ipynb #29453b77
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -247,7 +247,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #4c75e6c6
+# %% ../nbs/17_server.ipynb #8c3ec4c6
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -301,7 +301,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #095519b7
+# %% ../nbs/17_server.ipynb #892561ab
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None):
@@ -390,7 +390,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #b997ad17
+# %% ../nbs/17_server.ipynb #a46297cd
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -419,7 +419,7 @@ def rank_of(conn, metric: str, value: int) -> int:
     score, _ = _order(metric)
     return 1 + conn.execute(select(func.count()).select_from(Standing.__table__).where(score > value)).scalar()
 
-# %% ../nbs/17_server.ipynb #226f1016
+# %% ../nbs/17_server.ipynb #a8f667a3
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     st, um, snap = Standing.__table__, UserMilestone.__table__, Snapshot.__table__
@@ -448,7 +448,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #1cbd3a62
+# %% ../nbs/17_server.ipynb #d2222ac7
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -468,7 +468,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #9fd77c55
+# %% ../nbs/17_server.ipynb #bd126ace
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -507,7 +507,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #a31c3fad
+# %% ../nbs/17_server.ipynb #bd1a273b
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -603,7 +603,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #eeab84ad
+# %% ../nbs/17_server.ipynb #f2e033eb
 class ErrorBody(BaseModel):
     detail: str
 
@@ -623,13 +623,15 @@ class Health(BaseModel):
 def _err(*codes) -> dict:
     what = {400: "not JSON", 401: "missing, malformed, invalid or revoked token", 403: "the body's user_id is not the token owner's",
             404: "not found", 413: "body over the size limit", 422: "invalid or inconsistent input", 429: "too many requests (see Retry-After)"}
-    return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
+    return {c: {"description": what[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for c in codes}
 
 def _upload_openapi(schema: dict) -> dict:
-    "Add the `UploadRequest` JSON Schema (validation mode) to the OpenAPI document under prefixed names."
+    "Add `ErrorBody` and the `UploadRequest` JSON Schema (validation mode, names prefixed) to the OpenAPI document."
     from pydantic.json_schema import models_json_schema
     _, top = models_json_schema([(UploadRequest, "validation")], ref_template="#/components/schemas/Upload_{model}")
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    comps["ErrorBody"] = ErrorBody.model_json_schema()
     for name, s in top["$defs"].items(): comps[f"Upload_{name}"] = s
     return schema
 
@@ -730,7 +732,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
 
     @app.get("/u/{username}", response_class=HTMLResponse, tags=["dashboard"],
              responses={404: {"description": "no such user (HTML for browsers, JSON otherwise)",
-                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}, "text/html": {}}},
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}, "text/html": {"schema": {"type": "string"}}}},
                         **_err(422)})
     def user_page(request: Request, username: str = P(max_length=64, pattern=USERNAME_RE.pattern)):
         "A student's modules and milestones."
