@@ -1,0 +1,145 @@
+"The `tito` entry point in a subprocess: help on every level, exit codes, one-line errors, --json validated."
+import json, os, pty, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+from conftest import TITO, run_tito
+from tinytorch_progress.schemas import validate
+
+
+@pytest.fixture
+def ws(tmp_path):
+    r = run_tito("init", tmp_path)
+    assert r.returncode == 0, r.stderr
+    return tmp_path
+
+
+HELP = [[], ["status"], ["module"], ["module", "start"], ["module", "complete"], ["module", "reset"], ["module", "status"],
+        ["milestone"], ["milestone", "progress"], ["milestone", "complete"], ["milestones", "status"], ["init"], ["doctor"],
+        ["validate"], ["schema"], ["start"], ["complete"], ["demo"]]
+
+
+@pytest.mark.parametrize("cmd", HELP, ids=lambda c: " ".join(c) or "tito")
+def test_help_on_every_level(cmd):
+    r = run_tito(*cmd, "--help")
+    assert r.returncode == 0 and "usage: tito" in r.stdout and not r.stderr
+
+
+USAGE = [["bogus"], ["module"], ["milestone"], ["status", "--bogus"], ["--root"], ["milestone", "complete"],
+         ["validate"], ["module", "reset"], ["module", "start", "01", "02"], ["schema", "--nope"]]
+
+
+@pytest.mark.parametrize("cmd", USAGE, ids=lambda c: " ".join(c))
+def test_usage_errors_exit_2(cmd, ws):
+    r = run_tito("--root", ws, *cmd) if cmd != ["--root"] else run_tito(*cmd)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
+
+
+FAILS = [(["module", "start", "99"], "not in the curriculum"), (["module", "start", "tensor"], "not a module id"),
+         (["module", "complete", "01"], "no tests found"), (["milestone", "complete", "03"], "is locked"),
+         (["milestone", "complete", "09"], "not in the curriculum"), (["schema", "nope"], "unknown format")]
+
+
+@pytest.mark.parametrize("cmd,msg", FAILS, ids=lambda c: " ".join(c) if isinstance(c, list) else "")
+def test_operation_failures_exit_1_with_one_line(cmd, msg, ws):
+    r = run_tito("--root", ws, *cmd)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("tito: error:") and msg in r.stderr
+
+
+def test_missing_root_is_one_line(tmp_path):
+    r = run_tito("--root", tmp_path / "nope", "status")
+    assert r.returncode == 1 and r.stderr.strip() == f"tito: error: workspace {tmp_path / 'nope'} is not a folder"
+
+
+def test_root_discovery_walks_up(ws):
+    (ws / "modules" / "01_tensor").mkdir(parents=True)
+    r = run_tito("status", cwd=ws / "modules" / "01_tensor")
+    assert r.returncode == 0 and str(ws) in r.stdout
+    r = run_tito("status", env={"TITO_ROOT": str(ws)}, cwd="/")
+    assert r.returncode == 0 and str(ws) in r.stdout
+
+
+def test_module_defaults_to_the_current_folder(ws):
+    d = ws / "modules" / "04_losses"; d.mkdir(parents=True)
+    r = run_tito("module", "start", cwd=d)
+    assert r.returncode == 0 and "Started module 04 (Losses)" in r.stdout
+
+
+def test_json_of_every_read_command_validates(ws):
+    run_tito("--root", ws, "module", "complete", "01", "--skip-tests")
+    for cmd in (["status"], ["status", "--progress"], ["module", "status"], ["milestone", "progress"], ["milestones", "status"]):
+        r = run_tito("--root", ws, *cmd, "--json")
+        assert r.returncode == 0, r.stderr
+        data = validate(json.loads(r.stdout), "status")
+        assert data.completed_count == 1 and data.milestones[0].state == "unlocked"
+    r = run_tito("validate", ws / ".tito" / "progress.json", "--json")
+    assert json.loads(r.stdout) == [{"path": str(ws / ".tito" / "progress.json"), "format": "progress", "ok": True, "error": None}]
+    r = run_tito("schema", "--list", "--json")
+    assert "export" in json.loads(r.stdout)
+
+
+def test_status_progress_fits_80_columns_and_lists_every_module(ws):
+    run_tito("--root", ws, "module", "start", "17")
+    r = run_tito("--root", ws, "status", "--progress")
+    lines = r.stdout.splitlines()
+    assert all(len(l) <= 80 for l in lines[1:]), max(lines[1:], key=len)
+    for n in range(1, 21): assert any(l.startswith(f"{n:02d}  ") for l in lines)
+    assert "17  Memoization (KV cache)   Optimization  … started" in r.stdout
+    r = run_tito("--root", ws, "milestone", "progress")
+    assert "06  2018: MLPerf Benchmarking  01–17     · locked   modules 01–17" in r.stdout
+
+
+def test_colour_only_on_a_tty_and_never_with_no_color(ws):
+    run_tito("--root", ws, "module", "complete", "01", "--skip-tests")
+
+    def on_tty(env):
+        master, slave = pty.openpty()
+        p = subprocess.Popen(TITO + ["--root", str(ws), "status", "--progress"], stdout=slave, stderr=slave, env=env)
+        os.close(slave); out = b""
+        while True:
+            try: chunk = os.read(master, 65536)
+            except OSError: break
+            if not chunk: break
+            out += chunk
+        p.wait(); os.close(master)
+        return out.decode()
+
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    assert "\x1b[" in on_tty(env)
+    assert "\x1b[" not in on_tty({**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in subprocess.run(TITO + ["--root", str(ws), "status", "--progress"], env=env, capture_output=True, text=True).stdout
+
+
+def test_init_gitignores_and_doctor_reports(tmp_path):
+    (tmp_path / ".gitignore").write_text("build/")
+    r = run_tito("init", tmp_path)
+    assert "added .tito/ to .gitignore" in r.stdout
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == ".tito/"
+    r = run_tito("--root", tmp_path, "doctor")
+    assert r.returncode == 0 and "nothing to repair" in r.stdout
+    shutil.rmtree(tmp_path / ".tito" / "backups")
+    (tmp_path / ".tito" / "milestones.json").write_text("{broken")
+    r = run_tito("--root", tmp_path, "doctor")  # and no backups to restore
+    assert r.returncode == 1 and "no valid backup" in r.stdout
+    assert (tmp_path / ".tito" / "milestones.json").read_text() == "{broken"
+    (tmp_path / ".tito" / "milestones.json").unlink()
+    assert run_tito("--root", tmp_path, "module", "complete", "01", "--skip-tests").returncode == 0
+    assert run_tito("--root", tmp_path, "module", "complete", "02", "--skip-tests").returncode == 0
+    (tmp_path / ".tito" / "milestones.json").write_text('{"unlocked_milestones": 7}')
+    r = run_tito("--root", tmp_path, "doctor")
+    assert r.returncode == 0 and "repaired:" in r.stdout and "restored the backup" in r.stdout
+    assert list((tmp_path / ".tito" / "backups").glob("corrupt-*-milestones.json"))
+    assert json.loads((tmp_path / ".tito" / "milestones.json").read_text())["unlocked_milestones"] == ["01", "02"]
+
+
+def test_upstream_workspace_is_read_as_is(tmp_path):
+    (tmp_path / ".tito").mkdir()
+    (tmp_path / "progress.json").write_text(json.dumps({"started_modules": ["01", "02"], "completed_modules": ["01"], "last_worked": "02"}))
+    (tmp_path / ".tito" / "progress.json").write_text(json.dumps({"version": "1.0", "completed_modules": ["01", 2], "completion_dates": {}}))
+    before = {p: p.read_bytes() for p in (tmp_path / "progress.json", tmp_path / ".tito" / "progress.json")}
+    r = run_tito("--root", tmp_path, "status", "--json")
+    data = json.loads(r.stdout)
+    assert [m["state"] for m in data["modules"][:3]] == ["completed", "completed", "not started"]
+    assert data["milestones"][1]["state"] == "unlocked"  # requirements met although upstream never recorded it
+    assert {p: p.read_bytes() for p in before} == before  # reading never rewrites
