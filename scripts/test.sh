@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Install the project with its dev extra into .venv and run every check and test.
+# Install everything the tests need (system packages when run as root, the project with its dev extra into .venv),
+# start PostgreSQL, then run every check and test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# System packages: a browser for the real-browser tests, PostgreSQL for the server suite.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if ! command -v chromium >/dev/null || ! command -v pg_ctlcluster >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null
+  fi
+fi
+if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
+  bash .ci/postgres.sh || echo "PostgreSQL could not be started; its tests will be skipped"
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -e ".[dev]"
 .venv/bin/pip check

@@ -1,0 +1,77 @@
+"`%tito` in a real IPython shell and in a real notebook executed by a Jupyter kernel."
+import json, os
+from pathlib import Path
+import nbformat, pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import get_ipython
+from tinytorch_progress.store import init_workspace
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "tinytorch_progress")
+    return shell
+
+
+@pytest.fixture
+def module_dir(tmp_path, monkeypatch):
+    init_workspace(tmp_path)
+    d = tmp_path / "modules" / "01_tensor"; d.mkdir(parents=True)
+    monkeypatch.chdir(d)
+    monkeypatch.delenv("TITO_ROOT", raising=False)
+    return d
+
+
+def test_status_start_complete_in_a_module_folder(ip, module_dir):
+    assert ip.run_line_magic("tito", "start").data()["module"] == "01"
+    r = ip.run_line_magic("tito", "complete --skip-tests")
+    assert r.data()["unlocked"] == ["01"] and "1957: Perceptron unlocked" in r.text()
+    st = ip.run_line_magic("tito", "status")
+    bundle = st._repr_mimebundle_()
+    assert "text/plain" in bundle and "text/html" in bundle
+    assert st.status.completed_count == 1
+    assert "01  1957: Perceptron" in ip.run_line_magic("tito", "milestone progress").text()
+
+
+@pytest.mark.parametrize("line,msg", [("bogus", "invalid choice"), ("module", "missing ACTION"), ("status --nope", "unrecognized"),
+                                      ("start 42", "not in the curriculum"), ("milestone complete 05", "locked")])
+def test_bad_input_is_a_one_line_usage_error(ip, module_dir, line, msg):
+    with pytest.raises(UsageError, match=msg) as e:
+        ip.run_line_magic("tito", line)
+    assert "\n" not in str(e.value).strip()
+
+
+def test_notebook_path_from_the_kernel_wins_over_the_folder(ip, module_dir, tmp_path):
+    other = tmp_path / "modules" / "05_autograd"; other.mkdir(parents=True)
+    ip.user_ns["__vsc_ipynb_file__"] = str(other / "05_autograd.ipynb")
+    try: assert ip.run_line_magic("tito", "start").data()["module"] == "05"
+    finally: del ip.user_ns["__vsc_ipynb_file__"]
+
+
+def test_help_lists_the_command_set(ip, module_dir):
+    text = ip.run_line_magic("tito", "help").text()
+    for cmd in ("status", "start", "complete", "milestone"): assert cmd in text
+
+
+def test_a_real_notebook_runs_start_complete_status(module_dir):
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def double(x):\n    return 2 * x"),
+        nbformat.v4.new_code_cell("def test_unit_double():\n    assert double(2) == 4"),
+        nbformat.v4.new_code_cell("%load_ext tinytorch_progress"),
+        nbformat.v4.new_code_cell("%tito start"),
+        nbformat.v4.new_code_cell("%tito complete"),
+        nbformat.v4.new_code_cell("%tito status --progress"),
+    ])
+    path = module_dir / "01_tensor.ipynb"
+    nbformat.write(nb, path)  # `%tito complete` runs this notebook's tests from disk
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(module_dir)}}).execute()
+    out = lambda i: "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in nb.cells[i].outputs)
+    assert "Started module 01 (Tensor)" in out(3)
+    assert "Completed module 01 (Tensor)" in out(4) and "tests passed" in out(4)
+    assert "01  Tensor" in out(5) and "✓ completed" in out(5)
+    for i in (3, 4, 5):
+        assert any("text/html" in o.get("data", {}) for o in nb.cells[i].outputs)
+    saved = json.loads((module_dir.parents[1] / ".tito" / "progress.json").read_text())
+    assert saved["completed_modules"] == [1] and "1" in saved["completion_dates"]
