@@ -1,0 +1,125 @@
+"""End to end: the real `tito serve` in a subprocess on a free 127.0.0.1 port, users created with the real
+`tito server add-user`, uploads over real HTTP (httpx), then two workspaces `tito login` + `tito sync` to it, and the
+leaderboard and dashboard reflect all of it."""
+import importlib.util, json, os, signal, socket, subprocess, sys, time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TITO, run_tito
+from test_server import upload_body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    "`tito serve` with no --db, from an empty folder: the default database file appears there."
+    port = free_port()
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("TITO_SERVER_DB", None)
+    log = open(tmp_path / "serve.log", "w+")
+    proc = subprocess.Popen(TITO + ["serve", "--port", str(port), "--log-level", "warning"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200: break
+        except httpx.TransportError: pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0); proc.kill()
+            pytest.fail(f"tito serve did not start: {log.read()}")
+        time.sleep(0.1)
+    yield url, tmp_path, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+    log.close()
+
+
+def add_user(cwd, name) -> str:
+    r = run_tito("server", "add-user", name, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("token: ")[1].split()[0]
+
+
+def test_serve_upload_and_leaderboard_over_http(served):
+    url, cwd, proc = served
+    assert (cwd / "tito-server.db").exists()
+    tokens = {n: add_user(cwd, n) for n in ("ada", "bob")}
+    with httpx.Client(base_url=url, timeout=10) as c:
+        h = lambda n: {"Authorization": f"Bearer {tokens[n]}"}
+        r = c.post("/api/progress/upload", json=upload_body((1, 2, 3, 4), user_id="ada"), headers=h("ada"))
+        assert r.status_code == 201, r.text
+        r = c.post("/api/progress/upload", json=upload_body((1, 2), (("01", True),)), headers=h("bob"))
+        assert r.status_code == 201, r.text
+        assert c.post("/api/progress/upload", json=upload_body((1, 2), (("01", True),)), headers=h("bob")).json()["status"] == "unchanged"
+        # over real HTTP too: another user's id is refused, a missing token is 401, an oversized chunked body is 413
+        assert c.post("/api/progress/upload", json=upload_body(user_id="bob"), headers=h("ada")).status_code == 403
+        assert c.post("/api/progress/upload", json=upload_body()).status_code == 401
+        big = c.post("/api/progress/upload", content=(b"x" * 4096 for _ in range(100)), headers=h("ada"))
+        assert big.status_code == 413 and big.json()["detail"].startswith("request body too large")
+        lb = c.get("/api/leaderboard").json()["leaderboard"]
+        assert [(e["username"], e["modules_completed"], e["milestones_completed"], e["rank"]) for e in lb] == [
+            ("ada", 4, 1, 1), ("bob", 2, 1, 2)]
+        assert [e["username"] for e in c.get("/api/leaderboard?metric=milestones_completed").json()["leaderboard"]] == ["ada", "bob"]
+        assert c.get("/api/progress/bob").json()["module_progress"]["completed_modules"] == [1, 2]
+        page = c.get("/").text
+        assert '<a href="/u/ada">ada</a>' in page and '<a href="/u/bob">bob</a>' in page
+    # the admin CLI sees the uploads the server stored
+    r = run_tito("server", "list-users", "--json", cwd=cwd)
+    assert {(u["username"], u["modules_completed"]) for u in json.loads(r.stdout)} == {("ada", 4), ("bob", 2)}
+    # revoking takes effect on the running server at once
+    assert run_tito("server", "revoke", "ada", cwd=cwd).returncode == 0
+    assert httpx.post(f"{url}/api/progress/upload", json=upload_body(), headers={"Authorization": f"Bearer {tokens['ada']}"}).status_code == 401
+    # Ctrl-C stops it cleanly
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tinytorch_progress.sync") is None, reason="the sync client is not in this build")
+def test_two_workspaces_sync_to_the_server(served, tmp_path):
+    url, cwd, proc = served
+    work = tmp_path / "students"; work.mkdir()
+    plan = {"carol": ["01", "02", "03"], "dave": ["01"]}
+    for name, modules in plan.items():
+        token = add_user(cwd, name)
+        ws = work / name
+        assert run_tito("init", ws, cwd=work).returncode == 0
+        for m in modules:
+            r = run_tito("--root", ws, "module", "complete", m, "--skip-tests", cwd=work)
+            assert r.returncode == 0, r.stderr
+        r = run_tito("--root", ws, "login", "--server", url, "--token", token, cwd=work)
+        assert r.returncode == 0, r.stderr
+        assert token not in r.stdout
+        r = run_tito("--root", ws, "sync", cwd=work)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert f"as {name}" in r.stdout
+        again = run_tito("--root", ws, "sync", cwd=work)
+        assert again.returncode == 0, again.stderr
+    lb = httpx.get(f"{url}/api/leaderboard").json()["leaderboard"]
+    assert [(e["username"], e["modules_completed"], e["rank"]) for e in lb] == [("carol", 3, 1), ("dave", 1, 2)]
+    held = httpx.get(f"{url}/api/progress/carol").json()
+    assert held["user_id"] == "carol" and held["module_progress"]["completed_modules"] == [1, 2, 3]
+    rows = {u["username"]: u for u in json.loads(run_tito("server", "list-users", "--json", cwd=cwd).stdout)}
+    assert rows["carol"]["modules_completed"] == 3 and rows["dave"]["modules_completed"] == 1
+    from tinytorch_progress import server as srv
+    db = srv.Db(f"sqlite:///{cwd / 'tito-server.db'}")
+    def snapshots():
+        with db.read() as c: return c.execute(srv.select(srv.func.count()).select_from(srv.Snapshot.__table__)).scalar()
+    try:
+        before = snapshots()
+        for name in plan:  # nothing changed since: the client re-sends the same bytes and the server stores nothing
+            r = run_tito("--root", work / name, "sync", cwd=work)
+            assert r.returncode == 0 and "already up to date" in r.stdout, (r.stdout, r.stderr)
+        assert snapshots() == before
+    finally: db.engine.dispose()
+    page = httpx.get(f"{url}/u/carol").text
+    assert "<strong>3/20</strong> modules" in page
