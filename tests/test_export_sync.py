@@ -1,0 +1,399 @@
+"""Combined export against the spec's example, and `tito sync` against real HTTP servers on 127.0.0.1.
+
+The servers are real: the package's own website (`server.create_app`, run by uvicorn in a thread, users made with the
+real `tito server add-user`), wrapped in an ASGI layer that can inject 500s and lost replies; small `http.server`
+servers for a lying server and for a token-leak check; a listening socket that never answers (timeouts); a port where
+nothing listens (offline). No mock of httpx anywhere."""
+import asyncio, json, os, socket, stat, threading, time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import SPEC, run_tito
+from tinytorch_progress import tracker
+from tinytorch_progress.export import SPEC_DEVIATIONS, build_export, leaves, write_spec_workspace
+from tinytorch_progress.schemas import CombinedExport
+from tinytorch_progress.sync import Outbox
+
+FAST = {"TITO_SYNC_BACKOFF": "0.01", "TITO_SYNC_TIMEOUT": "5"}
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port() -> int:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    return port
+
+
+def workspace(tmp_path, name="ws", completed=()) -> Path:
+    root = tmp_path / name
+    (root / ".tito").mkdir(parents=True)
+    for n in completed: tracker.complete(root, n, skip_tests=True)
+    return root
+
+
+def tito(*args, env=None, input=None):
+    return run_tito(*args, env={**FAST, **(env or {})}, input=input)
+
+
+def sync_json(root, *extra, env=None):
+    p = tito("--root", root, "sync", "--json", *extra, env=env)
+    assert p.stdout.strip(), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+class Faults:
+    "ASGI wrapper around the real app: counts requests, injects 500s or stores-then-loses the reply."
+    def __init__(self, app):
+        self.app, self.fail_uploads, self.lose_replies, self.requests = app, 0, 0, []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http": return await self.app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append((scope["method"], scope["path"], headers))
+        if scope["path"] == "/api/progress/upload":
+            if self.fail_uploads > 0:
+                self.fail_uploads -= 1
+                return await self.reply(send, 500, {"detail": "injected failure"})
+            if self.lose_replies > 0:
+                self.lose_replies -= 1
+                sent = []
+                async def swallow(msg): sent.append(msg)
+                await self.app(scope, receive, swallow)  # the server stores the upload...
+                return await self.reply(send, 502, {"detail": "reply lost"})  # ...the client never learns it
+        return await self.app(scope, receive, send)
+
+    @staticmethod
+    async def reply(send, status, body):
+        data = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+    def count(self, method, path):
+        return sum(1 for m, p, _ in self.requests if m == method and p == path)
+
+
+class Website:
+    "The real progress website on 127.0.0.1:`port`, in a thread."
+    def __init__(self, db_url, port=None):
+        import uvicorn
+        from tinytorch_progress.server import create_app
+        self.db_url, self.port = db_url, port or free_port()
+        self.app = create_app(db_url, rate_limit=None)
+        self.faults = Faults(self.app)
+        self.server = uvicorn.Server(uvicorn.Config(self.faults, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self): return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "website did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.app.state.db.engine.dispose()
+
+    def add_user(self, name, user_id=None):
+        "A token from the real `tito server add-user`."
+        extra = ["--user-id", user_id] if user_id else []
+        p = tito("server", "add-user", name, "--db", self.db_url, "--json", *extra)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)["token"]
+
+    def snapshots(self, user_id=None) -> int:
+        from tinytorch_progress.server import Snapshot, User
+        s, u = Snapshot.__table__, User.__table__
+        q = select(func.count()).select_from(s.join(u, u.c.id == s.c.user_pk))
+        if user_id: q = q.where(u.c.user_id == user_id)
+        with self.app.state.db.engine.connect() as c: return c.execute(q).scalar()
+
+
+@pytest.fixture
+def website(tmp_path):
+    sites = []
+    def make(port=None):
+        w = Website(f"sqlite:///{tmp_path / 'class.db'}", port).start()
+        sites.append(w)
+        return w
+    yield make
+    for w in sites: w.stop()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    "A small real server implementing the two endpoints; what it holds can be made to lie."
+    def log_message(self, *a): pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.server.seen.append(("POST", self.path, self.headers.get("authorization"), body))
+        if self.path != "/api/progress/upload": return self.send(404, {"detail": "not found"})
+        self.server.received.append(json.loads(body))
+        self.send(201, {"status": "stored", "user_id": "ada", "snapshot_id": len(self.server.received), "latest": True})
+
+    def do_GET(self):
+        self.server.seen.append(("GET", self.path, self.headers.get("authorization"), b""))
+        if self.path != "/api/progress/ada" or not self.server.received: return self.send(404, {"detail": "no progress"})
+        held = dict(self.server.received[-1], user_id="ada")
+        if self.server.lie:  # upstream's failure: accepted, but the dashboard stays at 0
+            held["module_progress"] = {**held["module_progress"], "completed_count": 0, "completed_modules": [],
+                                       "completion_dates": {}, "completion_percentage": 0}
+        self.send(200, held)
+
+    def send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json"); self.send_header("content-length", str(len(data)))
+        self.end_headers(); self.wfile.write(data)
+
+
+@pytest.fixture
+def recorder():
+    srvs = []
+    def make(lie=False):
+        s = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        s.seen, s.received, s.lie = [], [], lie
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+        srvs.append(s)
+        return s, f"http://127.0.0.1:{s.server_address[1]}"
+    yield make
+    for s in srvs: s.shutdown(); s.server_close()
+
+
+# ---------------------------------------------------------------- export
+
+def test_spec_workspace_exports_the_spec_example(tmp_path):
+    example = write_spec_workspace(tmp_path, SPEC)
+    got = build_export(tmp_path, example["user_id"], datetime.fromisoformat(example["timestamp"])).to_json()
+    want, have = dict(leaves(example)), dict(leaves(got))
+    assert set(have) == set(want), "keys and nesting differ from the spec's combined example"
+    diff = {p: (want[p], have[p]) for p in want if want[p] != have[p]}
+    assert diff == SPEC_DEVIATIONS  # every other field is equal to the spec's value
+    assert CombinedExport.model_validate(got).consistency_errors() == []
+
+
+def test_cli_export_stdout_and_file(tmp_path):
+    example = write_spec_workspace(tmp_path, SPEC)
+    p = tito("--root", tmp_path, "export", "--user-id", "student_identifier")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    CombinedExport.model_validate(out)
+    assert set(dict(leaves(out))) == set(dict(leaves(example)))
+    assert out["module_progress"] == example["module_progress"]
+    dest = tmp_path / "export.json"
+    p = tito("--root", tmp_path, "export", "--user-id", "student_identifier", "-o", dest)
+    assert p.returncode == 0 and "Wrote the export of student_identifier (7/20 modules, 2/6 milestones completed)" in p.stdout
+    written = json.loads(dest.read_text())
+    assert {k: v for k, v in written.items() if k not in ("timestamp", "statistics")} == \
+           {k: v for k, v in out.items() if k not in ("timestamp", "statistics")}
+    assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]  # atomic: no temp file left
+    p = tito("--root", tmp_path, "export")
+    assert p.returncode == 1 and p.stderr.startswith("tito: error: no user id") and "Traceback" not in p.stderr
+
+
+def test_token_file_is_0600_and_token_never_in_output(tmp_path, recorder):
+    root = workspace(tmp_path, completed=[1])
+    token = "tt_very_secret_token_123"
+    p = tito("--root", root, "login", "--server", "http://127.0.0.1:9", "--token", token, "--user-id", "ada")
+    assert p.returncode == 0 and token not in p.stdout + p.stderr
+    cfg = root / ".tito" / "config.json"
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600 and json.loads(cfg.read_text())["token"] == token
+    p = tito("--root", root, "login", "--server", "http://127.0.0.1:9", "--token", "-", env=None, input=token + "\n")
+    assert p.returncode == 0 and json.loads(cfg.read_text())["token"] == token and token not in p.stdout
+    outputs = [tito("--root", root, "export").stdout, tito("--root", root, "export", "-o", tmp_path / "e.json").stdout,
+               (tmp_path / "e.json").read_text(), tito("--root", root, "status", "--json").stdout]
+    code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "0"})  # offline: queued
+    assert code == 1 and res["queued"] == 1
+    outputs += [json.dumps(res)] + [p.read_text() for p in Outbox(root).items()]
+    assert all(token not in o for o in outputs)
+    assert stat.S_IMODE(Outbox(root).items()[0].stat().st_mode) == 0o600
+    # a --server other than the logged-in one never receives the token
+    srv, url = recorder()
+    sync_json(root, "--server", url)
+    assert srv.seen and all(auth is None for _, _, auth, _ in srv.seen)
+
+
+# ---------------------------------------------------------------- sync against the real website
+
+def test_sync_roundtrip_is_honest_and_idempotent(tmp_path, website):
+    w = website()
+    root = workspace(tmp_path, completed=[1, 2, 3])
+    tracker.complete_milestone(root, "01")
+    token = w.add_user("ada")
+    assert tito("--root", root, "login", "--server", w.url + "/", "--token", token).returncode == 0
+    code, res = sync_json(root)
+    assert code == 0, res
+    assert res["ok"] and res["user_id"] == "ada" and res["sent"] == 1 and res["queued"] == 0
+    assert res["message"] == f"synced to {w.url} as ada: server has 3/20 modules, 1/6 milestones completed"
+    assert json.loads((root / ".tito" / "config.json").read_text())["user_id"] == "ada"  # learned from the server
+    assert [h.get("authorization") for m, _, h in w.faults.requests if m == "POST"] == [f"Bearer {token}"]
+    import httpx
+    held = httpx.get(f"{w.url}/api/progress/ada").json()
+    assert held["module_progress"]["completed_modules"] == [1, 2, 3]
+    # nothing changed: a second sync re-sends the same bytes and the server stores nothing new
+    code, res = sync_json(root)
+    assert code == 0 and res["message"].endswith("(already up to date)"), res
+    assert w.snapshots("ada") == 1
+    tracker.complete(root, 4, skip_tests=True)
+    p = tito("--root", root, "sync")
+    assert p.returncode == 0 and "server has 4/20 modules" in p.stdout
+    assert w.snapshots("ada") == 2
+
+
+def test_retries_5xx_then_succeeds(tmp_path, website):
+    w = website()
+    root = workspace(tmp_path, completed=[1])
+    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("bob"), "--user-id", "bob")
+    w.faults.fail_uploads = 2
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"], res
+    assert w.faults.count("POST", "/api/progress/upload") == 3
+    assert w.snapshots("bob") == 1
+
+
+def test_5xx_exhausted_keeps_outbox(tmp_path, website):
+    w = website()
+    root = workspace(tmp_path, completed=[1])
+    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("cy"), "--user-id", "cy")
+    w.faults.fail_uploads = 100
+    code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "2"})
+    assert code == 1 and not res["ok"] and res["queued"] == 1
+    assert w.faults.count("POST", "/api/progress/upload") == 3  # 1 + 2 retries
+    assert "HTTP 500: injected failure (after 3 attempts)" in res["message"]
+    w.faults.fail_uploads = 0
+    code, res = sync_json(root)
+    assert code == 0 and res["sent"] == 1 and res["queued"] == 0 and w.snapshots("cy") == 1
+
+
+def test_no_retry_on_4xx(tmp_path, website):
+    w = website()
+    w.add_user("dee")
+    root = workspace(tmp_path, completed=[1])
+    tito("--root", root, "login", "--server", w.url, "--token", "tt_wrong", "--user-id", "dee")
+    code, res = sync_json(root)
+    assert code == 1 and res["queued"] == 1
+    assert "HTTP 401: invalid or revoked token; check the token" in res["message"]
+    assert w.faults.count("POST", "/api/progress/upload") == 1
+    assert w.snapshots() == 0
+
+
+def test_body_refused_is_moved_aside(tmp_path, website):
+    w = website()
+    root = workspace(tmp_path, completed=[1])
+    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("eve"), "--user-id", "mallory")
+    code, res = sync_json(root)
+    assert code == 1 and res["queued"] == 0 and len(res["rejected"]) == 1 and "HTTP 403" in res["rejected"][0]
+    assert w.faults.count("POST", "/api/progress/upload") == 1
+    assert len(list((root / ".tito" / "outbox" / "rejected").glob("*.json"))) == 1
+
+
+def test_offline_outbox_then_delivered_in_order_without_duplicates(tmp_path, website):
+    port = free_port()  # nothing listens here yet
+    root = workspace(tmp_path, completed=[1])
+    url = f"http://127.0.0.1:{port}"
+    code, res = sync_json(root, "--server", url, env={"TITO_SYNC_RETRIES": "1"})
+    assert code == 1 and res["queued"] == 1 and res["message"].startswith("server unreachable: cannot connect")
+    code, res = sync_json(root, "--server", url, env={"TITO_SYNC_RETRIES": "0"})
+    assert res["queued"] == 1  # same progress: not queued twice
+    tracker.complete(root, 2, skip_tests=True)
+    code, res = sync_json(root, "--server", url, env={"TITO_SYNC_RETRIES": "0"})
+    assert res["queued"] == 2
+    queued = [json.loads(p.read_text())["module_progress"]["completed_count"] for p in Outbox(root).items()]
+    assert queued == [1, 2]
+    w = website(port)  # the server comes up
+    tito("--root", root, "login", "--server", url, "--token", w.add_user("fay"), "--user-id", "fay")
+    code, res = sync_json(root)
+    assert code == 0 and res["sent"] == 2 and res["queued"] == 0, res
+    assert "server has 2/20 modules" in res["message"]
+    assert w.snapshots("fay") == 2
+    uploads = [h for m, p, h in w.faults.requests if m == "POST"]
+    assert len(uploads) == 2
+
+
+def test_lost_reply_is_resent_and_stored_once(tmp_path, website):
+    w = website()
+    root = workspace(tmp_path, completed=[1, 2])
+    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("gus"), "--user-id", "gus")
+    w.faults.lose_replies = 1  # stored, but the client sees a 502 and retries the same bytes
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"], res
+    bodies = w.faults.count("POST", "/api/progress/upload")
+    assert bodies == 2 and w.snapshots("gus") == 1
+    keys = [h["idempotency-key"] for m, _, h in w.faults.requests if m == "POST"]
+    assert len(set(keys)) == 1
+    # lost reply with no retry left: the item stays queued, is re-sent next time, still one row
+    tracker.complete(root, 3, skip_tests=True)
+    w.faults.lose_replies = 1
+    code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "0"})
+    assert code == 1 and res["queued"] == 1 and w.snapshots("gus") == 2
+    code, res = sync_json(root)
+    assert code == 0 and res["sent"] == 1 and w.snapshots("gus") == 2 and "(already up to date)" in res["message"]
+
+
+def test_timeout_is_retried_then_queued(tmp_path):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)  # accepts connections, never answers
+    try:
+        root = workspace(tmp_path, completed=[1])
+        t0 = time.monotonic()
+        code, res = sync_json(root, "--server", f"http://127.0.0.1:{s.getsockname()[1]}",
+                              env={"TITO_SYNC_TIMEOUT": "0.3", "TITO_SYNC_RETRIES": "1"})
+        assert code == 1 and res["queued"] == 1
+        assert "timed out" in res["message"] and "after 2 attempts" in res["message"]
+        assert time.monotonic() - t0 < 30
+    finally: s.close()
+
+
+def test_server_that_does_not_hold_the_upload_is_an_error(tmp_path, recorder):
+    srv, url = recorder(lie=True)
+    root = workspace(tmp_path, completed=[1, 2, 3, 4, 5, 6, 7])
+    tito("--root", root, "login", "--server", url, "--token", "tt_x", "--user-id", "ada")
+    code, res = sync_json(root)
+    assert code == 1 and not res["ok"]
+    assert res["message"].startswith("sync error: the server does not hold what was sent (server has 0/20 modules")
+    assert "completed modules: sent [1, 2, 3, 4, 5, 6, 7], server has []" in res["message"]
+    assert res["server_has"]["modules_completed"] == 0
+    srv.lie = False
+    code, res = sync_json(root)
+    assert code == 0 and "server has 7/20 modules" in res["message"]
+
+
+def test_consent(tmp_path, recorder):
+    srv, url = recorder()
+    root = workspace(tmp_path, completed=[1])
+    p = tito("--root", root, "sync")
+    assert p.returncode == 1 and "not syncing: no server configured" in p.stderr
+    assert not (root / ".tito" / "outbox").exists()
+    tito("--root", root, "login", "--server", url, "--token", "tt_x", "--user-id", "ada")
+    p = tito("--root", root, "sync", env={"TITO_NO_SYNC": "1"})
+    assert p.returncode == 1 and "sync is disabled (TITO_NO_SYNC=1)" in p.stderr
+    p = tito("--root", root, "sync", "--server", url, env={"TITO_NO_SYNC": "1"})
+    assert p.returncode == 1 and srv.seen == [] and not (root / ".tito" / "outbox").exists()
+    code, res = sync_json(root)
+    assert code == 0 and [(m, a) for m, _, a, _ in srv.seen] == [("POST", "Bearer tt_x"), ("GET", "Bearer tt_x")]
+
+
+def test_perf_cli(tmp_path):
+    blocks = [json.loads(b) for b in __import__("re").findall(r"```json\n(.*?)```", SPEC.read_text(), __import__("re").S)]
+    example = next(b for b in blocks if "timer_accuracy" in b)
+    d = tmp_path / "tests" / "performance" / "performance_results"; d.mkdir(parents=True)
+    (d / "14_profiling_performance_results.json").write_text(json.dumps(example))
+    (d / "15_quantization_performance_results.json").write_text('{"x": "{\'ok\': True}", "y": "__import__(\'os\')"}')
+    (tmp_path / ".tito").mkdir()
+    p = tito("--root", tmp_path, "perf")
+    assert p.returncode == 1 and "14_profiling: 3/6 passed" in p.stdout and "ERROR       real_world_scenario  integer modulo by zero" in p.stdout
+    assert "UNPARSEABLE y" in p.stdout and "Total: 4/8 tests passed in 2 module(s)" in p.stdout
+    p = tito("--root", tmp_path, "perf", "15", "--json")
+    data = json.loads(p.stdout)
+    assert [m["module"] for m in data["modules"]] == ["15_quantization"] and data["totals"]["failed"] == 1
+    p = tito("--root", tmp_path, "perf", "3")
+    assert p.returncode == 1 and p.stderr.startswith("tito: error: no performance results for module 3")
