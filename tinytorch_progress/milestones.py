@@ -8,7 +8,7 @@ __all__ = ['SUFFIXES', 'MARK', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_P
            'ProgramRun', 'run_program', 'PartRun', 'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone',
            'write_demo_milestones']
 
-# %% ../nbs/23_milestones.ipynb #5ea27e2a
+# %% ../nbs/23_milestones.ipynb #d28cb7a3
 import json, linecache, os, re, signal, subprocess, sys, threading, time, types
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from .curriculum import Milestone, load_curriculum, module_dir
 from .ids import TitoError, milestone_id, module_key
 
-# %% ../nbs/23_milestones.ipynb #34d08f84
+# %% ../nbs/23_milestones.ipynb #b19b72e5
 _FOLDER = re.compile(r"^(\d{1,3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
 
 def milestone_folders(root) -> dict[str, Path]:
@@ -31,7 +31,7 @@ def milestone_folders(root) -> dict[str, Path]:
             if m and child.is_dir(): out.setdefault(milestone_id(m.group(1)), child)
     return out
 
-# %% ../nbs/23_milestones.ipynb #7e5cb436
+# %% ../nbs/23_milestones.ipynb #ac25a8a5
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
 
@@ -49,7 +49,7 @@ def _prefer(paths: list[Path]) -> Path:
     "A notebook and its jupytext twin are the same program: the notebook is the one the student edits."
     return sorted(paths, key=lambda p: (p.suffix != ".ipynb", p.name))[0]
 
-# %% ../nbs/23_milestones.ipynb #68665faa
+# %% ../nbs/23_milestones.ipynb #ae31c833
 @dataclass(frozen=True)
 class Program:
     "One runnable part of a milestone."
@@ -96,7 +96,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
     have = {p.part.lower() for p in progs}
     return MilestonePrograms(ms, folder, progs, required, [r for r in required if r.lower() not in have])
 
-# %% ../nbs/23_milestones.ipynb #56d514ea
+# %% ../nbs/23_milestones.ipynb #e15edcec
 _EXPORT = re.compile(r"^\s*#\s*\|\s*export[si]?\b")
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
@@ -143,7 +143,7 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
 
-# %% ../nbs/23_milestones.ipynb #8c5cb322
+# %% ../nbs/23_milestones.ipynb #f1b1cb3a
 MARK = "@@TITO-MILESTONE@@"
 
 _CHILD = r'''
@@ -174,6 +174,7 @@ if path.endswith(".ipynb"):
         src = c.get("source", ""); src = "".join(src) if isinstance(src, list) else src
         src = "\n".join(l for l in src.splitlines() if not skip.match(l))
         if not src.strip(): continue
+        sh.execution_count = i  # tracebacks say "Cell In[i]": the code cell's number
         r = sh.run_cell(src, store_history=False)
         if not r.success:
             e = r.error_in_exec or r.error_before_exec
@@ -185,7 +186,9 @@ else:
     try: runpy.run_path(path, run_name="__main__")
     except SystemExit as e: exit_verdict(e)
     except BaseException as e:
-        traceback.print_exc()
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != path: tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb or e.__traceback__)
         done(False, describe(e))
     done(True)
 '''
@@ -204,7 +207,7 @@ def _kill(p: subprocess.Popen):
         except (ProcessLookupError, PermissionError): pass
     else: p.kill()
 
-# %% ../nbs/23_milestones.ipynb #60848fe6
+# %% ../nbs/23_milestones.ipynb #d3f654ec
 @dataclass
 class ProgramRun:
     "How one run of one program ended."
@@ -260,7 +263,7 @@ def run_program(path, root, timeout: float = 600, stream: Optional[Callable[[str
     ok, msg = _verdict(p.returncode, found or None, timed_out, timeout, last[0][:300] if last else "")
     return ProgramRun(ok, msg[:500], dur, p.returncode, timed_out)
 
-# %% ../nbs/23_milestones.ipynb #853cfa5e
+# %% ../nbs/23_milestones.ipynb #b11b193e
 PART_HISTORY = 50
 
 @dataclass
@@ -296,7 +299,7 @@ def latest_results(results: list) -> dict[str, dict]:
         out[str(d["part"]).lower()] = d
     return out
 
-# %% ../nbs/23_milestones.ipynb #42cd2370
+# %% ../nbs/23_milestones.ipynb #26ea3857
 def _locked_message(cur, ms, s) -> Optional[str]:
     from tinytorch_progress.tracker import missing_modules
     if ms.id in s.unlocked: return None
@@ -323,7 +326,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
     from tinytorch_progress.schemas import PartResult
     from tinytorch_progress.store import Workspace, record
     from tinytorch_progress.tracker import unlock_due
-    root = Path(root)
+    root = Path(root).resolve()
     say = stream or (lambda line: None)
     cur, ms = check_unlocked(root, milestone)
     found = discover(root, ms)
@@ -368,7 +371,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
         at = s.milestones_completed.get(ms.id)
     return MilestoneRun(ms, runs, found.required, passed, completed, new, at)
 
-# %% ../nbs/23_milestones.ipynb #69b60c0f
+# %% ../nbs/23_milestones.ipynb #9d96f32d
 PERCEPTRON = [
 ("md", "# Milestone 01 — 1957: the Perceptron\n\nRosenblatt's perceptron learns a line that separates two classes. "
        "Here it learns the logic gates AND and OR, computed with **your** `Tensor` and `matmul` from module 01."),
