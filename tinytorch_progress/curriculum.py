@@ -6,16 +6,16 @@
 __all__ = ['DEFAULT_PATH', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'module_folders', 'load_curriculum',
            'module_dir']
 
-# %% ../nbs/02_curriculum.ipynb #d5106272
+# %% ../nbs/02_curriculum.ipynb #f7a45a2d
 import json, re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
-# %% ../nbs/02_curriculum.ipynb #46df4081
-@dataclass(frozen=True)
+# %% ../nbs/02_curriculum.ipynb #eeb3b85b
+@light_dataclass(frozen=True)
 class Module:
     "One module of the course."
     number: int
@@ -27,7 +27,7 @@ class Module:
     @property
     def key(self) -> str: return f"{self.number:02d}"
 
-@dataclass(frozen=True)
+@light_dataclass(frozen=True)
 class Milestone:
     "A historical result the student re-creates once the modules it needs are complete."
     id: str
@@ -37,14 +37,14 @@ class Milestone:
     parts: tuple[str, ...] = ()
     timeout_s: float = 600
 
-# %% ../nbs/02_curriculum.ipynb #cb09650e
-@dataclass
+# %% ../nbs/02_curriculum.ipynb #7a3382ee
+@light_dataclass
 class Curriculum:
     "Modules and milestones of one course; look-ups accept any ID spelling."
     modules: list[Module]
     milestones: list[Milestone]
     name: str = "TinyTorch"
-    tiers: list[str] = field(default_factory=list)
+    tiers: list[str] = factory(list)
     sequential_gating: bool = False
     source: str = "default"
 
@@ -65,7 +65,7 @@ class Curriculum:
         for m in self.modules: out.setdefault(m.tier, []).append(m)
         return {t: ms for t, ms in out.items() if ms}
 
-# %% ../nbs/02_curriculum.ipynb #a7c31d31
+# %% ../nbs/02_curriculum.ipynb #83d71f26
 import tinytorch_progress
 DEFAULT_PATH = Path(tinytorch_progress.__file__).with_name("curriculum.json")
 
@@ -83,7 +83,7 @@ def _override(root) -> Optional[dict]:
     try: return load(p, "curriculum").model_dump(mode="json")
     except FormatError as e: raise TitoError(str(e)) from None
 
-# %% ../nbs/02_curriculum.ipynb #27ff434f
+# %% ../nbs/02_curriculum.ipynb #923d7791
 _FOLDER = re.compile(r"^(\d{2,3})_([a-z0-9][a-z0-9_]*)$")
 
 def module_folders(root) -> dict[int, Path]:

@@ -7,17 +7,17 @@ __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'find_root', 'fsync_dir', 'write_
            'State', 'decode', 'Workspace', 'backup_name', 'list_backups', 'backup', 'lock', 'now_local',
            'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #a34ac6d8
+# %% ../nbs/03_store.ipynb #633706e9
 import json, os, sys, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #d00a1c57
+# %% ../nbs/03_store.ipynb #a9646634
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -32,7 +32,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #a5e05f5e
+# %% ../nbs/03_store.ipynb #29dfb4b2
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -71,26 +71,26 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #4b8a6ea4
-@dataclass
+# %% ../nbs/03_store.ipynb #2cb3fac6
+@light_dataclass
 class State:
     "Everything the progress files say, normalised."
-    started: list[int] = field(default_factory=list)
-    completed: dict[int, Optional[datetime]] = field(default_factory=dict)
+    started: list[int] = factory(list)
+    completed: dict[int, Optional[datetime]] = factory(dict)
     last_worked: Optional[int] = None
     last_completed: Optional[int] = None
     last_updated: Optional[datetime] = None
-    unlocked: dict[str, Optional[datetime]] = field(default_factory=dict)
-    milestones_completed: dict[str, Optional[datetime]] = field(default_factory=dict)
-    part_results: dict[str, list] = field(default_factory=dict)
-    achievements: list = field(default_factory=list)
-    extras: dict[str, dict] = field(default_factory=dict)
+    unlocked: dict[str, Optional[datetime]] = factory(dict)
+    milestones_completed: dict[str, Optional[datetime]] = factory(dict)
+    part_results: dict[str, list] = factory(dict)
+    achievements: list = factory(list)
+    extras: dict[str, dict] = factory(dict)
 
     def copy(self) -> "State":
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #43bc0a48
+# %% ../nbs/03_store.ipynb #dc33bddb
 def _dt(v) -> datetime:
     if not isinstance(v, str): raise ValueError(v)
     return datetime.fromisoformat(v)
@@ -136,7 +136,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #41f9eb35
+# %% ../nbs/03_store.ipynb #dd2992bc
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -163,7 +163,7 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #101dcd75
+# %% ../nbs/03_store.ipynb #66139d99
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -183,7 +183,7 @@ def _load_one(ws: Workspace, fmt: str):
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #a10b65ef
+# %% ../nbs/03_store.ipynb #5a76f229
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -208,7 +208,7 @@ def _recover(ws: Workspace, fmt: str, err):
         return decode(fmt, d)
     raise TitoError(f"{err} — and no valid backup exists in {ws.backups.relative_to(ws.root)}; fix the file or move it away (`tito doctor` explains)")
 
-# %% ../nbs/03_store.ipynb #c9effa6f
+# %% ../nbs/03_store.ipynb #0b85f640
 def _read(ws: Workspace) -> State:
     ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
@@ -230,7 +230,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #935f4661
+# %% ../nbs/03_store.ipynb #5a963d5a
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -270,7 +270,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
         write_bytes_atomic(p, new)
         backup(ws, fmt, new)
 
-# %% ../nbs/03_store.ipynb #169de8c4
+# %% ../nbs/03_store.ipynb #2547bf88
 def lock(ws: Workspace, timeout: float = 30):
     "The workspace's exclusive lock (`.tito/.lock`)."
     from filelock import FileLock
@@ -292,7 +292,7 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #c65d9098
+# %% ../nbs/03_store.ipynb #e91626ef
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -325,7 +325,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #c9012499
+# %% ../nbs/03_store.ipynb #20c125ae
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -348,7 +348,7 @@ def _update_config(ws: Workspace, **changes) -> dict:
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #17b6d319
+# %% ../nbs/03_store.ipynb #94151ee1
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
@@ -371,7 +371,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #2e34281a
+# %% ../nbs/03_store.ipynb #26ff85d1
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load

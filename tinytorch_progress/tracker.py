@@ -7,18 +7,18 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
            'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #cb924dae
+# %% ../nbs/04_tracker.ipynb #c71d5f2d
 import os, sys
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Optional
 
 from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_dir
+from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #c6302140
+# %% ../nbs/04_tracker.ipynb #fd3e3dcd
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,17 +31,17 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #7fe51f33
-@dataclass
+# %% ../nbs/04_tracker.ipynb #42bbbe53
+@light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
     passed: bool
     how: str
-    ran: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    ran: list[str] = factory(list)
+    failed: list[tuple[str, str]] = factory(list)
     output: str = ""
 
-@dataclass
+@light_dataclass
 class Change:
     "What one tracker action did."
     action: str
@@ -50,11 +50,11 @@ class Change:
     message: str = ""
     module: Optional[Module] = None
     milestone: Optional[Milestone] = None
-    unlocked: list[Milestone] = field(default_factory=list)
+    unlocked: list[Milestone] = factory(list)
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #c0560b6c
+# %% ../nbs/04_tracker.ipynb #152cddfe
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -67,7 +67,7 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
             if cand.exists(): return "notebook", cand
     return None
 
-# %% ../nbs/04_tracker.ipynb #b083869c
+# %% ../nbs/04_tracker.ipynb #ccf07dff
 _CHILD = r'''
 import json, re, sys, traceback, os
 path = sys.argv[1]
@@ -125,7 +125,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     rep = json.loads(p.stdout[marker + len("@@TITO-REPORT@@"):])
     return TestOutcome(not rep["failed"] and p.returncode == 0, how, rep["ran"], [tuple(f) for f in rep["failed"]], p.stdout[:marker] + p.stderr)
 
-# %% ../nbs/04_tracker.ipynb #07b96982
+# %% ../nbs/04_tracker.ipynb #61cbd61c
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -196,7 +196,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #5fdcbe4a
+# %% ../nbs/04_tracker.ipynb #350e47fb
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -234,7 +234,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #ac74713e
+# %% ../nbs/04_tracker.ipynb #29acb6a6
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -243,28 +243,28 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #61d042c5
-@dataclass
+# %% ../nbs/04_tracker.ipynb #4a35b2f4
+@light_dataclass
 class ModuleRow:
     module: Module
     state: str  # "not started" | "started" | "completed"
     completed_at: Optional[datetime] = None
 
-@dataclass
+@light_dataclass
 class MilestoneRow:
     milestone: Milestone
     state: str  # "locked" | "unlocked" | "completed"
-    missing: list[int] = field(default_factory=list)
+    missing: list[int] = factory(list)
     unlocked_at: Optional[datetime] = None
     completed_at: Optional[datetime] = None
 
-@dataclass
+@light_dataclass
 class NextAction:
     text: str
     command: str
     kind: str  # "start" | "complete" | "milestone" | "done"
 
-@dataclass
+@light_dataclass
 class Status:
     root: Path
     curriculum: Curriculum
@@ -273,7 +273,7 @@ class Status:
     milestones: list[MilestoneRow]
     next_action: NextAction
     theme: str = "standard"
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = factory(list)
     @property
     def completed_count(self) -> int: return sum(r.state == "completed" for r in self.modules)
     @property
@@ -281,7 +281,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #6d3bc8cc
+# %% ../nbs/04_tracker.ipynb #b9c16c8e
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
