@@ -8,7 +8,7 @@ __all__ = ['SUFFIXES', 'MARK', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_P
            'ProgramRun', 'run_program', 'PartRun', 'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone',
            'write_demo_milestones']
 
-# %% ../nbs/23_milestones.ipynb #d28cb7a3
+# %% ../nbs/23_milestones.ipynb #fbf38b18
 import json, linecache, os, re, signal, subprocess, sys, threading, time, types
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from .curriculum import Milestone, load_curriculum, module_dir
 from .ids import TitoError, milestone_id, module_key
 
-# %% ../nbs/23_milestones.ipynb #b19b72e5
+# %% ../nbs/23_milestones.ipynb #722a44f0
 _FOLDER = re.compile(r"^(\d{1,3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
 
 def milestone_folders(root) -> dict[str, Path]:
@@ -31,7 +31,7 @@ def milestone_folders(root) -> dict[str, Path]:
             if m and child.is_dir(): out.setdefault(milestone_id(m.group(1)), child)
     return out
 
-# %% ../nbs/23_milestones.ipynb #ac25a8a5
+# %% ../nbs/23_milestones.ipynb #dcaf5eb5
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
 
@@ -49,7 +49,7 @@ def _prefer(paths: list[Path]) -> Path:
     "A notebook and its jupytext twin are the same program: the notebook is the one the student edits."
     return sorted(paths, key=lambda p: (p.suffix != ".ipynb", p.name))[0]
 
-# %% ../nbs/23_milestones.ipynb #ae31c833
+# %% ../nbs/23_milestones.ipynb #8f35f608
 @dataclass(frozen=True)
 class Program:
     "One runnable part of a milestone."
@@ -96,7 +96,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
     have = {p.part.lower() for p in progs}
     return MilestonePrograms(ms, folder, progs, required, [r for r in required if r.lower() not in have])
 
-# %% ../nbs/23_milestones.ipynb #e15edcec
+# %% ../nbs/23_milestones.ipynb #b29ca9b9
 _EXPORT = re.compile(r"^\s*#\s*\|\s*export[si]?\b")
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
@@ -143,7 +143,7 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
 
-# %% ../nbs/23_milestones.ipynb #f1b1cb3a
+# %% ../nbs/23_milestones.ipynb #68716d8f
 MARK = "@@TITO-MILESTONE@@"
 
 _CHILD = r'''
@@ -207,7 +207,7 @@ def _kill(p: subprocess.Popen):
         except (ProcessLookupError, PermissionError): pass
     else: p.kill()
 
-# %% ../nbs/23_milestones.ipynb #d3f654ec
+# %% ../nbs/23_milestones.ipynb #8e53670e
 @dataclass
 class ProgramRun:
     "How one run of one program ended."
@@ -229,41 +229,58 @@ def _verdict(returncode, marker, timed_out, timeout, last) -> tuple[bool, str]:
     return False, f"crashed with exit code {returncode}" + (f" (last output: {last})" if last else "")
 
 def run_program(path, root, timeout: float = 600, stream: Optional[Callable[[str], None]] = None) -> ProgramRun:
-    "Run one milestone program in a subprocess; pass each output line to `stream` as it comes."
+    "Run one milestone program in a subprocess; pass each output line to `stream` (in this thread) as it comes."
+    import queue
     path = Path(path)
-    t0 = time.monotonic()
+    t0 = time.monotonic(); deadline = t0 + timeout
     p = subprocess.Popen([sys.executable, "-u", "-c", _CHILD, str(path.resolve())], cwd=path.parent, env=_env(root),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, encoding="utf-8", errors="replace", start_new_session=os.name == "posix")
-    found: dict = {}; last: list[str] = []
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
     def pump():
-        for line in p.stdout:
-            line = line.rstrip("\r\n")
-            i = line.find(MARK)
-            if i >= 0:
-                try: found.update(json.loads(line[i + len(MARK):]))
-                except ValueError: pass
-                line = line[:i]
-                if not line: continue
-            if line.strip(): last[:] = [line.strip()]
-            if stream is not None:
-                try: stream(line)
-                except Exception: pass
-    reader = threading.Thread(target=pump, daemon=True); reader.start()
-    timed_out = False
-    try: p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True; _kill(p); p.wait()
+        for line in p.stdout: lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    found: dict = {}; last = [""]
+    def handle(line: str):
+        line = line.rstrip("\r\n")
+        i = line.find(MARK)
+        if i >= 0:
+            try: found.update(json.loads(line[i + len(MARK):]))
+            except ValueError: pass
+            line = line[:i]
+            if not line: return
+        if line.strip(): last[0] = line.strip()
+        if stream is not None:
+            try: stream(line)
+            except Exception: pass
+    timed_out, eof, exited_at = False, False, None
+    try:
+        while not eof:
+            now = time.monotonic()
+            if now >= deadline: timed_out = True; break
+            if p.poll() is not None:  # ended, but something it started may hold the pipe: wait briefly for the rest
+                exited_at = exited_at or now
+                if now - exited_at > 2: break
+            try: item = lines.get(timeout=min(0.2, deadline - now))
+            except queue.Empty: continue
+            if item is None: eof = True
+            else: handle(item)
     except BaseException:  # Ctrl-C: never leave the program running
         _kill(p); p.wait(); raise
-    finally:
-        if os.name == "posix": _kill(p)  # anything the program left running in its group
-    reader.join(timeout=5)
+    if timed_out or p.poll() is None: _kill(p)
+    elif os.name == "posix": _kill(p)  # anything the program left running in its group
+    p.wait()
+    while True:  # what it wrote before it was stopped
+        try: item = lines.get(timeout=1 if not eof else 0)
+        except queue.Empty: break
+        if item is None: break
+        handle(item)
     dur = round(time.monotonic() - t0, 3)
-    ok, msg = _verdict(p.returncode, found or None, timed_out, timeout, last[0][:300] if last else "")
+    ok, msg = _verdict(p.returncode, found or None, timed_out, timeout, last[0][:300])
     return ProgramRun(ok, msg[:500], dur, p.returncode, timed_out)
 
-# %% ../nbs/23_milestones.ipynb #b11b193e
+# %% ../nbs/23_milestones.ipynb #13c0a53c
 PART_HISTORY = 50
 
 @dataclass
@@ -299,7 +316,7 @@ def latest_results(results: list) -> dict[str, dict]:
         out[str(d["part"]).lower()] = d
     return out
 
-# %% ../nbs/23_milestones.ipynb #26ea3857
+# %% ../nbs/23_milestones.ipynb #3b2a4203
 def _locked_message(cur, ms, s) -> Optional[str]:
     from tinytorch_progress.tracker import missing_modules
     if ms.id in s.unlocked: return None
@@ -371,7 +388,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
         at = s.milestones_completed.get(ms.id)
     return MilestoneRun(ms, runs, found.required, passed, completed, new, at)
 
-# %% ../nbs/23_milestones.ipynb #9d96f32d
+# %% ../nbs/23_milestones.ipynb #68affdf9
 PERCEPTRON = [
 ("md", "# Milestone 01 — 1957: the Perceptron\n\nRosenblatt's perceptron learns a line that separates two classes. "
        "Here it learns the logic gates AND and OR, computed with **your** `Tensor` and `matmul` from module 01."),
