@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'current_module', 'register']
 
-# %% ../nbs/13_cmd_progress.ipynb #3944f2eb
+# %% ../nbs/13_cmd_progress.ipynb #dd940d80
 import os, re
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from .ids import TitoError
 
 COMMANDS = ("status", "start", "complete", "module", "milestone", "milestones", "init", "doctor", "help")
 
-# %% ../nbs/13_cmd_progress.ipynb #3edc83c7
+# %% ../nbs/13_cmd_progress.ipynb #1655d4cd
 _MODULE_DIR = re.compile(r"^(\d{2,3})_[a-z0-9_]+$")
 
 def current_module(hint_path=None, cwd=None) -> int:
@@ -27,7 +27,7 @@ def current_module(hint_path=None, cwd=None) -> int:
             if m: return int(m.group(1))
     raise TitoError("which module? pass its number (e.g. `01`), or run this inside a module folder like modules/01_tensor/")
 
-# %% ../nbs/13_cmd_progress.ipynb #f225be4b
+# %% ../nbs/13_cmd_progress.ipynb #07dacb88
 def _root(args):
     from tinytorch_progress.store import find_root
     return find_root(getattr(args, "root", None), start=getattr(args, "cwd", None))
@@ -77,7 +77,7 @@ def _doctor(args):
     ok, notes = doctor(root)
     return Result(f"Workspace {root}\n" + "\n".join(f"  {n}" for n in notes), data={"root": str(root), "ok": ok, "notes": notes}, ok=ok)
 
-# %% ../nbs/13_cmd_progress.ipynb #3c65d97b
+# %% ../nbs/13_cmd_progress.ipynb #f13a3865
 def _module_parsers(sub, top_level: bool):
     p = sub.add_parser("start", help="record that you started a module", description="Record that you started a module.")
     p.add_argument("module", nargs="?", metavar="MODULE", help="module number, e.g. 01 (default: the current module folder)")
@@ -103,6 +103,8 @@ def _milestone_parsers(sub):
     p = sub.add_parser("complete", help="record that a milestone ran and passed", description="Record that a milestone ran and passed.")
     p.add_argument("id", metavar="ID", help="milestone id, e.g. 03")
     add_json_flag(p).set_defaults(run=_milestone_complete)
+    from tinytorch_progress.cmd_milestone_run import add_run_parser
+    add_run_parser(sub)
 
 def _help(args):
     from tinytorch_progress.commands import build_parser

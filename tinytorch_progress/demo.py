@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'module_notebook', 'write_modules', 'build_demo']
 
-# %% ../nbs/21_demo.ipynb #cdc4db64
+# %% ../nbs/21_demo.ipynb #444dc596
 import json
 from pathlib import Path
 
 from .curriculum import Module, load_curriculum
 from .ids import TitoError
 
-# %% ../nbs/21_demo.ipynb #69c1af37
+# %% ../nbs/21_demo.ipynb #88291c8c
 CODE = {
  "tensor": ('import numpy as np\n\nclass Tensor:\n    "A NumPy array with the operations later modules build on."\n    def __init__(self, data): self.data = np.asarray(data, dtype=float)\n    @property\n    def shape(self): return self.data.shape\n    def __add__(self, other): return Tensor(self.data + np.asarray(getattr(other, "data", other)))',
             'def matmul(a, b):\n    "Matrix product of two Tensors."\n    # TODO: return a Tensor holding a @ b\n    # HINT: the arrays are in `.data`\n    ### BEGIN SOLUTION\n    return Tensor(a.data @ b.data)\n    ### END SOLUTION',
@@ -32,7 +32,7 @@ GENERIC = ('import numpy as np\n\ndef {slug}_scale(x, factor=2.0):\n    "A stand
            'def {slug}_mean(x):\n    "The mean of an array."\n    # TODO: return the mean of x as a float\n    # HINT: np.mean\n    ### BEGIN SOLUTION\n    return float(np.mean(x))\n    ### END SOLUTION',
            'def test_unit_{slug}():\n    assert ({slug}_scale([1, 2]) == [2, 4]).all()\n    assert {slug}_mean([1, 2, 3]) == 2.0')
 
-# %% ../nbs/21_demo.ipynb #f4ab27d0
+# %% ../nbs/21_demo.ipynb #b9690c36
 def module_notebook(m: Module):
     "The demo notebook of module `m` (an nbformat notebook)."
     import nbformat.v4 as v4
@@ -57,7 +57,7 @@ def module_notebook(m: Module):
     for i, c in enumerate(nb.cells): c["id"] = f"{m.key}-{i:02d}"
     return nb
 
-# %% ../nbs/21_demo.ipynb #303c08e6
+# %% ../nbs/21_demo.ipynb #22c5d966
 DEMO_USER = "demo-student"
 
 def write_modules(root) -> list[Path]:
@@ -83,7 +83,9 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
     init_workspace(root)
     Workspace(root).update_config(user_id=DEMO_USER)
     write_modules(root)
-    log(f"Created a demo course with 20 module notebooks in {root.resolve()}")
+    from tinytorch_progress.milestones import write_demo_milestones
+    write_demo_milestones(root)
+    log(f"Created a demo course with 20 module notebooks and milestone programs in {root.resolve()}")
     for n in range(1, completed + 1):
         log(change_text(tracker.start(root, n)))
         log(change_text(tracker.complete(root, n)))
