@@ -8,9 +8,10 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'SchemaMigration', 'open_engine', 'migrate', 'hash_token', 'new_token', 'add_user', 'issue_token', 'revoke',
            'list_users', 'user_for_token', 'ApiError', 'parse_upload', 'as_export', 'Db', 'store_upload',
            'latest_export', 'leaderboard', 'rank_of', 'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit',
-           'esc', 'page', 'render_overview', 'render_user', 'ErrorBody', 'UploadResult', 'Health', 'create_app']
+           'esc', 'page', 'render_overview', 'render_user', 'authenticate', 'handle_upload', 'ErrorBody',
+           'UploadResult', 'Health', 'create_app']
 
-# %% ../nbs/17_server.ipynb #3997f485
+# %% ../nbs/17_server.ipynb #94022b4b
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -20,7 +21,7 @@ from typing import Literal, Optional
 from urllib.parse import quote
 
 from pydantic import BaseModel
-from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text, create_engine, delete, event,
+from sqlalchemy import (Boolean, DateTime, bindparam, ForeignKey, Index, Integer, String, Text, create_engine, delete, event,
                         func, insert, select, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
@@ -31,7 +32,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #07bcb291
+# %% ../nbs/17_server.ipynb #f7924f05
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -42,7 +43,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #4f91857f
+# %% ../nbs/17_server.ipynb #4a4246bf
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -120,7 +121,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #73e0b30a
+# %% ../nbs/17_server.ipynb #03c665df
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool):
@@ -155,7 +156,7 @@ def open_engine(url: Optional[str] = None) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #989a5345
+# %% ../nbs/17_server.ipynb #ee76e45a
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -182,7 +183,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #29453b77
+# %% ../nbs/17_server.ipynb #b763d1ec
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -247,7 +248,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #8c3ec4c6
+# %% ../nbs/17_server.ipynb #b30f551b
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -301,7 +302,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #892561ab
+# %% ../nbs/17_server.ipynb #8f938463
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None):
@@ -337,6 +338,18 @@ def _events(prev, export: CombinedExport, now: datetime) -> list[dict]:
         if m.completed and m.id not in old_done: ev("milestone_completed", m.id, m.completed_at)
     return out
 
+_snap, _st, _um, _evt, _ut = (Snapshot.__table__, Standing.__table__, UserMilestone.__table__, Event.__table__,
+                                User.__table__)
+# statements built once: an upload is ~6 statements, and building them per request cost more than running them
+# PostgreSQL: lock the user's row first, in its own statement, so the standing read next is as of after the lock
+_Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update()
+_Q_PREV = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
+_Q_DUP = (select(_snap.c.id, _snap.c.modules_completed, _snap.c.milestones_completed)
+          .where(_snap.c.user_pk == bindparam("b_pk"), _snap.c.content_hash == bindparam("b_hash")))
+_I_SNAP, _I_ST, _I_UM, _I_EVT = insert(_snap), insert(_st), insert(_um), insert(_evt)
+_U_ST = update(_st).where(_st.c.user_pk == bindparam("b_pk"))
+_D_UM = delete(_um).where(_um.c.user_pk == bindparam("b_pk"))
+
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot; what the server now holds."
     now = _now()
@@ -349,21 +362,17 @@ def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     digest = hashlib.sha256(canon({**req.to_json(), "user_id": user["user_id"]}).encode()).hexdigest()
     mp, sp = export.module_progress, export.milestone_progress
     mods, stones = mp.completed_count, sp.completed_count
-    snap, st, um, evt = Snapshot.__table__, Standing.__table__, UserMilestone.__table__, Event.__table__
     pk = user["pk"]
     out = {"user_id": user["user_id"], "modules_completed": mods, "milestones_completed": stones}
     with db.write() as conn:
-        if db.dialect == "postgresql":
-            conn.execute(select(User.__table__.c.id).where(User.__table__.c.id == pk).with_for_update())
-        prev = conn.execute(select(st).where(st.c.user_pk == pk)).first()
-        dup = conn.execute(select(snap.c.id, snap.c.modules_completed, snap.c.milestones_completed)
-                           .where(snap.c.user_pk == pk, snap.c.content_hash == digest)).first()
+        if db.dialect == "postgresql": conn.execute(_Q_LOCK, {"b_pk": pk})
+        prev = conn.execute(_Q_PREV, {"b_pk": pk}).first()
+        dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
         if dup is not None:
             return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
                     "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
-        sid = conn.execute(insert(snap).values(user_pk=pk, content_hash=digest, exported_at=exported_at, received_at=now,
-                                               modules_completed=mods, milestones_completed=stones, data=data)
-                           ).inserted_primary_key[0]
+        sid = conn.execute(_I_SNAP, dict(user_pk=pk, content_hash=digest, exported_at=exported_at, received_at=now,
+                                         modules_completed=mods, milestones_completed=stones, data=data)).inserted_primary_key[0]
         latest = prev is None or exported_at >= prev.exported_at
         if latest:
             unl = [m.id for m in sp.unlocked_milestones]
@@ -374,13 +383,13 @@ def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
                        unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
             if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
             if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
-            if prev is None: conn.execute(insert(st).values(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
-            else: conn.execute(update(st).where(st.c.user_pk == pk).values(**row))
+            if prev is None: conn.execute(_I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
+            else: conn.execute(_U_ST, {"b_pk": pk, **row})
             if prev is None or (prev.unlocked_milestones, prev.completed_milestones) != (row["unlocked_milestones"], row["completed_milestones"]):
-                conn.execute(delete(um).where(um.c.user_pk == pk))
-                if unl: conn.execute(insert(um), [{"user_pk": pk, "milestone_id": i, "completed": i in done} for i in unl])
+                conn.execute(_D_UM, {"b_pk": pk})
+                if unl: conn.execute(_I_UM, [{"user_pk": pk, "milestone_id": i, "completed": i in done} for i in unl])
             evs = _events(prev, export, now)
-            if evs: conn.execute(insert(evt), [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
+            if evs: conn.execute(_I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
     return {**out, "status": "stored", "snapshot_id": sid, "latest": latest}
 
 def latest_export(db: Db, user_id: str) -> Optional[dict]:
@@ -390,7 +399,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #a46297cd
+# %% ../nbs/17_server.ipynb #01a747e1
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -419,7 +428,7 @@ def rank_of(conn, metric: str, value: int) -> int:
     score, _ = _order(metric)
     return 1 + conn.execute(select(func.count()).select_from(Standing.__table__).where(score > value)).scalar()
 
-# %% ../nbs/17_server.ipynb #a8f667a3
+# %% ../nbs/17_server.ipynb #a5f2ab80
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     st, um, snap = Standing.__table__, UserMilestone.__table__, Snapshot.__table__
@@ -440,7 +449,9 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
         s = conn.execute(select(st).where(st.c.user_pk == u.id)).first()
         out = {"username": u.username, "user_id": u.user_id, "export": None, "events": [], "snapshots": 0}
         if s is None: return out
-        out["export"] = json.loads(conn.execute(select(snap.c.data).where(snap.c.id == s.snapshot_id)).scalar())
+        data = conn.execute(select(snap.c.data).where(snap.c.id == s.snapshot_id)).scalar()
+        if data is None: return out
+        out["export"] = json.loads(data)
         out["snapshots"] = conn.execute(select(func.count()).select_from(snap).where(snap.c.user_pk == u.id)).scalar()
         out["updated_at"] = s.updated_at
         out["rank"] = {m: rank_of(conn, m, getattr(s, m)) for m in METRICS}
@@ -448,7 +459,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #d2222ac7
+# %% ../nbs/17_server.ipynb #d2586aed
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -468,7 +479,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #bd126ace
+# %% ../nbs/17_server.ipynb #e434ac49
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -507,7 +518,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #bd1a273b
+# %% ../nbs/17_server.ipynb #4a3f2203
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -603,7 +614,31 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #f2e033eb
+# %% ../nbs/17_server.ipynb #5a5ecd01
+def authenticate(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str]) -> dict:
+    "The user owning the Bearer token in an `Authorization` header value (rate limited per token), or an `ApiError`."
+    if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
+    scheme, _, tok = authorization.strip().partition(" ")
+    tok = tok.strip()
+    if scheme.lower() != "bearer" or not tok or len(tok) > 512:
+        raise ApiError(401, "malformed Authorization header (expected: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
+    if limiter is not None:
+        wait = limiter.hit(hash_token(tok))
+        if wait: raise ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s",
+                                {"Retry-After": str(max(1, int(wait + 0.999)))})
+    user = user_for_token(db.engine, tok)
+    if user is None: raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return user
+
+def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str], body: bytes) -> dict:
+    "Authenticate, validate and store one upload; the reply, or an `ApiError`."
+    user = authenticate(db, limiter, authorization)
+    req = parse_upload(body)
+    if req.user_id is not None and req.user_id != user["user_id"]:
+        raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
+    return store_upload(db, user, req)
+
+# %% ../nbs/17_server.ipynb #944c71f4
 class ErrorBody(BaseModel):
     detail: str
 
@@ -632,13 +667,15 @@ def _upload_openapi(schema: dict) -> dict:
     _, top = models_json_schema([(UploadRequest, "validation")], ref_template="#/components/schemas/Upload_{model}")
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
     comps["ErrorBody"] = ErrorBody.model_json_schema()
+    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                          "description": "a token from `tito server add-user`"}}
     for name, s in top["$defs"].items(): comps[f"Upload_{name}"] = s
     return schema
 
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0),
                max_body: int = MAX_BODY, engine: Optional[Engine] = None):
     "The website: JSON API, dashboard pages, limits. `db` is a database URL (default: `tito-server.db` here)."
-    from fastapi import Depends, FastAPI, Path as P, Query, Request
+    from fastapi import FastAPI, Path as P, Query, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.openapi.utils import get_openapi
@@ -672,22 +709,6 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
         return JSONResponse({"detail": f"{where(first)}: {first.get('msg', 'invalid')}",
                              "errors": [{"loc": where(x), "msg": str(x.get("msg", ""))} for x in errs]}, status_code=422)
 
-    def owner(request: Request) -> dict:
-        "The user whose Bearer token came with the request (rate limited per token)."
-        h = request.headers.get("authorization")
-        if not h: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
-        scheme, _, tok = h.strip().partition(" ")
-        tok = tok.strip()
-        if scheme.lower() != "bearer" or not tok or len(tok) > 512:
-            raise ApiError(401, "malformed Authorization header (expected: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
-        if limiter is not None:
-            wait = limiter.hit(hash_token(tok))
-            if wait: raise ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s",
-                                    {"Retry-After": str(max(1, int(wait + 0.999)))})
-        user = user_for_token(database.engine, tok)
-        if user is None: raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return user
-
     @app.get("/healthz", response_model=Health, tags=["meta"])
     def healthz():
         with database.read() as conn: conn.exec_driver_sql("SELECT 1")
@@ -697,13 +718,11 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
               responses={200: {"model": UploadResult, "description": "identical to a snapshot already stored"},
                          201: {"model": UploadResult, "description": "stored"}, **_err(400, 401, 403, 413, 422, 429)},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": {"$ref": "#/components/schemas/Upload_UploadRequest"}}}}})
-    async def upload(request: Request, user: dict = Depends(owner)):
+                  "schema": {"$ref": "#/components/schemas/Upload_UploadRequest"}}}}, "security": [{"bearer": []}]})
+    async def upload(request: Request):
         "Store a progress snapshot for the token's owner."
-        req = parse_upload(await request.body())
-        if req.user_id is not None and req.user_id != user["user_id"]:
-            raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
-        out = await run_in_threadpool(store_upload, database, user, req)
+        body = await request.body()
+        out = await run_in_threadpool(handle_upload, database, limiter, request.headers.get("authorization"), body)
         return JSONResponse(out, status_code=201 if out["status"] == "stored" else 200)
 
     UserIdPath = P(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
