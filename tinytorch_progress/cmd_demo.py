@@ -5,28 +5,34 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'next_steps', 'register']
 
-# %% ../nbs/22_cmd_demo.ipynb #43a2a10a
+# %% ../nbs/22_cmd_demo.ipynb #9d9cdc94
 import sys
 
 from .commands import Result
 
 COMMANDS = ("demo",)
 
-# %% ../nbs/22_cmd_demo.ipynb #c6320d51
+# %% ../nbs/22_cmd_demo.ipynb #d1183272
 def next_steps(root) -> str:
     return "\n".join(["", "Next steps:",
         f"  cd {root}",
         "  jupyter lab modules/01_tensor/01_tensor.ipynb",
         "  # in the notebook:  %load_ext tinytorch_progress   then   %tito status",
-        "  tito status --progress        # the same from a terminal"])
+        "  tito status --progress                  # the same from a terminal",
+        "  tito milestone run 01                   # re-create the 1957 Perceptron",
+        "  tito report --all                       # report cards of every module",
+        "  tito serve --db sqlite:///website.db    # the class website: http://127.0.0.1:8000/"])
 
 def _demo(args):
     from tinytorch_progress.demo import build_demo
     from tinytorch_progress.display import StatusView
     from tinytorch_progress.tracker import status
-    root = build_demo(args.dir, log=lambda s: print(s, file=sys.stderr) if args.json else print(s))
+    from tinytorch_progress.demo import publish_demo
+    log = lambda s: print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
+    root = build_demo(args.dir, log=log)
+    published = publish_demo(root, log=log)
     view = StatusView(status(root), detail=True)
-    return Result(view.text() + "\n" + next_steps(root), data={"root": str(root), "status": view.data()}, html_=view.html())
+    return Result(view.text() + "\n" + next_steps(root), data={"root": str(root), "status": view.data(), **published}, html_=view.html())
 
 def register(sub):
     p = sub.add_parser("demo", help="build a demo course workspace and show it", description="Build a self-contained demo course workspace.")
