@@ -666,3 +666,202 @@ def test_read_only_tito_is_reported_as_a_user_error(read_only_tito, request):
     r = run_tito("--root", root, "module", "complete", "3", "--skip-tests")
     line = one_error_line(r)
     assert ".tito" in line and ("Read-only file system" in line or "Permission denied" in line), line
+
+
+# ---------------------------------------------------------------- bad input corpus
+def _bases() -> dict:
+    "A valid example of every format (the spec's own examples where it has them)."
+    b = {detect_format("x.json", d): d for d in spec_json_blocks()}
+    exp = b["export"]
+    b["upload"] = {k: v for k, v in exp.items() if k != "timestamp"}
+    b["leaderboard"] = {"leaderboard": [{"user_id": "u1", "username": "ada", "modules_completed": 7, "milestones_completed": 3, "rank": 1},
+                                        {"user_id": "u2", "username": "linus", "modules_completed": 5, "milestones_completed": 2, "rank": 2}]}
+    return b
+
+
+LOCATION = {  # where a file of each format lives, so `tito validate` detects it by name where it can
+    "root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json",
+    "config": ".tito/config.json", "report-card": "01_tensor_report_card_20250101_120000.json",
+    "performance": "01_tensor_performance_results.json", "export": "export.json", "upload": "upload.json",
+    "leaderboard": "leaderboard.json"}
+WORKSPACE_FORMATS = ("root-progress", "progress", "milestones", "config")
+DEEP = 100_000
+MB10 = 10 * 1024 * 1024
+
+
+def _with(d: dict, path: list, value) -> dict:
+    "A deep copy of `d` with the value at `path` replaced."
+    d = json.loads(json.dumps(d)); cur = d
+    for k in path[:-1]: cur = cur[k]
+    cur[path[-1]] = value
+    return d
+
+
+def corpus_cases() -> list:
+    "(format, case name, bytes or 'DIR') for every malformed file."
+    bases, out = _bases(), []
+    j = lambda d: json.dumps(d, indent=2).encode()
+    for fmt, base in bases.items():
+        good = j(base)
+        first = next(iter(base))
+        out += [(fmt, "empty", b""), (fmt, "whitespace", b" \n\t \n"), (fmt, "truncated", good[: len(good) // 2]),
+                (fmt, "garbage", b"<html><body>502 Bad Gateway</body></html>\n"), (fmt, "binary", bytes(range(256)) * 4),
+                (fmt, "top-level-array", j([base])), (fmt, "top-level-string", b'"progress"'),
+                (fmt, "nan", good.replace(b"{", b'{"nan_field": NaN,', 1)), (fmt, "infinity", good.replace(b"{", b'{"x": -Infinity,', 1)),
+                (fmt, "deep-nesting", b'{"a":' * DEEP + b"1" + b"}" * DEEP), (fmt, "utf16-bom", json.dumps(base).encode("utf-16")),
+                (fmt, "bom-truncated", b"\xef\xbb\xbf" + good[: len(good) // 3]),
+                (fmt, "wrong-type", j({**base, first: {"nested": [1, {"deeper": None}]}})),
+                (fmt, "trailing-garbage", good + b"\n}{"), (fmt, "null-bytes", good.replace(b"{", b"{\0", 1))]
+    huge = b"9" * 5000
+    out += [
+        ("root-progress", "module-1000", j(_with(bases["root-progress"], ["completed_modules"], ["01", "1000"]))),
+        ("root-progress", "bad-timestamp", j(_with(bases["root-progress"], ["last_updated"], "yesterday at noon"))),
+        ("root-progress", "emoji-module", j(_with(bases["root-progress"], ["started_modules"], ["\U0001f525"]))),
+        ("root-progress", "5000-digit-number", b'{"started_modules": [], "completed_modules": [' + huge + b"]}"),
+        ("progress", "1e400", b'{"version": "1.0", "completed_modules": [1e400], "completion_dates": {}}'),
+        ("progress", "newer-version", j(_with(bases["progress"], ["version"], "2.0"))),
+        ("progress", "date-is-number", j(_with(bases["progress"], ["completion_dates"], {"1": 12345}))),
+        ("progress", "feb-30", j(_with(bases["progress"], ["completion_dates"], {"1": "2025-02-30T00:00:00"}))),
+        ("progress", "negative-module", j(_with(bases["progress"], ["completed_modules"], [-1]))),
+        ("milestones", "count-is-text", j(_with(bases["milestones"], ["total_unlocked"], "many"))),
+        ("milestones", "bad-unlock-date", j(_with(bases["milestones"], ["unlock_dates"], {"01": "not a date"}))),
+        ("milestones", "object-id", j(_with(bases["milestones"], ["unlocked_milestones"], [{"id": 1}]))),
+        ("milestones", "version-99", j(_with(bases["milestones"], ["version"], "99.0"))),
+        ("config", "empty-theme", j({"logo_theme": ""})), ("config", "theme-list", j({"logo_theme": ["retro"]})), ("config", "theme-number", j({"logo_theme": 7})),
+        ("report-card", "grade-z", j(_with(bases["report-card"], ["overall_grade"], "Z"))),
+        ("report-card", "negative-cells", j(_with(bases["report-card"], ["total_cells"], -5))),
+        ("report-card", "1e30-cells", j(_with(bases["report-card"], ["total_cells"], 1e30))),
+        ("report-card", "lone-surrogate", j(base := bases["report-card"]).replace(json.dumps(base["module_name"]).encode(), b'"\\ud800"', 1)),
+        ("performance", "value-not-string", j({"timer_accuracy": 5})),
+        ("performance", "200k-value", j({"timer_accuracy": "{'passed': True, 'x': '" + "x" * 200_000 + "'}"})),
+        ("performance", "empty-key", j({"": "{'passed': True}"})),
+        ("export", "progress-is-text", j(_with(bases["export"], ["module_progress"], "all"))),
+        ("export", "timestamp-soon", j(_with(bases["export"], ["timestamp"], "soon"))),
+        ("upload", "no-module-progress", j({k: v for k, v in bases["upload"].items() if k != "module_progress"})),
+        ("upload", "bad-module-id", j(_with(bases["upload"], ["module_progress", "completed_modules"], ["zz"]))),
+        ("leaderboard", "object-not-list", j({"leaderboard": {}})),
+        ("leaderboard", "rank-text", j(_with(bases["leaderboard"], ["leaderboard", 0, "rank"], "first"))),
+        ("leaderboard", "rank-zero", j(_with(bases["leaderboard"], ["leaderboard", 0, "rank"], 0))),
+        ("leaderboard", "newline-username", j(_with(bases["leaderboard"], ["leaderboard", 0, "username"], "ada\nlovelace"))),
+        ("progress", "10MB-random", random.Random(7).randbytes(MB10)),
+        ("milestones", "10MB-open-brackets", b"[" * MB10),
+        ("config", "10MB-theme", j({"logo_theme": "x" * MB10})),
+        ("export", "10MB-whitespace-then-junk", b" " * MB10 + b"junk"),
+        ("root-progress", "directory", "DIR"), ("config", "directory", "DIR"),
+    ]
+    return out
+
+
+def write_case(where: Path, fmt: str, content) -> Path:
+    p = where / LOCATION[fmt]
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if content == "DIR": p.mkdir()
+    else: p.write_bytes(content)
+    return p
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> list:
+    base = tmp_path_factory.mktemp("corpus")
+    return [(fmt, name, content, write_case(base / f"{i:03d}-{fmt}-{name}", fmt, content))
+            for i, (fmt, name, content) in enumerate(corpus_cases())]
+
+
+def test_corpus_is_big_and_covers_every_format(corpus):
+    assert len(corpus) >= 50
+    assert {fmt for fmt, *_ in corpus} == set(LOCATION)
+    assert sum(1 for *_, content, p in corpus if content != "DIR" and len(content) >= MB10) >= 4
+
+
+def test_validate_gives_one_error_line_per_bad_file(corpus):
+    by_fmt = {}
+    for fmt, name, content, p in corpus: by_fmt.setdefault(fmt, []).append(p)
+    for fmt, paths in by_fmt.items():
+        for args in ([*paths], ["--format", fmt, *paths]) if fmt in WORKSPACE_FORMATS + ("report-card", "performance") else (["--format", fmt, *paths],):
+            r = run_tito("validate", *args)
+            no_traceback(r.stdout, r.stderr)
+            assert r.returncode == 1, (fmt, r.stdout[-2000:], r.stderr)
+            lines = r.stdout.splitlines()
+            assert len(lines) == len(paths), (fmt, len(lines), len(paths), r.stdout[-3000:])
+            for line, p in zip(lines, paths):
+                assert line.startswith(f"ERROR {p}"), (line[:300], p)
+                assert len(line) < 1000, line[:300]  # a useful line, not a dump of the input
+            assert r.stderr == "", r.stderr
+    # one file at a time: the same line and exit 1 (checks the single-file path, for a sample of cases)
+    for fmt, name, content, p in corpus[::15]:
+        r = run_tito("validate", "--format", fmt, p)
+        no_traceback(r.stdout, r.stderr)
+        assert r.returncode == 1 and r.stdout.count("\n") == 1 and r.stdout.startswith(f"ERROR {p}"), (fmt, name, r.stdout[:300])
+
+
+def tito_in_process(*args):
+    "The CLI's `main()` in this process (what the console script runs), output captured: fast enough for 150 runs."
+    import contextlib, io
+    from types import SimpleNamespace
+    from tinytorch_progress.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def _status_in(root: Path, p: Path, original, run=run_tito) -> str:
+    "Run `tito status` on a workspace holding a bad file at `p`; check nothing was lost; a short outcome."
+    before = snapshot(root)
+    r = run("--root", root, "status")
+    no_traceback(r.stdout, r.stderr)
+    quarantined = list((root / ".tito" / "backups").glob("corrupt-*")) if (root / ".tito" / "backups").is_dir() else []
+    if r.returncode == 0 and quarantined:
+        assert len(quarantined) == 1
+        q = quarantined[0]
+        assert q.is_dir() if original == "DIR" else q.read_bytes() == original
+        assert [l for l in r.stderr.splitlines() if l.startswith("tito: warning:")], r.stderr
+        return "quarantined"
+    if r.returncode == 0:  # accepted as it is (e.g. tolerated extra fields): then untouched
+        assert snapshot(root) == before
+        return "accepted"
+    one_error_line(r)
+    assert p.is_dir() if original == "DIR" else p.read_bytes() == original
+    assert snapshot(root) == before
+    return "refused"
+
+
+def test_status_never_overwrites_a_bad_file_without_keeping_it(corpus, history_template, tmp_path):
+    jobs = []
+    for i, (fmt, name, content, p) in enumerate(corpus):
+        if fmt not in WORKSPACE_FORMATS: continue
+        for with_backups in (True, False):
+            root = copy_ws(history_template, tmp_path / f"{i:03d}-{with_backups}")
+            if not with_backups: shutil.rmtree(root / ".tito" / "backups")
+            target = root / LOCATION[fmt]
+            target.unlink()
+            write_case(root, fmt, content)
+            jobs.append((fmt, name, with_backups, root, target, content))
+    # every case in this process; every 8th also through the real console entry point in a subprocess
+    outcomes = [_status_in(root, target, content, run_tito if k % 8 == 0 else tito_in_process)
+                for k, (fmt, name, wb, root, target, content) in enumerate(jobs)]
+    table = {(fmt, name, wb): o for (fmt, name, wb, *_), o in zip(jobs, outcomes)}
+    # a progress file with a valid backup is recovered; without one, or for config (never backed up), status stops
+    # ("accepted": the store's reader tolerated it, e.g. NaN in an unknown field, and left the file as it was)
+    for (fmt, name, wb), o in table.items():
+        if fmt == "config": assert o in ("refused", "accepted"), (fmt, name, wb, o)
+        elif not wb: assert o in ("refused", "accepted"), (fmt, name, wb, o)
+        elif name != "directory": assert o in ("quarantined", "accepted"), (fmt, name, wb, o)
+    assert sum(o == "quarantined" for o in outcomes) >= 30
+
+
+def test_reports_and_results_in_a_workspace_are_left_alone(corpus, history_template, tmp_path):
+    root = copy_ws(history_template, tmp_path / "ws")
+    placed = []
+    for i, (fmt, name, content, p) in enumerate(corpus):
+        if fmt == "report-card": dst = root / "instructor" / "reports" / f"{i:02d}_x_report_card_20250101_1200{i:02d}.json"
+        elif fmt == "performance": dst = root / "tests" / "performance" / "performance_results" / f"{i:02d}_x_performance_results.json"
+        else: continue
+        if content == "DIR": continue
+        dst.parent.mkdir(parents=True, exist_ok=True); dst.write_bytes(content); placed.append(dst)
+    before = snapshot(root)
+    for args in (["status"], ["status", "--json"], ["module", "start", "6"]):
+        r = run_tito("--root", root, *args)
+        no_traceback(r.stdout, r.stderr)
+        assert r.returncode == 0, r.stderr
+    after = snapshot(root)
+    assert all(after[str(p.relative_to(root))] == before[str(p.relative_to(root))] for p in placed)
