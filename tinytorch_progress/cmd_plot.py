@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'KINDS', 'PlotResult', 'progress_summary', 'report_summary', 'plot_result', 'register']
 
-# %% ../nbs/16_cmd_plot.ipynb #2318167c
-import base64, html
+# %% ../nbs/16_cmd_plot.ipynb #5597e927
+import base64
 
 from .commands import Result, add_json_flag
 from .ids import TitoError
@@ -14,7 +14,7 @@ from .ids import TitoError
 COMMANDS = ("plot",)
 KINDS = ("progress", "milestones", "report")
 
-# %% ../nbs/16_cmd_plot.ipynb #880deef8
+# %% ../nbs/16_cmd_plot.ipynb #0f29b42f
 class PlotResult(Result):
     "A figure with a text summary: PNG in notebooks, a file with `-o`, text in a terminal."
     def __init__(self, kind: str, make, text: str, data: dict):
@@ -34,12 +34,9 @@ class PlotResult(Result):
         from tinytorch_progress.plots import figure_bytes
         return figure_bytes(self.figure(), "png")
     def _repr_mimebundle_(self, include=None, exclude=None):
-        b64 = base64.b64encode(self.png()).decode("ascii")
-        return {"image/png": b64, "text/plain": self.text(),
-                "text/html": f"<img alt='{html.escape(self.kind)} plot' src='data:image/png;base64,{b64}'/>"
-                             f"<pre>{html.escape(self.text())}</pre>"}
+        return {"image/png": base64.b64encode(self.png()).decode("ascii"), "text/plain": self.text()}
 
-# %% ../nbs/16_cmd_plot.ipynb #52ef4d8a
+# %% ../nbs/16_cmd_plot.ipynb #ef651d71
 def progress_summary(st) -> str:
     from tinytorch_progress.plots import completion_series
     lines = [f"Modules completed over time: {st.completed_count}/{st.total} ({st.percentage}%)"]
@@ -55,7 +52,7 @@ def report_summary(cards) -> str:
             f"{c.category_grades.Cell_Length:^11}  {c.overall_grade:^7}".rstrip() for c in cards]
     return "\n".join(out)
 
-# %% ../nbs/16_cmd_plot.ipynb #377fd36d
+# %% ../nbs/16_cmd_plot.ipynb #1a40913d
 def plot_result(kind: str, root) -> PlotResult:
     "The `PlotResult` of `kind` for the workspace at `root`."
     from tinytorch_progress import plots

@@ -9,7 +9,7 @@ __all__ = ['MARK', 'THEMES', 'STATE_STYLE', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MI
            'next_html', 'warnings_html', 'body_html', 'status_html', 'Panel', 'refresh_live_panels', 'widgets_wanted',
            'widget_bundle', 'StatusView', 'MilestonesView', 'status_panel', 'banner_html', 'change_html', 'ChangeView']
 
-# %% ../nbs/09_display.ipynb #54a1c704
+# %% ../nbs/09_display.ipynb #44ff0b98
 import collections, html, sys
 from datetime import datetime
 from typing import Optional
@@ -17,7 +17,7 @@ from typing import Optional
 from .commands import Result
 from .tracker import Change, Status
 
-# %% ../nbs/09_display.ipynb #03de1209
+# %% ../nbs/09_display.ipynb #882f2e72
 MARK = {"completed": "✓", "started": "…", "not started": " ", "unlocked": "◆", "locked": "·"}
 
 def _day(d: Optional[datetime]) -> str: return d.strftime("%Y-%m-%d") if d else ""
@@ -77,7 +77,7 @@ def change_text(c: Change) -> str:
     if c.action == "milestone_complete" and c.changed: out.append(f"★ {c.milestone.name} achieved!")
     return "\n".join(out)
 
-# %% ../nbs/09_display.ipynb #4ef4a47d
+# %% ../nbs/09_display.ipynb #e1e6de7e
 def status_data(st: Status) -> dict:
     "The JSON of `tito status --json`."
     iso = lambda d: d.isoformat() if d else None
@@ -91,11 +91,11 @@ def status_data(st: Status) -> dict:
             "next_action": {"text": st.next_action.text, "command": st.next_action.command, "kind": st.next_action.kind},
             "warnings": list(st.warnings)}
 
-# %% ../nbs/09_display.ipynb #a72d8073
+# %% ../nbs/09_display.ipynb #a1fb95db
 THEMES = {
-    "standard": {"header_bg": "#ff6b35", "header_fg": "#ffffff", "accent": "#ff6b35", "panel_bg": "", "panel_fg": "", "font": "", "logo": "🔥"},
+    "standard": {"header_bg": "#ff6b35", "header_fg": "#ffffff", "accent": "#ff6b35", "panel_bg": "", "panel_fg": "", "font": "", "logo": "◆"},
     "pride": {"header_bg": "linear-gradient(90deg,#e40303,#ff8c00,#ffed00,#008026,#004dff,#750787)", "header_fg": "#ffffff",
-              "accent": "#750787", "panel_bg": "", "panel_fg": "", "font": "", "logo": "🌈"},
+              "accent": "#750787", "panel_bg": "", "panel_fg": "", "font": "", "logo": "★"},
     "retro": {"header_bg": "#000000", "header_fg": "#33ff33", "accent": "#33ff33", "panel_bg": "#101010", "panel_fg": "#33ff33",
               "font": "monospace", "logo": "▓▒░"},
 }
@@ -105,7 +105,7 @@ def theme(name) -> tuple[str, dict]:
     name = name if name in THEMES else "standard"
     return name, THEMES[name]
 
-# %% ../nbs/09_display.ipynb #589f28de
+# %% ../nbs/09_display.ipynb #6488bce6
 STATE_STYLE = {"completed": ("#2e7d32", "#ffffff"), "started": ("#f9a825", "#000000"), "not started": ("#e0e0e0", "#333333"),
                "unlocked": ("#1565c0", "#ffffff"), "locked": ("#e0e0e0", "#333333")}
 
@@ -183,7 +183,7 @@ def status_html(st: Status, parts=("modules", "milestones"), title: str = "progr
     return (f"<div class='tito-status tito-theme-{name}' style='max-width:900px;padding:4px;{_panel_style(st)}'>"
             f"{header_html(st, title)}{progress_html(st)}{body_html(st, parts)}</div>")
 
-# %% ../nbs/09_display.ipynb #3725700d
+# %% ../nbs/09_display.ipynb #b4e04d98
 LIVE_PANELS = collections.deque(maxlen=20)
 
 class Panel:
@@ -193,6 +193,7 @@ class Panel:
         self.root, self.parts, self.title = st.root, tuple(parts), title
         self.header = W.HTML()
         self.bar = W.IntProgress(min=0, layout=W.Layout(width="320px"))
+        self.bar.add_class("tito-bar")
         self.pct = W.HTML()
         self.body = W.HTML()
         self.button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the workspace and update this panel",
@@ -232,7 +233,7 @@ def refresh_live_panels():
             p.update(cache[p.root], f"updated {datetime.now():%H:%M:%S}")
         except Exception as e: p.note.value = f"<small class='tito-note' style='color:#b71c1c'>cannot refresh: {_esc(e)}</small>"
 
-# %% ../nbs/09_display.ipynb #c1d82423
+# %% ../nbs/09_display.ipynb #cacce2b1
 WIDGETS = None
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -258,7 +259,7 @@ def _bundle(text: str, html_: str, make, include=None, exclude=None) -> dict:
     if exclude: b = {k: v for k, v in b.items() if k not in exclude}
     return b
 
-# %% ../nbs/09_display.ipynb #a05e6125
+# %% ../nbs/09_display.ipynb #00cc54b8
 class StatusView(Result):
     "The status of a workspace in every format."
     parts, title = ("modules", "milestones"), "progress"
@@ -290,9 +291,9 @@ def status_panel(root=None) -> StatusView:
     from tinytorch_progress.tracker import status
     return StatusView(status(find_root(root)), detail=True)
 
-# %% ../nbs/09_display.ipynb #8801f81e
-BANNERS = {"unlock": ("#1565c0", "#e3f2fd", "🔓"), "milestone-complete": ("#2e7d32", "#e8f5e9", "🏆"),
-           "course-complete": ("#6a1b9a", "#f3e5f5", "🎓")}
+# %% ../nbs/09_display.ipynb #d4c3b20c
+BANNERS = {"unlock": ("#1565c0", "#e3f2fd", "★"), "milestone-complete": ("#2e7d32", "#e8f5e9", "✔"),
+           "course-complete": ("#6a1b9a", "#f3e5f5", "★★★")}
 
 def banner_html(kind: str, inner: str) -> str:
     fg, bg, icon = BANNERS[kind]
@@ -303,7 +304,8 @@ def change_html(c: Change) -> str:
     "The HTML of a change: its message, test results and banners."
     out = [f"<div class='tito-message'>{_esc(c.message)}</div>"]
     if c.tests is not None and c.tests.passed:
-        out.append(f"<div class='tito-tests-passed' style='color:#2e7d32'>✓ tests passed ({_esc(c.tests.how)})</div>")
+        ran = f": {len(c.tests.ran)} test functions" if c.tests.ran else ""
+        out.append(f"<div class='tito-tests-passed' style='color:#2e7d32'>✓ tests passed ({_esc(c.tests.how)}{ran})</div>")
     if c.tests is not None and not c.tests.passed:
         out += [f"<div class='tito-tests-failed' style='color:#b71c1c'>✗ FAILED {_esc(n)}: {_esc(why)}</div>" for n, why in c.tests.failed]
     out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — run <code>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
