@@ -324,14 +324,16 @@ def test_sequential_gating_refuses_to_start_a_module_before_the_previous_is_comp
 # ---------------------------------------------------------------- %tito milestone run
 
 
-def test_magic_runs_a_milestone_with_live_output(ws, capsys, monkeypatch):
-    from IPython.testing.globalipapp import get_ipython
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "tinytorch_progress")
-    monkeypatch.chdir(ws)
-    monkeypatch.delenv("TITO_ROOT", raising=False)
+def test_magic_in_a_real_kernel_streams_the_run_and_shows_the_summary(ws):
+    from nbclient import NotebookClient
     program(ws, "01_perceptron/01_perceptron.ipynb", notebook("print('perceptron learned AND')"))
-    r = ip.run_line_magic("tito", "milestone run 01")
-    assert "perceptron learned AND" in capsys.readouterr().out                 # printed while it ran
-    assert r.ok and r.data()["completed"] and "Milestone 01 (1957: Perceptron) completed!" in r.text()
-    assert "text/html" in r._repr_mimebundle_()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%load_ext tinytorch_progress"),
+                                         nbformat.v4.new_code_cell("%tito milestone run 01")])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ws)}}).execute()
+    outs = nb.cells[1].outputs
+    streamed = "".join(o.get("text", "") for o in outs if o["output_type"] == "stream")
+    assert "▶ Milestone 01 (1957: Perceptron), main: milestones/01_perceptron/01_perceptron.ipynb" in streamed
+    assert "perceptron learned AND" in streamed and "✓ main passed in" in streamed
+    shown = [o for o in outs if o["output_type"] in ("execute_result", "display_data")]
+    assert "Milestone 01 (1957: Perceptron) completed!" in shown[0]["data"]["text/plain"] and "text/html" in shown[0]["data"]
+    assert milestones_json(ws)["completed_milestones"] == ["01"]
