@@ -349,6 +349,50 @@ def test_concurrent_uploads_store_each_distinct_body_once(site):
     assert count(app, srv.Snapshot) == 10
     for n in ("ada", "bob"):  # the latest is the newest export, whatever order the threads ran in
         assert client.get(f"/api/progress/{n}").json()["module_progress"]["completed_count"] == 5
+    assert_counters_consistent(app)
+
+
+def assert_counters_consistent(app):
+    "The counters the uploads maintained equal the ones recomputed from the standings."
+    with app.state.db.read() as c:
+        kept = {(r.counter, r.bucket): r.students for r in c.execute(select(srv.Counter.__table__)) if r.students}
+    with app.state.db.write() as c:
+        srv.rebuild_counters(c)
+    with app.state.db.read() as c:
+        rebuilt = {(r.counter, r.bucket): r.students for r in c.execute(select(srv.Counter.__table__))}
+    assert kept == rebuilt and rebuilt
+
+
+def test_leaderboard_pages_match_a_brute_force_ranking(site):
+    "Random scores and re-uploads: every page, both metrics, equals ranking the standings by hand."
+    import random
+    client, app, tok = site
+    rng = random.Random(8)
+    eng = app.state.db.engine
+    names = [f"s{i:02d}" for i in range(40)]
+    toks = {n: srv.add_user(eng, n) for n in names}
+    reached = {}  # (metric, name) -> order in which the current score was reached
+    scores = {}
+    for step in range(120):
+        n = rng.choice(names)
+        mods, stones = rng.randint(0, 6), rng.randint(0, 3)
+        ms = tuple((f"{i:02d}", i <= stones) for i in range(1, max(stones, 1) + 1))
+        r = client.post("/api/progress/upload", json=upload_body(tuple(range(1, mods + 1)), ms, timestamp=f"2025-11-01T00:{step // 60:02d}:{step % 60:02d}"),
+                        headers=auth(toks[n]))
+        assert r.status_code == 201, r.text
+        old = scores.get(n)
+        for i, m in enumerate(("modules_completed", "milestones_completed")):
+            if old is None or old[i] != (mods, stones)[i]: reached[(m, n)] = step
+        scores[n] = (mods, stones)
+    for i, metric in enumerate(("modules_completed", "milestones_completed")):
+        order = sorted(scores, key=lambda n: (-scores[n][i], reached[(metric, n)], n))
+        expect = [(n, 1 + sum(scores[o][i] > scores[n][i] for o in scores)) for n in order]
+        got = []
+        for off in range(0, len(order) + 7, 7):
+            got += [(e["username"], e["rank"]) for e in
+                    client.get(f"/api/leaderboard?metric={metric}&limit=7&offset={off}").json()["leaderboard"]]
+        assert got == expect
+    assert_counters_consistent(app)
 
 
 # ---- leaderboard -----------------------------------------------------------------------------------------------------

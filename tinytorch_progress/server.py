@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID_RE', 'METRICS', 'Metric', 'MAX_BODY',
-           'MAX_DEPTH', 'CSP', 'db_url', 'Base', 'User', 'Token', 'Snapshot', 'Standing', 'UserMilestone', 'Event',
+           'MAX_DEPTH', 'CSP', 'db_url', 'Base', 'User', 'Token', 'Snapshot', 'Standing', 'Counter', 'Event',
            'SchemaMigration', 'open_engine', 'migrate', 'hash_token', 'new_token', 'add_user', 'issue_token', 'revoke',
-           'list_users', 'user_for_token', 'ApiError', 'parse_upload', 'as_export', 'Db', 'store_upload',
-           'latest_export', 'leaderboard', 'rank_of', 'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit',
-           'esc', 'page', 'render_overview', 'render_user', 'authenticate', 'handle_upload', 'ErrorBody',
-           'UploadResult', 'Health', 'create_app']
+           'list_users', 'user_for_token', 'ApiError', 'parse_upload', 'as_export', 'Db', 'counter_deltas',
+           'apply_counters', 'store_upload', 'latest_export', 'histogram', 'rank_of', 'leaderboard', 'rebuild_counters',
+           'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit', 'esc', 'page', 'render_overview',
+           'render_user', 'authenticate', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health', 'create_app']
 
-# %% ../nbs/17_server.ipynb #94022b4b
+# %% ../nbs/17_server.ipynb #bc850917
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -32,7 +32,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #f7924f05
+# %% ../nbs/17_server.ipynb #b4c4dfad
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -43,7 +43,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #4a4246bf
+# %% ../nbs/17_server.ipynb #550f876f
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -95,15 +95,19 @@ class Standing(Base):
     unlocked_milestones: Mapped[str] = mapped_column(Text, default="")
     completed_milestones: Mapped[str] = mapped_column(Text, default="")
 
-# one index per whitelisted metric, in exactly the leaderboard's ORDER BY
-Index("ix_standings_modules", Standing.modules_completed.desc(), Standing.modules_reached, Standing.username)
-Index("ix_standings_milestones", Standing.milestones_completed.desc(), Standing.milestones_reached, Standing.username)
+# one index per whitelisted metric, in exactly the leaderboard's ORDER BY and covering its columns, so a page —
+# even a deep one, where OFFSET skips rows — and the rank count are index-only scans
+Index("ix_standings_modules", Standing.modules_completed.desc(), Standing.modules_reached, Standing.username,
+      Standing.user_id, Standing.milestones_completed)
+Index("ix_standings_milestones", Standing.milestones_completed.desc(), Standing.milestones_reached, Standing.username,
+      Standing.user_id, Standing.modules_completed)
 
-class UserMilestone(Base):
-    __tablename__ = "user_milestones"
-    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    milestone_id: Mapped[str] = mapped_column(String(8), primary_key=True)
-    completed: Mapped[bool] = mapped_column(Boolean)
+class Counter(Base):
+    "How many students are in each bucket: per score of each metric, and per milestone unlocked/completed."
+    __tablename__ = "counters"
+    counter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    students: Mapped[int] = mapped_column(Integer, default=0)
 
 class Event(Base):
     __tablename__ = "events"
@@ -121,7 +125,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #03c665df
+# %% ../nbs/17_server.ipynb #f3d91f2a
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool):
@@ -156,11 +160,11 @@ def open_engine(url: Optional[str] = None) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #ee76e45a
+# %% ../nbs/17_server.ipynb #285621b0
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
-MIGRATIONS = [(1, "users, tokens, snapshots, standings, user_milestones, events", _m1_initial)]
+MIGRATIONS = [(1, "users, tokens, snapshots, standings, counters, events", _m1_initial)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def migrate(engine: Engine) -> int:
@@ -183,7 +187,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #b763d1ec
+# %% ../nbs/17_server.ipynb #847d0a45
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -248,7 +252,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #b30f551b
+# %% ../nbs/17_server.ipynb #596e5215
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -302,7 +306,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #8f938463
+# %% ../nbs/17_server.ipynb #2485bcf3
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None):
@@ -310,13 +314,16 @@ class Db:
         self.dialect = self.engine.dialect.name
         self.schema_version = migrate(self.engine)
         self._writer = self.engine.execution_options(tito_write=True)
+        self._reader = self.engine.execution_options(isolation_level="REPEATABLE READ") if self.dialect == "postgresql" else self.engine
         self._lock = threading.Lock() if self.dialect == "sqlite" else nullcontext()
 
     @contextmanager
     def write(self):
         with self._lock, self._writer.begin() as conn: yield conn
 
-    def read(self): return self.engine.connect()
+    def read(self):
+        "A connection for reading; on PostgreSQL one snapshot for all its statements (REPEATABLE READ)."
+        return self._reader.connect()
 
 def _csv(xs) -> str: return ",".join(str(x) for x in xs)
 def _set(s: Optional[str]) -> set[str]: return set(s.split(",")) if s else set()
@@ -338,7 +345,7 @@ def _events(prev, export: CombinedExport, now: datetime) -> list[dict]:
         if m.completed and m.id not in old_done: ev("milestone_completed", m.id, m.completed_at)
     return out
 
-_snap, _st, _um, _evt, _ut = (Snapshot.__table__, Standing.__table__, UserMilestone.__table__, Event.__table__,
+_snap, _st, _ct, _evt, _ut = (Snapshot.__table__, Standing.__table__, Counter.__table__, Event.__table__,
                                 User.__table__)
 # statements built once: an upload is ~6 statements, and building them per request cost more than running them
 # PostgreSQL: lock the user's row first, in its own statement, so the standing read next is as of after the lock
@@ -346,9 +353,41 @@ _Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update(
 _Q_PREV = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
 _Q_DUP = (select(_snap.c.id, _snap.c.modules_completed, _snap.c.milestones_completed)
           .where(_snap.c.user_pk == bindparam("b_pk"), _snap.c.content_hash == bindparam("b_hash")))
-_I_SNAP, _I_ST, _I_UM, _I_EVT = insert(_snap), insert(_st), insert(_um), insert(_evt)
+_I_SNAP, _I_ST, _I_EVT = insert(_snap), insert(_st), insert(_evt)
 _U_ST = update(_st).where(_st.c.user_pk == bindparam("b_pk"))
-_D_UM = delete(_um).where(_um.c.user_pk == bindparam("b_pk"))
+_U_CT = (update(_ct).where(_ct.c.counter == bindparam("b_counter"), _ct.c.bucket == bindparam("b_bucket"))
+         .values(students=_ct.c.students + bindparam("b_delta")))
+_UPSERT_CT = {}
+
+def _upsert_counter(dialect: str):
+    "INSERT … ON CONFLICT DO UPDATE (the same SQL on SQLite and PostgreSQL), built once per dialect."
+    if dialect not in _UPSERT_CT:
+        from importlib import import_module
+        ins = import_module(f"sqlalchemy.dialects.{dialect}").insert(_ct)
+        _UPSERT_CT[dialect] = ins.on_conflict_do_update(index_elements=[_ct.c.counter, _ct.c.bucket],
+                                                        set_={"students": _ct.c.students + ins.excluded.students})
+    return _UPSERT_CT[dialect]
+
+def counter_deltas(prev, mods: int, stones: int, unl: set, done: set) -> dict:
+    "How the counters change when a student's standing goes from `prev` (None: new) to these numbers."
+    d = {}
+    def move(counter, old, new):
+        if old == new: return
+        if old is not None: d[(counter, old)] = d.get((counter, old), 0) - 1
+        d[(counter, new)] = d.get((counter, new), 0) + 1
+    move("modules_completed", prev.modules_completed if prev else None, mods)
+    move("milestones_completed", prev.milestones_completed if prev else None, stones)
+    for counter, old, new in (("milestone_unlocked", _set(prev.unlocked_milestones) if prev else set(), unl),
+                              ("milestone_completed", _set(prev.completed_milestones) if prev else set(), done)):
+        for m in old - new: d[(counter, int(m))] = d.get((counter, int(m)), 0) - 1
+        for m in new - old: d[(counter, int(m))] = d.get((counter, int(m)), 0) + 1
+    return {k: v for k, v in sorted(d.items()) if v}  # sorted: PostgreSQL row locks always taken in one order
+
+def apply_counters(conn, deltas: dict):
+    up = _upsert_counter(conn.dialect.name)
+    for (counter, bucket), v in deltas.items():
+        if v > 0: conn.execute(up, {"counter": counter, "bucket": bucket, "students": v})
+        else: conn.execute(_U_CT, {"b_counter": counter, "b_bucket": bucket, "b_delta": v})
 
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot; what the server now holds."
@@ -385,9 +424,7 @@ def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
             if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
             if prev is None: conn.execute(_I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
             else: conn.execute(_U_ST, {"b_pk": pk, **row})
-            if prev is None or (prev.unlocked_milestones, prev.completed_milestones) != (row["unlocked_milestones"], row["completed_milestones"]):
-                conn.execute(_D_UM, {"b_pk": pk})
-                if unl: conn.execute(_I_UM, [{"user_pk": pk, "milestone_id": i, "completed": i in done} for i in unl])
+            apply_counters(conn, counter_deltas(prev, mods, stones, set(unl), set(done)))
             evs = _events(prev, export, now)
             if evs: conn.execute(_I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
     return {**out, "status": "stored", "snapshot_id": sid, "latest": latest}
@@ -399,43 +436,69 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #01a747e1
+# %% ../nbs/17_server.ipynb #28dd5d07
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
+
+_Q_HIST = (select(_ct.c.bucket, _ct.c.students).where(_ct.c.counter == bindparam("b_counter"), _ct.c.students > 0)
+           .order_by(_ct.c.bucket.desc()))
+
+def histogram(conn, counter: str) -> list[tuple[int, int]]:
+    "(bucket, students) of a counter, highest bucket first."
+    return [(r[0], r[1]) for r in conn.execute(_Q_HIST, {"b_counter": counter})]
+
+def _higher(hist) -> dict[int, int]:
+    "score → how many students score strictly higher."
+    out, n = {}, 0
+    for b, k in hist: out[b], n = n, n + k
+    return out
+
+def rank_of(conn, metric: str, value: int) -> int:
+    "Competition rank of a score."
+    return 1 + sum(k for b, k in histogram(conn, metric) if b > value)
 
 def leaderboard(db: Db, metric: str = "modules_completed", limit: int = 50, offset: int = 0) -> Leaderboard:
     "One page of the leaderboard by `metric`, validated as `Leaderboard`."
     if metric not in METRICS: raise ApiError(422, f"metric: must be one of {', '.join(METRICS)}, got {metric[:40]!r}")
     st = Standing.__table__
     score, reached = _order(metric)
-    q = (select(st.c.user_id, st.c.username, st.c.modules_completed, st.c.milestones_completed)
-         .order_by(score.desc(), reached, st.c.username).limit(limit).offset(offset))
     with db.read() as conn:
-        rows = conn.execute(q).all()
-        rank = 1
-        if rows and offset:
-            rank = 1 + conn.execute(select(func.count()).select_from(st).where(score > getattr(rows[0], metric))).scalar()
-    out = []
-    for i, r in enumerate(rows):
-        if i and getattr(r, metric) != getattr(rows[i - 1], metric): rank = offset + i + 1
-        out.append({"user_id": r.user_id, "username": r.username, "modules_completed": r.modules_completed,
-                    "milestones_completed": r.milestones_completed, "rank": rank})
+        hist = histogram(conn, metric)
+        higher = _higher(hist)
+        start, skipped = None, 0  # the score group the page starts in, and how many students rank above that group
+        for b, k in hist:
+            if offset < skipped + k: start = b; break
+            skipped += k
+        rows = [] if start is None else conn.execute(
+            select(st.c.user_id, st.c.username, st.c.modules_completed, st.c.milestones_completed).where(score <= start)
+            .order_by(score.desc(), reached, st.c.username).limit(limit).offset(offset - skipped)).all()
+        missing = {getattr(r, metric) for r in rows} - higher.keys()  # only if counters were out of step
+        for v in missing: higher[v] = conn.execute(select(func.count()).select_from(st).where(score > v)).scalar()
+    out = [{"user_id": r.user_id, "username": r.username, "modules_completed": r.modules_completed,
+            "milestones_completed": r.milestones_completed, "rank": 1 + higher[getattr(r, metric)]} for r in rows]
     return Leaderboard.model_validate({"leaderboard": out, "metric": metric, "limit": limit, "offset": offset})
 
-def rank_of(conn, metric: str, value: int) -> int:
-    "Competition rank of a score."
-    score, _ = _order(metric)
-    return 1 + conn.execute(select(func.count()).select_from(Standing.__table__).where(score > value)).scalar()
+def rebuild_counters(conn):
+    "Recompute every counter from the standings (a repair tool; uploads keep them current)."
+    conn.execute(delete(_ct))
+    rows = {}
+    for m in METRICS:
+        for b, k in conn.execute(select(_st.c[m], func.count()).group_by(_st.c[m])): rows[(m, b)] = k
+    for unl, done in conn.execute(select(_st.c.unlocked_milestones, _st.c.completed_milestones)):
+        for counter, ids in (("milestone_unlocked", _set(unl)), ("milestone_completed", _set(done))):
+            for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
+    if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #a5f2ab80
+# %% ../nbs/17_server.ipynb #23a86b2f
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
-    st, um, snap = Standing.__table__, UserMilestone.__table__, Snapshot.__table__
     with db.read() as conn:
-        dist = {r[0]: r[1] for r in conn.execute(select(st.c.modules_completed, func.count()).group_by(st.c.modules_completed))}
-        stones = {r[0]: {"unlocked": r[1], "completed": int(r[2] or 0)} for r in conn.execute(
-            select(um.c.milestone_id, func.count(), func.sum(func.cast(um.c.completed, Integer))).group_by(um.c.milestone_id))}
+        dist = dict(histogram(conn, "modules_completed"))
+        stones = {}
+        for kind in ("unlocked", "completed"):
+            for b, k in histogram(conn, f"milestone_{kind}"):
+                stones.setdefault(f"{b:02d}", {"unlocked": 0, "completed": 0})[kind] = k
         users = conn.execute(select(func.count()).select_from(User.__table__)).scalar()
     return {"students": sum(dist.values()), "users": users, "distribution": dict(sorted(dist.items())),
             "milestones": dict(sorted(stones.items()))}
@@ -459,7 +522,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #d2586aed
+# %% ../nbs/17_server.ipynb #78476104
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -479,7 +542,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #e434ac49
+# %% ../nbs/17_server.ipynb #3408dea1
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -518,7 +581,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #4a3f2203
+# %% ../nbs/17_server.ipynb #a5d21210
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -614,7 +677,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #5a5ecd01
+# %% ../nbs/17_server.ipynb #1673b2fc
 def authenticate(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str]) -> dict:
     "The user owning the Bearer token in an `Authorization` header value (rate limited per token), or an `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -638,7 +701,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
         raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
     return store_upload(db, user, req)
 
-# %% ../nbs/17_server.ipynb #944c71f4
+# %% ../nbs/17_server.ipynb #c62e36fc
 class ErrorBody(BaseModel):
     detail: str
 
