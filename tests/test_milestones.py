@@ -246,8 +246,8 @@ def _next(root) -> dict:
 
 def test_demo_milestones_run_on_the_demo_modules_code(tmp_path):
     from tinytorch_progress.demo import build_demo
-    root = build_demo(tmp_path / "demo", log=lambda *a: None)
-    write_demo_milestones(root)
+    root = build_demo(tmp_path / "demo", log=lambda *a: None)          # `tito demo` writes the milestone programs
+    assert write_demo_milestones(root) and (root / "milestones" / "02_xor" / "part2_hidden_layer.ipynb").is_file()
     # mid-course: 01, 02 completed, 03 started
     assert _next(root) == {"text": "Finish module 03 (Layers) and record it", "command": "tito module complete 03", "kind": "complete"}
     p = run_tito("--root", root, "milestone", "run", "01")
