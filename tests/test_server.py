@@ -521,3 +521,16 @@ def test_bad_database_urls_are_one_line_errors(tmp_path):
         r = run_tito("server", "list-users", "--db", url, cwd=tmp_path)
         assert r.returncode == 1 and r.stderr.startswith("tito: error:"), (url, r.stderr)
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "wrong" not in r.stderr
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_durability_setting_reaches_the_database(db_url, durable):
+    db = srv.Db(db_url, durable=durable)
+    try:
+        with db.write() as c:
+            if db.dialect == "postgresql":
+                assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == ("on" if durable else "off")
+            else:
+                assert c.exec_driver_sql("PRAGMA synchronous").scalar() == (2 if durable else 1)  # FULL / NORMAL
+                assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally: db.engine.dispose()

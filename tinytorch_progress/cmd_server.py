@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['register']
 
-# %% ../nbs/18_cmd_server.ipynb #3126555e
+# %% ../nbs/18_cmd_server.ipynb #7d79490d
 import os, sys
 
 from .commands import Result, add_json_flag
 from .ids import TitoError
 
-# %% ../nbs/18_cmd_server.ipynb #26f03fe6
+# %% ../nbs/18_cmd_server.ipynb #71789faf
 def _db(args):
     from tinytorch_progress.server import Db
     return Db(args.db or os.environ.get("TITO_SERVER_DB") or None)
@@ -61,7 +61,7 @@ def _list_users(db, args):
                      f"{dash(r['milestones_completed']):>10}  {(r['last_upload'] or '-')[:19]}")
     return Result("\n".join(lines), data=rows)
 
-# %% ../nbs/18_cmd_server.ipynb #282c86a9
+# %% ../nbs/18_cmd_server.ipynb #ae56cc55
 def _port(s: str) -> int:
     import argparse
     try: n = int(s)
@@ -73,7 +73,7 @@ def _serve(args):
     import uvicorn
     from tinytorch_progress.server import create_app, db_url
     url = args.db or os.environ.get("TITO_SERVER_DB") or None
-    app = create_app(url)
+    app = create_app(url, durable=args.durable)
     shown = app.state.db.engine.url.render_as_string(hide_password=True)
     print(f"tito: serving http://{args.host}:{args.port} (database {shown}, schema v{app.state.db.schema_version})",
           file=sys.stderr, flush=True)
@@ -81,7 +81,7 @@ def _serve(args):
     finally: app.state.db.engine.dispose()
     return Result("server stopped", data={"stopped": True})
 
-# %% ../nbs/18_cmd_server.ipynb #578b7570
+# %% ../nbs/18_cmd_server.ipynb #25e41e68
 def register(sub):
     db_help = "database URL or SQLite file (default: $TITO_SERVER_DB, else ./tito-server.db)"
     p = sub.add_parser("serve", help="run the progress website", description="Run the progress website (FastAPI + uvicorn).")
@@ -89,6 +89,9 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--durable", action="store_true",
+                   help="wait for the disk on every upload's commit (default: a machine crash may lose the last "
+                        "fraction of a second of uploads, which students' next sync re-sends)")
     p.set_defaults(run=_serve)
     s = sub.add_parser("server", help="manage the website's users and tokens",
                        description="Manage the users and tokens of the progress website's database.")

@@ -11,7 +11,7 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit', 'esc', 'page', 'render_overview',
            'render_user', 'authenticate', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health', 'create_app']
 
-# %% ../nbs/17_server.ipynb #bc850917
+# %% ../nbs/17_server.ipynb #6ebb9165
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -32,7 +32,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #b4c4dfad
+# %% ../nbs/17_server.ipynb #5b3ae2c1
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -43,7 +43,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #550f876f
+# %% ../nbs/17_server.ipynb #51884944
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -125,22 +125,22 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #f3d91f2a
+# %% ../nbs/17_server.ipynb #f5033bec
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
-def _sqlite_setup(engine: Engine, memory: bool):
+def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _):
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is too late for IMMEDIATE)
         cur = dbapi_conn.cursor()
         if not memory: cur.execute("PRAGMA journal_mode=WAL")
-        for p in ("synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"): cur.execute(f"PRAGMA {p}")
+        for p in (f"synchronous={'FULL' if durable else 'NORMAL'}", "foreign_keys=ON", "busy_timeout=30000"): cur.execute(f"PRAGMA {p}")
         cur.close()
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tito_write") else "BEGIN")
 
-def open_engine(url: Optional[str] = None) -> Engine:
+def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
     "An engine for `url` (see `db_url`), configured for its database; `TitoError` if the URL is unusable."
     url = db_url(url)
     try: u = make_url(url)
@@ -152,7 +152,7 @@ def open_engine(url: Optional[str] = None) -> Engine:
             memory = u.database in (None, "", ":memory:")
             kw = dict(poolclass=StaticPool) if memory else dict(pool_size=8, max_overflow=8)
             engine = create_engine(u, connect_args={"check_same_thread": False}, **kw)
-            _sqlite_setup(engine, memory)
+            _sqlite_setup(engine, memory, durable)
         else:
             engine = create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True,
                                    connect_args={"connect_timeout": 10})
@@ -160,7 +160,7 @@ def open_engine(url: Optional[str] = None) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #285621b0
+# %% ../nbs/17_server.ipynb #668aa7b9
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -187,7 +187,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #847d0a45
+# %% ../nbs/17_server.ipynb #817ddcbe
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -252,7 +252,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #596e5215
+# %% ../nbs/17_server.ipynb #c0ff947d
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -306,11 +306,12 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #2485bcf3
+# %% ../nbs/17_server.ipynb #9f81a0de
 class Db:
     "An engine plus the write discipline of its database."
-    def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None):
-        self.engine = engine or open_engine(url)
+    def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
+        self.engine = engine or open_engine(url, durable)
+        self.durable = durable
         self.dialect = self.engine.dialect.name
         self.schema_version = migrate(self.engine)
         self._writer = self.engine.execution_options(tito_write=True)
@@ -319,7 +320,9 @@ class Db:
 
     @contextmanager
     def write(self):
-        with self._lock, self._writer.begin() as conn: yield conn
+        with self._lock, self._writer.begin() as conn:
+            if self.dialect == "postgresql" and not self.durable: conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield conn
 
     def read(self):
         "A connection for reading; on PostgreSQL one snapshot for all its statements (REPEATABLE READ)."
@@ -353,20 +356,29 @@ _Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update(
 _Q_PREV = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
 _Q_DUP = (select(_snap.c.id, _snap.c.modules_completed, _snap.c.milestones_completed)
           .where(_snap.c.user_pk == bindparam("b_pk"), _snap.c.content_hash == bindparam("b_hash")))
-_I_SNAP, _I_ST, _I_EVT = insert(_snap), insert(_st), insert(_evt)
+_I_ST, _I_EVT = insert(_st), insert(_evt)
 _U_ST = update(_st).where(_st.c.user_pk == bindparam("b_pk"))
-_U_CT = (update(_ct).where(_ct.c.counter == bindparam("b_counter"), _ct.c.bucket == bindparam("b_bucket"))
-         .values(students=_ct.c.students + bindparam("b_delta")))
-_UPSERT_CT = {}
+_BY_DIALECT = {}
+
+def _dialect_insert(dialect: str, table):
+    from importlib import import_module
+    return import_module(f"sqlalchemy.dialects.{dialect}").insert(table)
 
 def _upsert_counter(dialect: str):
     "INSERT … ON CONFLICT DO UPDATE (the same SQL on SQLite and PostgreSQL), built once per dialect."
-    if dialect not in _UPSERT_CT:
-        from importlib import import_module
-        ins = import_module(f"sqlalchemy.dialects.{dialect}").insert(_ct)
-        _UPSERT_CT[dialect] = ins.on_conflict_do_update(index_elements=[_ct.c.counter, _ct.c.bucket],
-                                                        set_={"students": _ct.c.students + ins.excluded.students})
-    return _UPSERT_CT[dialect]
+    if ("ct", dialect) not in _BY_DIALECT:
+        ins = _dialect_insert(dialect, _ct)
+        _BY_DIALECT["ct", dialect] = ins.on_conflict_do_update(index_elements=[_ct.c.counter, _ct.c.bucket],
+                                                               set_={"students": _ct.c.students + ins.excluded.students})
+    return _BY_DIALECT["ct", dialect]
+
+def _insert_snapshot(dialect: str):
+    "INSERT … ON CONFLICT DO NOTHING RETURNING id: a new snapshot's id, or no row for a body already stored."
+    if ("snap", dialect) not in _BY_DIALECT:
+        _BY_DIALECT["snap", dialect] = (_dialect_insert(dialect, _snap)
+                                        .on_conflict_do_nothing(index_elements=[_snap.c.user_pk, _snap.c.content_hash])
+                                        .returning(_snap.c.id))
+    return _BY_DIALECT["snap", dialect]
 
 def counter_deltas(prev, mods: int, stones: int, unl: set, done: set) -> dict:
     "How the counters change when a student's standing goes from `prev` (None: new) to these numbers."
@@ -384,10 +396,9 @@ def counter_deltas(prev, mods: int, stones: int, unl: set, done: set) -> dict:
     return {k: v for k, v in sorted(d.items()) if v}  # sorted: PostgreSQL row locks always taken in one order
 
 def apply_counters(conn, deltas: dict):
-    up = _upsert_counter(conn.dialect.name)
-    for (counter, bucket), v in deltas.items():
-        if v > 0: conn.execute(up, {"counter": counter, "bucket": bucket, "students": v})
-        else: conn.execute(_U_CT, {"b_counter": counter, "b_bucket": bucket, "b_delta": v})
+    "Add the deltas to the counters: one upsert for all of them (the rows of a negative delta always exist)."
+    if deltas: conn.execute(_upsert_counter(conn.dialect.name),
+                            [{"counter": c, "bucket": b, "students": v} for (c, b), v in deltas.items()])
 
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot; what the server now holds."
@@ -406,12 +417,12 @@ def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     with db.write() as conn:
         if db.dialect == "postgresql": conn.execute(_Q_LOCK, {"b_pk": pk})
         prev = conn.execute(_Q_PREV, {"b_pk": pk}).first()
-        dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
-        if dup is not None:
+        sid = conn.execute(_insert_snapshot(db.dialect), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
+                           received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
+        if sid is None:  # this very body is stored already: answer with that snapshot, change nothing
+            dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
             return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
                     "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
-        sid = conn.execute(_I_SNAP, dict(user_pk=pk, content_hash=digest, exported_at=exported_at, received_at=now,
-                                         modules_completed=mods, milestones_completed=stones, data=data)).inserted_primary_key[0]
         latest = prev is None or exported_at >= prev.exported_at
         if latest:
             unl = [m.id for m in sp.unlocked_milestones]
@@ -436,7 +447,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #28dd5d07
+# %% ../nbs/17_server.ipynb #35f4e725
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -490,7 +501,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #23a86b2f
+# %% ../nbs/17_server.ipynb #bdce18b7
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -522,7 +533,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #78476104
+# %% ../nbs/17_server.ipynb #828c94be
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -542,7 +553,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #3408dea1
+# %% ../nbs/17_server.ipynb #ae1ff8fc
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -581,7 +592,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #a5d21210
+# %% ../nbs/17_server.ipynb #70ede604
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -677,7 +688,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #1673b2fc
+# %% ../nbs/17_server.ipynb #8aa41da8
 def authenticate(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str]) -> dict:
     "The user owning the Bearer token in an `Authorization` header value (rate limited per token), or an `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -701,7 +712,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
         raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
     return store_upload(db, user, req)
 
-# %% ../nbs/17_server.ipynb #c62e36fc
+# %% ../nbs/17_server.ipynb #88490d70
 class ErrorBody(BaseModel):
     detail: str
 
@@ -736,7 +747,7 @@ def _upload_openapi(schema: dict) -> dict:
     return schema
 
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0),
-               max_body: int = MAX_BODY, engine: Optional[Engine] = None):
+               max_body: int = MAX_BODY, engine: Optional[Engine] = None, durable: bool = False):
     "The website: JSON API, dashboard pages, limits. `db` is a database URL (default: `tito-server.db` here)."
     from fastapi import FastAPI, Path as P, Query, Request
     from fastapi.concurrency import run_in_threadpool
@@ -745,7 +756,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    database = Db(db, engine)
+    database = Db(db, engine, durable)
     limiter = RateLimiter(*rate_limit) if rate_limit else None
     app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION),
                   description="Progress uploads, per-student progress and the class leaderboard.")

@@ -1,0 +1,224 @@
+"""Benchmark: the progress website at class scale — 100k users seeded — on SQLite and PostgreSQL.
+
+Measures, in process (the ASGI app driven by httpx, no network), the leaderboard's latency (p50/p99 over first pages and
+random deep pages, both metrics), the class dashboard's latency, and upload throughput (every upload distinct, so each
+one is validated, stored as a snapshot, and updates standings, milestones and events). Targets: leaderboard p99 < 20 ms,
+uploads >= 500/s.
+
+Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uploads 2000] [--no-pg]`. PostgreSQL comes from
+$TITO_TEST_PG_URL (default: the test database `.ci/postgres.sh` creates; a scratch schema is used and dropped) and is
+skipped with a note if unreachable. Writes benchmarks/results/server.json.
+"""
+import argparse, asyncio, json, os, platform, random, statistics, sys, tempfile, time, uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, insert, text
+
+from tinytorch_progress import server as srv
+
+HERE = Path(__file__).resolve().parent
+PG_URL = os.environ.get("TITO_TEST_PG_URL", "postgresql+psycopg://tito:tito@127.0.0.1:5432/tito_test")
+TARGET_P99_MS, TARGET_UPLOADS = 20.0, 500.0
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    mem = next((int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), None) \
+        if Path("/proc/meminfo").exists() else None
+    import sqlite3
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+            "platform": platform.platform(), "sqlite": sqlite3.sqlite_version,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def seed(db, n: int, rng: random.Random):
+    "n users with standings (scores skewed like a real class), by bulk insert; then the counters, recomputed."
+    ut, st = srv.User.__table__, srv.Standing.__table__
+    base = datetime(2025, 9, 1)
+    reached = list(range(1, n + 1)); rng.shuffle(reached)
+    reached2 = list(range(1, n + 1)); rng.shuffle(reached2)
+    req = {"01": 1, "02": 2, "03": 7, "04": 9, "05": 13, "06": 17}
+    t0 = time.perf_counter()
+    B = 5000
+    for lo in range(0, n, B):
+        users, standings = [], []
+        for i in range(lo, min(n, lo + B)):
+            name = f"s{i:06d}"
+            mods = min(20, max(0, int(rng.triangular(0, 21, 6))))
+            unl = [m for m, need in req.items() if mods >= need]
+            done = [m for m in unl if rng.random() < 0.6]
+            when = base + timedelta(minutes=reached[i])
+            users.append({"id": i + 1, "username": name, "user_id": name, "created_at": base})
+            standings.append({"user_pk": i + 1, "user_id": name, "username": name, "snapshot_id": None, "exported_at": when,
+                              "updated_at": when, "total_modules": 20, "modules_completed": mods, "modules_reached": reached[i],
+                              "modules_reached_at": when, "milestones_completed": len(done), "milestones_reached": reached2[i],
+                              "milestones_reached_at": when, "completed_modules": ",".join(f"{m:02d}" for m in range(1, mods + 1)),
+                              "unlocked_milestones": ",".join(unl), "completed_milestones": ",".join(done)})
+        with db.engine.begin() as c:
+            c.execute(insert(ut), users); c.execute(insert(st), standings)
+    with db.write() as c:
+        if db.dialect == "postgresql":
+            c.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('users', 'id'), {n})")
+        srv.rebuild_counters(c)
+    # what autovacuum does after a bulk load (PostgreSQL: statistics and the visibility map for index-only scans)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.exec_driver_sql("VACUUM ANALYZE" if db.dialect == "postgresql" else "ANALYZE")
+    return time.perf_counter() - t0
+
+
+def body(i: int, rng: random.Random) -> dict:
+    k = rng.randint(1, 20)
+    ms = [{"id": f"{m:02d}", "name": f"Milestone {m:02d}", "unlocked_at": "2025-11-15T10:00:00", "completed": m % 2 == 1,
+           "completed_at": "2025-11-16T10:00:00" if m % 2 == 1 else None} for m in range(1, 1 + min(6, k // 3))]
+    return {"timestamp": (datetime(2025, 11, 1) + timedelta(seconds=i)).isoformat(),
+            "module_progress": {"total_modules": 20, "completed_count": k, "completed_modules": list(range(1, k + 1)),
+                                "completion_dates": {str(m): "2025-11-10T10:00:00" for m in range(1, k + 1)},
+                                "last_worked": f"{k:02d}", "last_completed": f"{k:02d}", "completion_percentage": k * 5},
+            "milestone_progress": {"total_milestones": 6, "unlocked_count": len(ms), "completed_count": sum(m["completed"] for m in ms),
+                                   "unlocked_milestones": ms, "locked_milestones": []},
+            "statistics": {"total_study_time_hours": 3.5, "modules_per_day": 0.8, "current_streak_days": 2, "longest_streak_days": 5}}
+
+
+async def run_backend(url: str, args, rng: random.Random) -> dict:
+    app = srv.create_app(url)
+    db = app.state.db
+    out = {"database": db.dialect, "users": args.users}
+    out["seed_s"] = round(seed(db, args.users, rng), 2)
+    print(f"  seeded {args.users} users in {out['seed_s']} s", flush=True)
+    tokens = [srv.add_user(db.engine, f"up{j:05d}") for j in range(args.uploaders)]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+        # warm up (connections, caches)
+        for _ in range(20): (await c.get("/api/leaderboard")).raise_for_status()
+        # leaderboard: first pages and random deeper pages, both metrics
+        lat = {"first_page": [], "random_page": []}
+        fn_lat = []
+        for q in range(args.queries):
+            metric = srv.METRICS[q % 2]
+            kind = "first_page" if q % 3 else "random_page"
+            offset = 0 if kind == "first_page" else rng.randrange(0, args.users, 50)
+            t = time.perf_counter()
+            r = await c.get(f"/api/leaderboard?metric={metric}&limit=50&offset={offset}")
+            lat[kind].append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200 and len(r.json()["leaderboard"]) == 50, r.text
+            t = time.perf_counter(); srv.leaderboard(db, metric, 50, offset); fn_lat.append((time.perf_counter() - t) * 1000)
+        allq = lat["first_page"] + lat["random_page"]
+        out["leaderboard_ms"] = {k: {"p50": round(pct(v, 50), 2), "p99": round(pct(v, 99), 2), "n": len(v)}
+                                 for k, v in {**lat, "all": allq}.items()}
+        out["leaderboard_query_only_ms"] = {"p50": round(pct(fn_lat, 50), 2), "p99": round(pct(fn_lat, 99), 2)}
+        # the class dashboard page (aggregates over every student)
+        dash = []
+        for _ in range(args.pages):
+            t = time.perf_counter(); r = await c.get("/"); dash.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200
+        out["dashboard_ms"] = {"p50": round(pct(dash, 50), 2), "p99": round(pct(dash, 99), 2), "n": len(dash)}
+        # uploads: distinct bodies, spread over the uploader tokens, sequential and with N in flight
+        payloads = [(tokens[i % len(tokens)], json.dumps(body(i, rng)).encode()) for i in range(2 * args.uploads)]
+        async def send(tok, data):
+            r = await c.post("/api/progress/upload", content=data, headers={"Authorization": f"Bearer {tok}",
+                                                                              "content-type": "application/json"})
+            assert r.status_code == 201, r.text
+        seq = payloads[: args.uploads // 4]
+        t = time.perf_counter()
+        for tok, data in seq: await send(tok, data)
+        out["uploads_per_s_sequential"] = round(len(seq) / (time.perf_counter() - t), 1)
+        conc = payloads[args.uploads: 2 * args.uploads]
+        sem = asyncio.Semaphore(args.concurrency)
+        async def limited(tok, data):
+            async with sem: await send(tok, data)
+        t = time.perf_counter()
+        await asyncio.gather(*(limited(tok, data) for tok, data in conc))
+        out["uploads_per_s"] = round(len(conc) / (time.perf_counter() - t), 1)
+        out["upload_concurrency"] = args.concurrency
+        userp = []
+        for _ in range(args.pages):
+            t = time.perf_counter(); r = await c.get(f"/u/up{rng.randrange(args.uploaders):05d}"); userp.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200 and 'id="modules"' in r.text
+        out["user_page_ms"] = {"p50": round(pct(userp, 50), 2), "p99": round(pct(userp, 99), 2), "n": len(userp)}
+        # leaderboard while it is being written to is still correct and answered
+        r = await c.get("/api/leaderboard?limit=5")
+        out["leaderboard_top5_after"] = [(e["username"], e["modules_completed"], e["rank"]) for e in r.json()["leaderboard"]]
+    db.engine.dispose()
+    out["meets_targets"] = {"leaderboard_p99_lt_20ms": out["leaderboard_ms"]["all"]["p99"] < TARGET_P99_MS,
+                            "uploads_ge_500_per_s": out["uploads_per_s"] >= TARGET_UPLOADS}
+    return out
+
+
+def pg_scratch():
+    "A URL into a fresh schema of the test database, and its cleanup; (None, reason) if unreachable."
+    try:
+        admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with admin.connect() as c: version = c.execute(text("SHOW server_version")).scalar()
+    except Exception as e:
+        return None, f"PostgreSQL not reachable: {str(e).splitlines()[0][:120]}", None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as c: c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    def drop():
+        with admin.begin() as c: c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}", version, drop
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--queries", type=int, default=600)
+    p.add_argument("--pages", type=int, default=30)
+    p.add_argument("--uploads", type=int, default=2000)
+    p.add_argument("--uploaders", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--no-pg", action="store_true")
+    p.add_argument("--out", default=str(HERE / "results" / "server.json"))
+    args = p.parse_args(argv)
+    rng = random.Random(8)
+    res = {"benchmark": "server", "machine": machine(), "targets": {"leaderboard_p99_ms": TARGET_P99_MS, "uploads_per_s": TARGET_UPLOADS},
+           "backends": {}, "notes": []}
+    print(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, {res['machine']['memory_mb']} MB, "
+          f"Python {res['machine']['python']}, SQLite {res['machine']['sqlite']}; load average {res['machine']['load_average_at_start']}")
+    with tempfile.TemporaryDirectory() as d:
+        print("SQLite (WAL, file):", flush=True)
+        res["backends"]["sqlite"] = asyncio.run(run_backend(f"sqlite:///{d}/bench.db", args, rng))
+    if not args.no_pg:
+        url, version, drop = pg_scratch()
+        if url is None: res["notes"].append(version); print(version)
+        else:
+            print(f"PostgreSQL {version}:", flush=True)
+            try:
+                res["backends"]["postgresql"] = asyncio.run(run_backend(url, args, rng))
+                res["backends"]["postgresql"]["server_version"] = version
+            finally: drop()
+    for name, b in res["backends"].items():
+        lb = b["leaderboard_ms"]
+        print(f"{name:10} leaderboard p50 {lb['all']['p50']:.2f} ms, p99 {lb['all']['p99']:.2f} ms "
+              f"(first page p99 {lb['first_page']['p99']:.2f}, random page p99 {lb['random_page']['p99']:.2f}; "
+              f"{b['users']} users) → target p99 < {TARGET_P99_MS:.0f} ms: {'met' if b['meets_targets']['leaderboard_p99_lt_20ms'] else 'MISSED'} "
+              f"({TARGET_P99_MS / lb['all']['p99']:.1f}x headroom)")
+        print(f"{'':10} uploads {b['uploads_per_s']:.0f}/s with {b['upload_concurrency']} in flight "
+              f"({b['uploads_per_s_sequential']:.0f}/s one at a time) → target ≥ {TARGET_UPLOADS:.0f}/s: "
+              f"{'met' if b['meets_targets']['uploads_ge_500_per_s'] else 'MISSED'} ({b['uploads_per_s'] / TARGET_UPLOADS:.2f}x)")
+        print(f"{'':10} dashboard / p50 {b['dashboard_ms']['p50']:.1f} ms p99 {b['dashboard_ms']['p99']:.1f} ms; "
+              f"/u/NAME p50 {b['user_page_ms']['p50']:.1f} ms; seeding {b['seed_s']} s")
+    if {"sqlite", "postgresql"} <= set(res["backends"]):
+        s, g = res["backends"]["sqlite"], res["backends"]["postgresql"]
+        res["ratios_postgresql_over_sqlite"] = {
+            "leaderboard_p99": round(g["leaderboard_ms"]["all"]["p99"] / s["leaderboard_ms"]["all"]["p99"], 2),
+            "uploads_per_s": round(g["uploads_per_s"] / s["uploads_per_s"], 2)}
+        print(f"PostgreSQL/SQLite: leaderboard p99 x{res['ratios_postgresql_over_sqlite']['leaderboard_p99']}, "
+              f"uploads/s x{res['ratios_postgresql_over_sqlite']['uploads_per_s']}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2))
+    print(f"wrote {args.out}")
+    ok = all(all(b["meets_targets"].values()) for b in res["backends"].values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
