@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'module_notebook', 'write_modules', 'build_demo', 'publish_demo']
 
-# %% ../nbs/21_demo.ipynb #a54edd57
+# %% ../nbs/21_demo.ipynb #84b30942
 import json
 from pathlib import Path
 
 from .curriculum import Module, load_curriculum
 from .ids import TitoError
 
-# %% ../nbs/21_demo.ipynb #1bc50311
+# %% ../nbs/21_demo.ipynb #d4d341ef
 CODE = {
  "tensor": ('import numpy as np\n\nclass Tensor:\n    "A NumPy array with the operations later modules build on."\n    def __init__(self, data): self.data = np.asarray(data, dtype=float)\n    @property\n    def shape(self): return self.data.shape\n    def __add__(self, other): return Tensor(self.data + np.asarray(getattr(other, "data", other)))',
             'def matmul(a, b):\n    "Matrix product of two Tensors."\n    # TODO: return a Tensor holding a @ b\n    # HINT: the arrays are in `.data`\n    ### BEGIN SOLUTION\n    return Tensor(a.data @ b.data)\n    ### END SOLUTION',
@@ -32,7 +32,7 @@ GENERIC = ('import numpy as np\n\ndef {slug}_scale(x, factor=2.0):\n    "A stand
            'def {slug}_mean(x):\n    "The mean of an array."\n    # TODO: return the mean of x as a float\n    # HINT: np.mean\n    ### BEGIN SOLUTION\n    return float(np.mean(x))\n    ### END SOLUTION',
            'def test_unit_{slug}():\n    assert ({slug}_scale([1, 2]) == [2, 4]).all()\n    assert {slug}_mean([1, 2, 3]) == 2.0')
 
-# %% ../nbs/21_demo.ipynb #f6cc4d38
+# %% ../nbs/21_demo.ipynb #6f62bc7c
 def module_notebook(m: Module):
     "The demo notebook of module `m` (an nbformat notebook)."
     import nbformat.v4 as v4
@@ -57,7 +57,7 @@ def module_notebook(m: Module):
     for i, c in enumerate(nb.cells): c["id"] = f"{m.key}-{i:02d}"
     return nb
 
-# %% ../nbs/21_demo.ipynb #12096e92
+# %% ../nbs/21_demo.ipynb #3f6e6004
 DEMO_USER = "demo-student"
 
 def write_modules(root) -> list[Path]:
@@ -78,21 +78,23 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
     from tinytorch_progress import tracker
     from tinytorch_progress.display import change_text
     from tinytorch_progress.store import Workspace, init_workspace
-    root = Path(path)
+    root = Path(path).resolve()
     if root.exists() and any(root.iterdir()): raise TitoError(f"{root} is not empty; choose a new folder for the demo")
     init_workspace(root)
     Workspace(root).update_config(user_id=DEMO_USER)
     write_modules(root)
     from tinytorch_progress.milestones import write_demo_milestones
     write_demo_milestones(root)
-    log(f"Created a demo course with 20 module notebooks and milestone programs in {root.resolve()}")
+    log(f"Created a demo course with 20 module notebooks and milestone programs in {root}")
     for n in range(1, completed + 1):
         log(change_text(tracker.start(root, n)))
-        log(change_text(tracker.complete(root, n)))
+        done = tracker.complete(root, n)
+        log(change_text(done))
+        if not done.ok: raise TitoError(f"the demo's module {n:02d} did not pass its tests: {done.message}")
     log(change_text(tracker.start(root, completed + 1)))
-    return root.resolve()
+    return root
 
-# %% ../nbs/21_demo.ipynb #ab4d96d4
+# %% ../nbs/21_demo.ipynb #f739c27e
 def _free_port() -> int:
     import socket
     with socket.socket() as s:
