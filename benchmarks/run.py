@@ -24,7 +24,7 @@ def discover() -> dict:
 def _figures(result: dict, prefix="") -> list[tuple[int, str]]:
     items = []
     for k, v in result.items():
-        if isinstance(v, dict) and k not in ("machine",):
+        if isinstance(v, dict) and k != "machine" and not k.startswith("target"):
             items += _figures(v, f"{prefix}{k}.")
         elif isinstance(v, (int, float, bool)) and any(h in k for h in HEADLINE) and not k.startswith("target"):
             items.append((next(i for i, h in enumerate(HEADLINE) if h in k), f"{prefix}{k}={v}"))
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("=== summary ===")
     for name, b in summary["benchmarks"].items():
-        print(f"{name:8} {b['status']:14} " + ("; ".join(headline(b["result"])[:8]) if b["result"] else "no result file written"))
+        print(f"{name:8} {b['status']:14} " + ("; ".join(headline(b["result"])[:10]) if b["result"] else "no result file written"))
     print(f"\nwrote {RESULTS / 'summary.json'}")
     return 0 if all(b["status"] == "ok" for b in summary["benchmarks"].values()) else 1
 
