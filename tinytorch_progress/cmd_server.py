@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['register']
 
-# %% ../nbs/18_cmd_server.ipynb #7d79490d
+# %% ../nbs/18_cmd_server.ipynb #25bf41cd
 import os, sys
 
 from .commands import Result, add_json_flag
 from .ids import TitoError
 
-# %% ../nbs/18_cmd_server.ipynb #71789faf
+# %% ../nbs/18_cmd_server.ipynb #7ed94c36
 def _db(args):
     from tinytorch_progress.server import Db
-    return Db(args.db or os.environ.get("TITO_SERVER_DB") or None)
+    return Db(args.db or os.environ.get("TITO_SERVER_DB") or None, durable=True)  # a new token must survive a crash
 
 def _with_db(fn):
     def run(args):
@@ -61,7 +61,7 @@ def _list_users(db, args):
                      f"{dash(r['milestones_completed']):>10}  {(r['last_upload'] or '-')[:19]}")
     return Result("\n".join(lines), data=rows)
 
-# %% ../nbs/18_cmd_server.ipynb #ae56cc55
+# %% ../nbs/18_cmd_server.ipynb #afdc5b27
 def _port(s: str) -> int:
     import argparse
     try: n = int(s)
@@ -81,7 +81,7 @@ def _serve(args):
     finally: app.state.db.engine.dispose()
     return Result("server stopped", data={"stopped": True})
 
-# %% ../nbs/18_cmd_server.ipynb #25e41e68
+# %% ../nbs/18_cmd_server.ipynb #22ccb2e1
 def register(sub):
     db_help = "database URL or SQLite file (default: $TITO_SERVER_DB, else ./tito-server.db)"
     p = sub.add_parser("serve", help="run the progress website", description="Run the progress website (FastAPI + uvicorn).")

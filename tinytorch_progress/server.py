@@ -7,11 +7,12 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'MAX_DEPTH', 'CSP', 'db_url', 'Base', 'User', 'Token', 'Snapshot', 'Standing', 'Counter', 'Event',
            'SchemaMigration', 'open_engine', 'migrate', 'hash_token', 'new_token', 'add_user', 'issue_token', 'revoke',
            'list_users', 'user_for_token', 'ApiError', 'parse_upload', 'as_export', 'Db', 'counter_deltas',
-           'apply_counters', 'store_upload', 'latest_export', 'histogram', 'rank_of', 'leaderboard', 'rebuild_counters',
-           'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit', 'esc', 'page', 'render_overview',
-           'render_user', 'authenticate', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health', 'create_app']
+           'apply_counters', 'store_upload', 'store_in', 'latest_export', 'histogram', 'rank_of', 'leaderboard',
+           'rebuild_counters', 'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit', 'esc', 'page',
+           'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
+           'create_app']
 
-# %% ../nbs/17_server.ipynb #6ebb9165
+# %% ../nbs/17_server.ipynb #8577e68a
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -32,7 +33,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #5b3ae2c1
+# %% ../nbs/17_server.ipynb #8cfc777d
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -43,7 +44,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #51884944
+# %% ../nbs/17_server.ipynb #ab8d431c
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -125,7 +126,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #f5033bec
+# %% ../nbs/17_server.ipynb #9519e8b1
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -156,11 +157,15 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         else:
             engine = create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True,
                                    connect_args={"connect_timeout": 10})
+            if not durable:
+                @event.listens_for(engine, "connect")
+                def _async_commit(dbapi_conn, _):
+                    dbapi_conn.execute("SET synchronous_commit TO OFF"); dbapi_conn.commit()
     except (ArgumentError, ImportError) as e:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #668aa7b9
+# %% ../nbs/17_server.ipynb #2f7cadc5
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -187,7 +192,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #817ddcbe
+# %% ../nbs/17_server.ipynb #00438f39
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -252,7 +257,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #c0ff947d
+# %% ../nbs/17_server.ipynb #e8d52f79
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -306,7 +311,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #9f81a0de
+# %% ../nbs/17_server.ipynb #b0907858
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -321,7 +326,6 @@ class Db:
     @contextmanager
     def write(self):
         with self._lock, self._writer.begin() as conn:
-            if self.dialect == "postgresql" and not self.durable: conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
 
     def read(self):
@@ -348,8 +352,8 @@ def _events(prev, export: CombinedExport, now: datetime) -> list[dict]:
         if m.completed and m.id not in old_done: ev("milestone_completed", m.id, m.completed_at)
     return out
 
-_snap, _st, _ct, _evt, _ut = (Snapshot.__table__, Standing.__table__, Counter.__table__, Event.__table__,
-                                User.__table__)
+_snap, _st, _ct, _evt, _ut, _tt = (Snapshot.__table__, Standing.__table__, Counter.__table__, Event.__table__,
+                                     User.__table__, Token.__table__)
 # statements built once: an upload is ~6 statements, and building them per request cost more than running them
 # PostgreSQL: lock the user's row first, in its own statement, so the standing read next is as of after the lock
 _Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update()
@@ -401,7 +405,13 @@ def apply_counters(conn, deltas: dict):
                             [{"counter": c, "bucket": b, "students": v} for (c, b), v in deltas.items()])
 
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
-    "Store `req` as `user`'s snapshot; what the server now holds."
+    "Store `req` as `user`'s snapshot (in a transaction of its own); what the server now holds."
+    with db.write() as conn:
+        if db.dialect == "postgresql": conn.execute(_Q_LOCK, {"b_pk": user["pk"]})
+        return store_in(conn, user, req)
+
+def store_in(conn, user: dict, req: UploadRequest) -> dict:
+    "Store `req` as `user`'s snapshot within `conn`'s write transaction, the user's row already locked."
     now = _now()
     export = as_export(req, user["user_id"], now)
     exported_at = _utc(export.timestamp)
@@ -414,30 +424,28 @@ def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     mods, stones = mp.completed_count, sp.completed_count
     pk = user["pk"]
     out = {"user_id": user["user_id"], "modules_completed": mods, "milestones_completed": stones}
-    with db.write() as conn:
-        if db.dialect == "postgresql": conn.execute(_Q_LOCK, {"b_pk": pk})
-        prev = conn.execute(_Q_PREV, {"b_pk": pk}).first()
-        sid = conn.execute(_insert_snapshot(db.dialect), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
-                           received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
-        if sid is None:  # this very body is stored already: answer with that snapshot, change nothing
-            dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
-            return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
-                    "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
-        latest = prev is None or exported_at >= prev.exported_at
-        if latest:
-            unl = [m.id for m in sp.unlocked_milestones]
-            done = [m.id for m in sp.unlocked_milestones if m.completed]
-            row = dict(snapshot_id=sid, exported_at=exported_at, updated_at=now, total_modules=mp.total_modules,
-                       modules_completed=mods, milestones_completed=stones,
-                       completed_modules=_csv(f"{m:02d}" for m in sorted(mp.completed_modules)),
-                       unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
-            if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
-            if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
-            if prev is None: conn.execute(_I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
-            else: conn.execute(_U_ST, {"b_pk": pk, **row})
-            apply_counters(conn, counter_deltas(prev, mods, stones, set(unl), set(done)))
-            evs = _events(prev, export, now)
-            if evs: conn.execute(_I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
+    prev = conn.execute(_Q_PREV, {"b_pk": pk}).first()
+    sid = conn.execute(_insert_snapshot(conn.dialect.name), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
+                       received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
+    if sid is None:  # this very body is stored already: answer with that snapshot, change nothing
+        dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
+        return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
+                "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
+    latest = prev is None or exported_at >= prev.exported_at
+    if latest:
+        unl = [m.id for m in sp.unlocked_milestones]
+        done = [m.id for m in sp.unlocked_milestones if m.completed]
+        row = dict(snapshot_id=sid, exported_at=exported_at, updated_at=now, total_modules=mp.total_modules,
+                   modules_completed=mods, milestones_completed=stones,
+                   completed_modules=_csv(f"{m:02d}" for m in sorted(mp.completed_modules)),
+                   unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
+        if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
+        if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
+        if prev is None: conn.execute(_I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
+        else: conn.execute(_U_ST, {"b_pk": pk, **row})
+        apply_counters(conn, counter_deltas(prev, mods, stones, set(unl), set(done)))
+        evs = _events(prev, export, now)
+        if evs: conn.execute(_I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
     return {**out, "status": "stored", "snapshot_id": sid, "latest": latest}
 
 def latest_export(db: Db, user_id: str) -> Optional[dict]:
@@ -447,7 +455,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #35f4e725
+# %% ../nbs/17_server.ipynb #30b7797c
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -501,7 +509,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #bdce18b7
+# %% ../nbs/17_server.ipynb #2a4300db
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -533,7 +541,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #828c94be
+# %% ../nbs/17_server.ipynb #818aae6b
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -553,7 +561,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #ae1ff8fc
+# %% ../nbs/17_server.ipynb #06bbf2bc
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -592,7 +600,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #70ede604
+# %% ../nbs/17_server.ipynb #96d52594
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -688,31 +696,37 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #8aa41da8
-def authenticate(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str]) -> dict:
-    "The user owning the Bearer token in an `Authorization` header value (rate limited per token), or an `ApiError`."
+# %% ../nbs/17_server.ipynb #742a8db0
+def bearer_token(authorization: Optional[str]) -> str:
+    "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
     scheme, _, tok = authorization.strip().partition(" ")
     tok = tok.strip()
     if scheme.lower() != "bearer" or not tok or len(tok) > 512:
         raise ApiError(401, "malformed Authorization header (expected: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
-    if limiter is not None:
-        wait = limiter.hit(hash_token(tok))
-        if wait: raise ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s",
-                                {"Retry-After": str(max(1, int(wait + 0.999)))})
-    user = user_for_token(db.engine, tok)
-    if user is None: raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return user
+    return tok
+
+# the token's owner, whose row is locked for the rest of the transaction (PostgreSQL; SQLite's writer is alone anyway)
+_Q_AUTH = (select(_ut.c.id, _ut.c.username, _ut.c.user_id).select_from(_tt.join(_ut, _ut.c.id == _tt.c.user_pk))
+           .where(_tt.c.token_hash == bindparam("b_hash"), _tt.c.revoked_at.is_(None)).with_for_update(of=_ut))
 
 def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str], body: bytes) -> dict:
-    "Authenticate, validate and store one upload; the reply, or an `ApiError`."
-    user = authenticate(db, limiter, authorization)
-    req = parse_upload(body)
-    if req.user_id is not None and req.user_id != user["user_id"]:
-        raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
-    return store_upload(db, user, req)
+    "Authenticate, validate and store one upload — one transaction; the reply, or an `ApiError`."
+    th = hash_token(bearer_token(authorization))
+    if limiter is not None:
+        wait = limiter.hit(th)
+        if wait: raise ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s",
+                                {"Retry-After": str(max(1, int(wait + 0.999)))})
+    with db.write() as conn:
+        r = conn.execute(_Q_AUTH, {"b_hash": th}).first()
+        if r is None: raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        user = {"pk": r.id, "username": r.username, "user_id": r.user_id}
+        req = parse_upload(body)
+        if req.user_id is not None and req.user_id != user["user_id"]:
+            raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
+        return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #88490d70
+# %% ../nbs/17_server.ipynb #f57fc800
 class ErrorBody(BaseModel):
     detail: str
 
