@@ -267,7 +267,7 @@ def test_sigkill_writer_never_leaves_unreadable_files_or_goes_backwards(tmp_path
     st, co, ms = expected_after(ops, len(ops))
     s = read_state(root)
     assert set(s.completed) == co and set(s.milestones_completed) == ms and set(s.unlocked) == {f"{k:02d}" for k in range(1, 7)}
-    assert_files_agree(root, dates=False)  # dates: see test_a_retried_write_after_a_crash_converges
+    assert_files_agree(root)
     d = run_tito("--root", root, "doctor")
     no_traceback(d.stdout, d.stderr)
     assert d.returncode == 0, d.stdout + d.stderr
@@ -279,22 +279,23 @@ class Killed(BaseException):
 
 
 def complete_with_crash(root: Path, module, crash_at: int) -> list:
-    "Run complete(), killing it at its `crash_at`-th atomic write (backups included); the names written or attempted."
+    "Run complete(), killing it at its `crash_at`-th durable step (a staged temp file or a rename, backups included)."
     import tinytorch_progress.store as store
-    real, calls = store.write_bytes_atomic, []
-    def crashing(path, data, mode=None):
-        calls.append(Path(path).name)
+    real_stage, real_replace, calls = store.stage_bytes, os.replace, []
+    def step(name):
+        calls.append(name)
         if len(calls) == crash_at: raise Killed()
-        return real(path, data, mode)
-    store.write_bytes_atomic = crashing
+    def crashing_stage(path, data, mode=None):
+        step("stage " + Path(path).name); return real_stage(path, data, mode)
+    def crashing_replace(src, dst):
+        step("rename " + Path(dst).name); return real_replace(src, dst)
+    store.stage_bytes, store.os.replace = crashing_stage, crashing_replace
     try: tracker.complete(root, module, skip_tests=True)
     except Killed: pass
-    finally: store.write_bytes_atomic = real
+    finally: store.stage_bytes, store.os.replace = real_stage, real_replace
     return calls
 
 
-@pytest.mark.xfail(strict=True, reason="completion date lost when a crash lands after root progress.json is replaced and "
-                   "before .tito/progress.json is: the retried complete() sees the module as completed and records no date")
 def test_a_retried_write_after_a_crash_converges(tmp_path):
     "A completion interrupted at each of its atomic writes in turn, then retried, ends with the full record."
     failures, n = [], 0
@@ -590,8 +591,6 @@ def test_disk_full_gives_a_clear_error_and_keeps_previous_files(full_disk_ws):
     assert_files_agree(root)
 
 
-@pytest.mark.xfail(strict=True, reason="a transaction writes three files one after another: when space runs out after the "
-                   "first replace, the command reports an error but root progress.json already holds the change")
 def test_disk_full_mid_transaction_changes_nothing(full_disk_ws):
     "With only a few free pages, a write either completes entirely or leaves every file as it was."
     root = full_disk_ws
@@ -656,9 +655,6 @@ def test_read_only_tito_keeps_previous_files(read_only_tito):
 
 def test_read_only_tito_is_reported_as_a_user_error(read_only_tito, request):
     root, how = read_only_tito
-    if how == "tmpfs":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="taking .tito/.lock on a read-only file system raises "
-                                              "OSError(EROFS), which the CLI reports as `tito: internal error: OSError ...`"))
     r = run_tito("--root", root, "module", "complete", "3", "--skip-tests")
     line = one_error_line(r)
     assert ".tito" in line and ("Read-only file system" in line or "Permission denied" in line), line

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TitoError', 'InvalidId', 'module_number', 'module_key', 'milestone_id']
 
-# %% ../nbs/00_ids.ipynb #3c7cc745
+# %% ../nbs/00_ids.ipynb #b5df9c7c
 import re
 
 class TitoError(Exception):
@@ -14,7 +14,7 @@ class TitoError(Exception):
 class InvalidId(TitoError, ValueError):
     "A module or milestone ID that cannot be read (a `ValueError`, so pydantic reports it as a field error)."
 
-_ID = re.compile(r"^(?:module_|milestone_|m)?0*(\d{1,3})(?:[_-][a-z0-9_\-]*)?$")
+_ID = re.compile(r"^(?:module_|milestone_|m)?0*(\d{1,3})(?:[_-][a-z0-9_\-]*)?$", re.ASCII)
 
 def _number(x, kind: str) -> int:
     if isinstance(x, bool) or x is None: raise InvalidId(f"not a {kind} id: {x!r}")
@@ -32,7 +32,7 @@ def module_number(x) -> int:
     "The module number of `x`, whether it is `1`, `'1'`, `'01'`, `'01_tensor'` or `'module_01'`."
     return _number(x, "module")
 
-# %% ../nbs/00_ids.ipynb #7215c27d
+# %% ../nbs/00_ids.ipynb #9a1a0aa6
 def module_key(x) -> str:
     "`'01'`: the spelling of root progress.json and of combined-export `last_worked`."
     return f"{module_number(x):02d}"

@@ -7,7 +7,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
            'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #a0d6d101
+# %% ../nbs/04_tracker.ipynb #33733bdc
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #2430fbb6
+# %% ../nbs/04_tracker.ipynb #414b6dcb
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #22bf1096
+# %% ../nbs/04_tracker.ipynb #a4e86e85
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #36ad5941
+# %% ../nbs/04_tracker.ipynb #c58383ca
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -67,7 +67,7 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
             if cand.exists(): return "notebook", cand
     return None
 
-# %% ../nbs/04_tracker.ipynb #984e868e
+# %% ../nbs/04_tracker.ipynb #d7c1ceca
 _CHILD = r'''
 import json, re, sys, traceback, os
 path = sys.argv[1]
@@ -126,7 +126,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     rep = json.loads(p.stdout[marker + len("@@TITO-REPORT@@"):])
     return TestOutcome(not rep["failed"] and p.returncode == 0, how, rep["ran"], [tuple(f) for f in rep["failed"]], p.stdout[:marker] + p.stderr)
 
-# %% ../nbs/04_tracker.ipynb #7d724b2c
+# %% ../nbs/04_tracker.ipynb #8e69ce66
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -159,7 +159,7 @@ def complete(root, module, skip_tests: bool = False, timeout: float = 600) -> Ch
         return Change("complete", ok=False, module=m, tests=outcome, message=f"Module {m.key} ({m.title}) not completed: tests failed: {names}")
     with ws.transaction() as (s, ev):
         new = m.number not in s.completed
-        if new: s.completed[m.number] = _now()
+        if s.completed.get(m.number) is None: s.completed[m.number] = _now()  # also dates a completion a crash left undated
         if m.number not in s.started: s.started.append(m.number)
         s.last_worked = s.last_completed = m.number
         record(ev, "complete", module=m.number, tests=outcome.how if outcome else "skipped")
@@ -197,7 +197,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #448d23c4
+# %% ../nbs/04_tracker.ipynb #e4566df6
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -235,7 +235,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #9ba348ae
+# %% ../nbs/04_tracker.ipynb #c79a2cae
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -244,7 +244,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #d321f285
+# %% ../nbs/04_tracker.ipynb #06b4e97f
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -282,7 +282,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #f805c491
+# %% ../nbs/04_tracker.ipynb #edf38dc2
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
