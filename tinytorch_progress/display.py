@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['MARK', 'THEMES', 'STATE_STYLE', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MIME', 'BANNERS', 'bar', 'summary_lines',
-           'status_text', 'spans', 'milestone_text', 'change_text', 'status_data', 'theme', 'magic_command',
-           'header_html', 'progress_html', 'pct_text', 'modules_html', 'milestone_needs', 'milestones_html',
-           'next_html', 'warnings_html', 'body_html', 'status_html', 'Panel', 'refresh_live_panels', 'widgets_wanted',
-           'widget_bundle', 'StatusView', 'MilestonesView', 'status_panel', 'banner_html', 'change_html', 'ChangeView']
+           'status_text', 'spans', 'milestone_text', 'tests_ran', 'change_text', 'status_data', 'theme',
+           'magic_command', 'header_html', 'progress_html', 'pct_text', 'modules_html', 'milestone_needs',
+           'milestones_html', 'next_html', 'warnings_html', 'body_html', 'status_html', 'Panel', 'refresh_live_panels',
+           'widgets_wanted', 'widget_bundle', 'StatusView', 'MilestonesView', 'status_panel', 'banner_html',
+           'change_html', 'ChangeView']
 
-# %% ../nbs/09_display.ipynb #44ff0b98
+# %% ../nbs/09_display.ipynb #ea5c4e8a
 import collections, html, sys
 from datetime import datetime
 from typing import Optional
@@ -17,7 +18,7 @@ from typing import Optional
 from .commands import Result
 from .tracker import Change, Status
 
-# %% ../nbs/09_display.ipynb #882f2e72
+# %% ../nbs/09_display.ipynb #353d2757
 MARK = {"completed": "✓", "started": "…", "not started": " ", "unlocked": "◆", "locked": "·"}
 
 def _day(d: Optional[datetime]) -> str: return d.strftime("%Y-%m-%d") if d else ""
@@ -66,10 +67,15 @@ def milestone_text(st: Status, header: bool = True) -> str:
         out.append(f"{r.milestone.id:3} {r.milestone.name[:26]:26} {spans(r.milestone.requires):9} {MARK[r.state]} {r.state:8} {needs[:28]}".rstrip())
     return "\n".join(out)
 
+def tests_ran(t) -> str:
+    "`': 3 test functions'`, `': 1 test function'`, or nothing when the count is unknown (pytest)."
+    n = len(t.ran)
+    return f": {n} test function{'s' if n != 1 else ''}" if n else ""
+
 def change_text(c: Change) -> str:
     "What a tracker action did, with a banner line per unlocked milestone."
     out = [c.message]
-    if c.tests is not None and c.tests.passed: out.append(f"tests passed ({c.tests.how}{': ' + str(len(c.tests.ran)) + ' test functions' if c.tests.ran else ''})")
+    if c.tests is not None and c.tests.passed: out.append(f"tests passed ({c.tests.how}{tests_ran(c.tests)})")
     if c.tests is not None and not c.tests.passed:
         out += [f"  FAILED {n}: {why}" for n, why in c.tests.failed]
     for ms in c.unlocked: out.append(f"★ {ms.name} unlocked — run `tito milestone run {ms.id}`")
@@ -77,7 +83,7 @@ def change_text(c: Change) -> str:
     if c.action == "milestone_complete" and c.changed: out.append(f"★ {c.milestone.name} achieved!")
     return "\n".join(out)
 
-# %% ../nbs/09_display.ipynb #e1e6de7e
+# %% ../nbs/09_display.ipynb #e7f4ecb9
 def status_data(st: Status) -> dict:
     "The JSON of `tito status --json`."
     iso = lambda d: d.isoformat() if d else None
@@ -91,7 +97,7 @@ def status_data(st: Status) -> dict:
             "next_action": {"text": st.next_action.text, "command": st.next_action.command, "kind": st.next_action.kind},
             "warnings": list(st.warnings)}
 
-# %% ../nbs/09_display.ipynb #a1fb95db
+# %% ../nbs/09_display.ipynb #fd7eb39e
 THEMES = {
     "standard": {"header_bg": "#ff6b35", "header_fg": "#ffffff", "accent": "#ff6b35", "panel_bg": "", "panel_fg": "", "font": "", "logo": "◆"},
     "pride": {"header_bg": "linear-gradient(90deg,#e40303,#ff8c00,#ffed00,#008026,#004dff,#750787)", "header_fg": "#ffffff",
@@ -105,7 +111,7 @@ def theme(name) -> tuple[str, dict]:
     name = name if name in THEMES else "standard"
     return name, THEMES[name]
 
-# %% ../nbs/09_display.ipynb #6488bce6
+# %% ../nbs/09_display.ipynb #10ac7522
 STATE_STYLE = {"completed": ("#2e7d32", "#ffffff"), "started": ("#f9a825", "#000000"), "not started": ("#e0e0e0", "#333333"),
                "unlocked": ("#1565c0", "#ffffff"), "locked": ("#e0e0e0", "#333333")}
 
@@ -183,7 +189,7 @@ def status_html(st: Status, parts=("modules", "milestones"), title: str = "progr
     return (f"<div class='tito-status tito-theme-{name}' style='max-width:900px;padding:4px;{_panel_style(st)}'>"
             f"{header_html(st, title)}{progress_html(st)}{body_html(st, parts)}</div>")
 
-# %% ../nbs/09_display.ipynb #b4e04d98
+# %% ../nbs/09_display.ipynb #0ca62583
 LIVE_PANELS = collections.deque(maxlen=20)
 
 class Panel:
@@ -233,7 +239,7 @@ def refresh_live_panels():
             p.update(cache[p.root], f"updated {datetime.now():%H:%M:%S}")
         except Exception as e: p.note.value = f"<small class='tito-note' style='color:#b71c1c'>cannot refresh: {_esc(e)}</small>"
 
-# %% ../nbs/09_display.ipynb #cacce2b1
+# %% ../nbs/09_display.ipynb #664cba00
 WIDGETS = None
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -259,7 +265,7 @@ def _bundle(text: str, html_: str, make, include=None, exclude=None) -> dict:
     if exclude: b = {k: v for k, v in b.items() if k not in exclude}
     return b
 
-# %% ../nbs/09_display.ipynb #00cc54b8
+# %% ../nbs/09_display.ipynb #823c4500
 class StatusView(Result):
     "The status of a workspace in every format."
     parts, title = ("modules", "milestones"), "progress"
@@ -291,7 +297,7 @@ def status_panel(root=None) -> StatusView:
     from tinytorch_progress.tracker import status
     return StatusView(status(find_root(root)), detail=True)
 
-# %% ../nbs/09_display.ipynb #d4c3b20c
+# %% ../nbs/09_display.ipynb #7c9d9d88
 BANNERS = {"unlock": ("#1565c0", "#e3f2fd", "★"), "milestone-complete": ("#2e7d32", "#e8f5e9", "✔"),
            "course-complete": ("#6a1b9a", "#f3e5f5", "★★★")}
 
@@ -304,7 +310,7 @@ def change_html(c: Change) -> str:
     "The HTML of a change: its message, test results and banners."
     out = [f"<div class='tito-message'>{_esc(c.message)}</div>"]
     if c.tests is not None and c.tests.passed:
-        ran = f": {len(c.tests.ran)} test functions" if c.tests.ran else ""
+        ran = tests_ran(c.tests)
         out.append(f"<div class='tito-tests-passed' style='color:#2e7d32'>✓ tests passed ({_esc(c.tests.how)}{ran})</div>")
     if c.tests is not None and not c.tests.passed:
         out += [f"<div class='tito-tests-failed' style='color:#b71c1c'>✗ FAILED {_esc(n)}: {_esc(why)}</div>" for n, why in c.tests.failed]
