@@ -1,0 +1,122 @@
+"""The README's examples are run: every `tito` line of its bash blocks and every line of its notebook block.
+
+Lines that start a long-running server (`tito serve ...`) are started in the background on a free port instead
+of blocking; the PostgreSQL example of the website section is the only line not run (it names a remote host).
+"""
+import os, re, shlex, socket, subprocess, sys, time
+from pathlib import Path
+import httpx, pytest
+from conftest import ROOT, TITO, run_tito
+
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(lang):
+    "(heading, [lines]) of each ```lang block."
+    out, heading = [], ""
+    for m in re.finditer(r"^(#+ [^\n]*)$|^```" + lang + r"\n(.*?)^```", README, re.M | re.S):
+        if m.group(1): heading = m.group(1)
+        else: out.append((heading, [l for l in m.group(2).splitlines() if l.strip()]))
+    return out
+
+
+def tito_lines(heading):
+    return [re.sub(r"\s+#.*$", "", l).strip() for h, ls in blocks("bash") if heading in h for l in ls if l.startswith("tito ")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def sh(line, cwd, env=None):
+    "Run one README line; `tito` is this checkout's entry point."
+    for k, v in (env or {}).items(): line = line.replace("$" + k, v)
+    argv = shlex.split(line)
+    assert argv[0] == "tito"
+    return run_tito(*argv[1:], cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    base = tmp_path_factory.mktemp("readme")
+    r = run_tito("demo", "course", cwd=base, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return base / "course"
+
+
+def test_terminal_block(course, tmp_path):
+    lines = tito_lines("In a terminal")
+    assert len(lines) >= 8
+    for line in lines:
+        cwd = tmp_path if line.startswith("tito init") else course
+        r = sh(line.replace("PATH", str(course)).replace(".tito/*.json", ".tito/progress.json .tito/milestones.json .tito/config.json"), cwd)
+        assert r.returncode == 0, (line, r.stdout, r.stderr)
+
+
+def test_milestones_block(course):
+    for line in tito_lines("## Milestones"):
+        r = sh(line, course)
+        assert r.returncode == 0 and "completed" in r.stdout, (line, r.stdout, r.stderr)
+
+
+def test_report_block(course):
+    for line in tito_lines("## Report cards"):
+        r = sh(line, course)
+        assert r.returncode == 0, (line, r.stderr)
+
+
+def test_plot_example(course):
+    m = re.search(r"`(tito plot \w+ -o \S+)`", README)
+    r = sh(m.group(1), course)
+    assert r.returncode == 0 and (course / "milestones.png").stat().st_size > 10_000
+
+
+def test_website_and_sync_blocks(tmp_path):
+    site, student = tmp_path / "site", tmp_path / "student"
+    site.mkdir(); student.mkdir()
+    web = tito_lines("## The class website")
+    add = next(l for l in web if "add-user" in l)
+    r = sh(add, site)
+    assert r.returncode == 0, r.stderr
+    token = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)
+    port = free_port()
+    is_serve = lambda l: re.match(r"tito serve(\s|$)", l)
+    serve = next(l for l in web if is_serve(l) and "postgresql" not in l)
+    server = subprocess.Popen(TITO + shlex.split(serve)[1:] + ["--port", str(port)], cwd=site,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200: break
+            except httpx.TransportError: pass
+            assert server.poll() is None, "tito serve exited"
+            time.sleep(0.1)
+        else: pytest.fail("tito serve did not answer within 20 s")
+        assert run_tito("init", student).returncode == 0
+        run_tito("--root", student, "module", "complete", "01", "--skip-tests")
+        env = {"TOKEN": token}
+        for line in tito_lines("## Performance results, export and sync"):
+            r = sh(line.replace("https://progress.example.edu", url), student, env)
+            assert r.returncode == 0, (line, r.stdout, r.stderr)
+        assert "server has 1/20 modules" in r.stdout
+        for line in web:
+            if is_serve(line) or "add-user" in line: continue
+            r = sh(line, site)
+            assert r.returncode == 0, (line, r.stderr)
+        assert httpx.get(url + "/api/leaderboard").json()["leaderboard"][0]["username"] == "alice"
+    finally:
+        server.terminate(); server.wait(10)
+
+
+def test_notebook_block(course):
+    from IPython.testing.globalipapp import get_ipython
+    [(_, lines)] = [b for b in blocks("python") if "In a notebook" in b[0]]
+    ip = get_ipython()
+    old = os.getcwd(); os.chdir(course / "modules" / "03_layers")
+    try:
+        results = [ip.run_line_magic(*re.sub(r"\s+#.*$", "", l)[1:].split(" ", 1)) if " " in l.split("#")[0].strip()
+                   else ip.run_line_magic(l.split("#")[0].strip()[1:], "") for l in lines]
+    finally: os.chdir(old)
+    assert "Completed module 03 (Layers)" in results[3].text()
