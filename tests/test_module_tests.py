@@ -1,0 +1,52 @@
+"Completion is earned: a module's tests run first (its notebook, or tests/NN*/ with pytest), and a failure records nothing."
+import json
+import nbformat
+from conftest import run_tito
+from tinytorch_progress.store import init_workspace
+
+
+def notebook(path, *cells):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+
+
+def completed(root):
+    return json.loads((root / ".tito" / "progress.json").read_text())["completed_modules"]
+
+
+def test_failing_notebook_test_is_named_and_nothing_recorded(tmp_path):
+    init_workspace(tmp_path)
+    notebook(tmp_path / "modules/01_tensor/01_tensor.ipynb", "def add(a, b):\n    return a - b  # bug",
+             "def test_unit_add():\n    assert add(2, 2) == 4, 'add(2, 2) should be 4'", "def test_unit_ok():\n    pass")
+    r = run_tito("--root", tmp_path, "module", "complete", "01")
+    assert r.returncode == 1
+    assert "not completed: tests failed: test_unit_add (AssertionError: add(2, 2) should be 4)" in r.stdout
+    assert "FAILED test_unit_add" in r.stdout and completed(tmp_path) == []
+
+
+def test_error_in_a_cell_names_the_cell(tmp_path):
+    init_workspace(tmp_path)
+    notebook(tmp_path / "modules/02_activations/02_activations.ipynb", "x = 1", "import not_a_module_anywhere")
+    r = run_tito("--root", tmp_path, "module", "complete", "02")
+    assert r.returncode == 1 and "code cell 2 (ModuleNotFoundError" in r.stdout and completed(tmp_path) == []
+
+
+def test_jupytext_module_and_magics_in_it(tmp_path):
+    init_workspace(tmp_path)
+    d = tmp_path / "src/03_layers"; d.mkdir(parents=True)
+    (d / "03_layers.py").write_text("# %%\n%load_ext tinytorch_progress\n%tito status\n\n# %%\ndef test_unit_layers():\n    assert 1 + 1 == 2\n")
+    r = run_tito("--root", tmp_path, "module", "complete", "03")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tests passed (notebook: 1 test function)" in r.stdout and completed(tmp_path) == [3]
+
+
+def test_pytest_folder_is_used_when_present(tmp_path):
+    init_workspace(tmp_path)
+    t = tmp_path / "tests/04_losses"; t.mkdir(parents=True)
+    (t / "test_losses.py").write_text("def test_mse():\n    assert (2 - 1) ** 2 == 1\n")
+    r = run_tito("--root", tmp_path, "module", "complete", "04")
+    assert r.returncode == 0 and "tests passed (pytest)" in r.stdout and completed(tmp_path) == [4]
+    (t / "test_more.py").write_text("def test_broken():\n    assert 0 == 1\n")
+    r = run_tito("--root", tmp_path, "module", "reset", "04")
+    r = run_tito("--root", tmp_path, "module", "complete", "04")
+    assert r.returncode == 1 and "tests/04_losses/test_more.py::test_broken" in r.stdout and completed(tmp_path) == []
