@@ -12,7 +12,7 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
            'create_app']
 
-# %% ../nbs/17_server.ipynb #8577e68a
+# %% ../nbs/17_server.ipynb #42d3d2f4
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -33,7 +33,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #8cfc777d
+# %% ../nbs/17_server.ipynb #e9182887
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -44,7 +44,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #ab8d431c
+# %% ../nbs/17_server.ipynb #83797b31
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -126,7 +126,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #9519e8b1
+# %% ../nbs/17_server.ipynb #011d211e
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -165,7 +165,7 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #2f7cadc5
+# %% ../nbs/17_server.ipynb #d2ba0cfe
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -192,7 +192,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #00438f39
+# %% ../nbs/17_server.ipynb #42425a3c
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -257,7 +257,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #e8d52f79
+# %% ../nbs/17_server.ipynb #381b6290
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -311,7 +311,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #b0907858
+# %% ../nbs/17_server.ipynb #9b2b19e6
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -401,13 +401,37 @@ def counter_deltas(prev, mods: int, stones: int, unl: set, done: set) -> dict:
 
 def apply_counters(conn, deltas: dict):
     "Add the deltas to the counters: one upsert for all of them (the rows of a negative delta always exist)."
-    if deltas: conn.execute(_upsert_counter(conn.dialect.name),
-                            [{"counter": c, "bucket": b, "students": v} for (c, b), v in deltas.items()])
+    if deltas: _run(conn, _upsert_counter(conn.dialect.name),
+                    [{"counter": c, "bucket": b, "students": v} for (c, b), v in deltas.items()], many=True)
+
+class _Rows:
+    "The `.first()` / `.scalar()` of a psycopg cursor, as SQLAlchemy results have them."
+    def __init__(self, cur): self.cur = cur
+    def first(self): return self.cur.fetchone()
+    def scalar(self):
+        r = self.cur.fetchone()
+        return None if r is None else r[0]
+
+_PG_SQL = {}
+
+def _run(conn, stmt, params, many: bool = False):
+    "Run a prebuilt statement of the upload path in `conn`'s transaction."
+    if conn.dialect.name != "postgresql": return conn.execute(stmt, params)
+    # PostgreSQL: the SQL SQLAlchemy compiles (once) goes straight to psycopg — on this path most of the CPU of an
+    # upload was spent in the layers between, and CPU is what limits uploads per second
+    from psycopg.rows import namedtuple_row
+    keys = tuple(sorted(params[0] if many else params))
+    sql = _PG_SQL.get((id(stmt), keys))
+    if sql is None: sql = _PG_SQL[id(stmt), keys] = str(stmt.compile(dialect=conn.dialect, column_keys=list(keys)))
+    cur = conn.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    if many: cur.executemany(sql, params)
+    else: cur.execute(sql, params)
+    return _Rows(cur)
 
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot (in a transaction of its own); what the server now holds."
     with db.write() as conn:
-        if db.dialect == "postgresql": conn.execute(_Q_LOCK, {"b_pk": user["pk"]})
+        if db.dialect == "postgresql": _run(conn, _Q_LOCK, {"b_pk": user["pk"]})
         return store_in(conn, user, req)
 
 def store_in(conn, user: dict, req: UploadRequest) -> dict:
@@ -424,11 +448,11 @@ def store_in(conn, user: dict, req: UploadRequest) -> dict:
     mods, stones = mp.completed_count, sp.completed_count
     pk = user["pk"]
     out = {"user_id": user["user_id"], "modules_completed": mods, "milestones_completed": stones}
-    prev = conn.execute(_Q_PREV, {"b_pk": pk}).first()
-    sid = conn.execute(_insert_snapshot(conn.dialect.name), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
-                       received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
+    prev = _run(conn, _Q_PREV, {"b_pk": pk}).first()
+    sid = _run(conn, _insert_snapshot(conn.dialect.name), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
+               received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
     if sid is None:  # this very body is stored already: answer with that snapshot, change nothing
-        dup = conn.execute(_Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
+        dup = _run(conn, _Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
         return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
                 "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
     latest = prev is None or exported_at >= prev.exported_at
@@ -441,11 +465,11 @@ def store_in(conn, user: dict, req: UploadRequest) -> dict:
                    unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
         if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
         if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
-        if prev is None: conn.execute(_I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
-        else: conn.execute(_U_ST, {"b_pk": pk, **row})
+        if prev is None: _run(conn, _I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
+        else: _run(conn, _U_ST, {"b_pk": pk, **row})
         apply_counters(conn, counter_deltas(prev, mods, stones, set(unl), set(done)))
         evs = _events(prev, export, now)
-        if evs: conn.execute(_I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs])
+        if evs: _run(conn, _I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs], many=True)
     return {**out, "status": "stored", "snapshot_id": sid, "latest": latest}
 
 def latest_export(db: Db, user_id: str) -> Optional[dict]:
@@ -455,7 +479,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #30b7797c
+# %% ../nbs/17_server.ipynb #949f9c85
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -509,7 +533,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #2a4300db
+# %% ../nbs/17_server.ipynb #18be898f
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -541,7 +565,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #818aae6b
+# %% ../nbs/17_server.ipynb #f3b76125
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -561,7 +585,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #06bbf2bc
+# %% ../nbs/17_server.ipynb #0740ee31
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -600,7 +624,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #96d52594
+# %% ../nbs/17_server.ipynb #332af0f3
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -696,7 +720,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #742a8db0
+# %% ../nbs/17_server.ipynb #c6a50a01
 def bearer_token(authorization: Optional[str]) -> str:
     "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -718,7 +742,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
         if wait: raise ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s",
                                 {"Retry-After": str(max(1, int(wait + 0.999)))})
     with db.write() as conn:
-        r = conn.execute(_Q_AUTH, {"b_hash": th}).first()
+        r = _run(conn, _Q_AUTH, {"b_hash": th}).first()
         if r is None: raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         user = {"pk": r.id, "username": r.username, "user_id": r.user_id}
         req = parse_upload(body)
@@ -726,7 +750,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
             raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
         return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #f57fc800
+# %% ../nbs/17_server.ipynb #9596a4b5
 class ErrorBody(BaseModel):
     detail: str
 
@@ -764,13 +788,16 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
                max_body: int = MAX_BODY, engine: Optional[Engine] = None, durable: bool = False):
     "The website: JSON API, dashboard pages, limits. `db` is a database URL (default: `tito-server.db` here)."
     from fastapi import FastAPI, Path as P, Query, Request
-    from fastapi.concurrency import run_in_threadpool
+    import anyio.to_thread
     from fastapi.exceptions import RequestValidationError
     from fastapi.openapi.utils import get_openapi
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     database = Db(db, engine, durable)
+    # uploads are CPU-bound in this process: a few writer threads at a time (one for SQLite, whose writer is alone
+    # anyway) beat many threads taking turns on the interpreter lock
+    writers = anyio.CapacityLimiter(1 if database.dialect == "sqlite" else 4)
     limiter = RateLimiter(*rate_limit) if rate_limit else None
     app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION),
                   description="Progress uploads, per-student progress and the class leaderboard.")
@@ -810,7 +837,8 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     async def upload(request: Request):
         "Store a progress snapshot for the token's owner."
         body = await request.body()
-        out = await run_in_threadpool(handle_upload, database, limiter, request.headers.get("authorization"), body)
+        out = await anyio.to_thread.run_sync(handle_upload, database, limiter, request.headers.get("authorization"), body,
+                                             limiter=writers)
         return JSONResponse(out, status_code=201 if out["status"] == "stored" else 200)
 
     UserIdPath = P(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
