@@ -12,7 +12,7 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
            'create_app']
 
-# %% ../nbs/17_server.ipynb #42d3d2f4
+# %% ../nbs/17_server.ipynb #4931f33c
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -33,7 +33,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #e9182887
+# %% ../nbs/17_server.ipynb #2c2c83b7
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -44,7 +44,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #83797b31
+# %% ../nbs/17_server.ipynb #22fa32d9
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -126,7 +126,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #011d211e
+# %% ../nbs/17_server.ipynb #1c00b6ee
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -165,7 +165,7 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #d2ba0cfe
+# %% ../nbs/17_server.ipynb #2dede53a
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -192,7 +192,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #42425a3c
+# %% ../nbs/17_server.ipynb #1406c8b3
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -257,7 +257,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #381b6290
+# %% ../nbs/17_server.ipynb #5bf67262
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -311,7 +311,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #9b2b19e6
+# %% ../nbs/17_server.ipynb #a19b8a25
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -354,7 +354,7 @@ def _events(prev, export: CombinedExport, now: datetime) -> list[dict]:
 
 _snap, _st, _ct, _evt, _ut, _tt = (Snapshot.__table__, Standing.__table__, Counter.__table__, Event.__table__,
                                      User.__table__, Token.__table__)
-# statements built once: an upload is ~6 statements, and building them per request cost more than running them
+# statements built once: an upload is ~7 statements, and building them per request cost more than running them
 # PostgreSQL: lock the user's row first, in its own statement, so the standing read next is as of after the lock
 _Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update()
 _Q_PREV = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
@@ -479,7 +479,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #949f9c85
+# %% ../nbs/17_server.ipynb #c916efbc
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -533,7 +533,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #18be898f
+# %% ../nbs/17_server.ipynb #ee0d55cd
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -565,7 +565,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #f3b76125
+# %% ../nbs/17_server.ipynb #14118f4a
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -585,7 +585,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #0740ee31
+# %% ../nbs/17_server.ipynb #23b492e0
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -624,7 +624,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #332af0f3
+# %% ../nbs/17_server.ipynb #36561dbf
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -720,7 +720,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #c6a50a01
+# %% ../nbs/17_server.ipynb #1274a12c
 def bearer_token(authorization: Optional[str]) -> str:
     "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -750,7 +750,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
             raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
         return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #9596a4b5
+# %% ../nbs/17_server.ipynb #052cb215
 class ErrorBody(BaseModel):
     detail: str
 
