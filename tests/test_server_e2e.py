@@ -17,14 +17,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path):
-    "`tito serve` with no --db, from an empty folder: the default database file appears there."
+def start_serve(tmp_path, *extra):
     port = free_port()
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("TITO_SERVER_DB", None)
     log = open(tmp_path / "serve.log", "w+")
-    proc = subprocess.Popen(TITO + ["serve", "--port", str(port), "--log-level", "warning"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen(TITO + ["serve", "--port", str(port), "--log-level", "warning", *extra], cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -36,12 +34,23 @@ def served(tmp_path):
             log.seek(0); proc.kill()
             pytest.fail(f"tito serve did not start: {log.read()}")
         time.sleep(0.1)
-    yield url, tmp_path, proc
+    return url, proc, log
+
+
+def stop(proc, log):
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     log.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    "`tito serve` with no --db, from an empty folder: the default database file appears there."
+    url, proc, log = start_serve(tmp_path)
+    yield url, tmp_path, proc
+    stop(proc, log)
 
 
 def add_user(cwd, name) -> str:
@@ -123,3 +132,30 @@ def test_two_workspaces_sync_to_the_server(served, tmp_path):
     finally: db.engine.dispose()
     page = httpx.get(f"{url}/u/carol").text
     assert "<strong>3/20</strong> modules" in page
+
+
+def test_serve_with_worker_processes_on_postgresql(tmp_path):
+    "PostgreSQL for scale: `tito serve --workers 2`, users added with the CLI against the same database."
+    from test_server import fresh_db
+    db, cleanup = fresh_db("postgresql", tmp_path)
+    try:
+        tokens = {}
+        for n in ("ada", "bob"):
+            r = run_tito("server", "add-user", n, "--db", db, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            tokens[n] = r.stdout.split("token: ")[1].split()[0]
+        url, proc, log = start_serve(tmp_path, "--db", db, "--workers", "2")
+        try:
+            with httpx.Client(base_url=url, timeout=10) as c:
+                for i, n in enumerate(("ada", "bob")):
+                    r = c.post("/api/progress/upload", json=upload_body(tuple(range(1, 3 + i))), headers={"Authorization": f"Bearer {tokens[n]}"})
+                    assert r.status_code == 201, r.text
+                codes = {c.get("/api/leaderboard").status_code for _ in range(20)}
+                assert codes == {200}
+                assert [(e["username"], e["rank"]) for e in c.get("/api/leaderboard").json()["leaderboard"]] == [("bob", 1), ("ada", 2)]
+            assert not (tmp_path / "tito-server.db").exists()
+        finally:
+            stop(proc, log)
+            log = open(tmp_path / "serve.log").read()
+            assert "Traceback" not in log, log
+    finally: cleanup()

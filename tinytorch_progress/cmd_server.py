@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['register']
 
-# %% ../nbs/18_cmd_server.ipynb #25bf41cd
+# %% ../nbs/18_cmd_server.ipynb #bd3aa9a1
 import os, sys
 
 from .commands import Result, add_json_flag
 from .ids import TitoError
 
-# %% ../nbs/18_cmd_server.ipynb #7ed94c36
+# %% ../nbs/18_cmd_server.ipynb #1b9c789b
 def _db(args):
     from tinytorch_progress.server import Db
     return Db(args.db or os.environ.get("TITO_SERVER_DB") or None, durable=True)  # a new token must survive a crash
@@ -61,7 +61,7 @@ def _list_users(db, args):
                      f"{dash(r['milestones_completed']):>10}  {(r['last_upload'] or '-')[:19]}")
     return Result("\n".join(lines), data=rows)
 
-# %% ../nbs/18_cmd_server.ipynb #afdc5b27
+# %% ../nbs/18_cmd_server.ipynb #e7208e49
 def _port(s: str) -> int:
     import argparse
     try: n = int(s)
@@ -69,19 +69,31 @@ def _port(s: str) -> int:
     if not 0 <= n <= 65535: raise argparse.ArgumentTypeError(f"port must be 0–65535, got {n}")
     return n
 
+def _count(s: str) -> int:
+    import argparse
+    if not s.isdigit() or not 1 <= int(s) <= 64: raise argparse.ArgumentTypeError(f"expected 1–64, got {s!r}")
+    return int(s)
+
 def _serve(args):
     import uvicorn
-    from tinytorch_progress.server import create_app, db_url
+    from tinytorch_progress.server import create_app
     url = args.db or os.environ.get("TITO_SERVER_DB") or None
     app = create_app(url, durable=args.durable)
     shown = app.state.db.engine.url.render_as_string(hide_password=True)
-    print(f"tito: serving http://{args.host}:{args.port} (database {shown}, schema v{app.state.db.schema_version})",
-          file=sys.stderr, flush=True)
-    try: uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    print(f"tito: serving http://{args.host}:{args.port} (database {shown}, schema v{app.state.db.schema_version}"
+          f"{f', {args.workers} worker processes' if args.workers > 1 else ''})", file=sys.stderr, flush=True)
+    kw = dict(host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    try:
+        if args.workers > 1:  # each worker process builds its own app from the environment
+            app.state.db.engine.dispose()
+            os.environ.update(TITO_SERVER_DB=str(app.state.db.engine.url.render_as_string(hide_password=False)),
+                              TITO_SERVER_DURABLE="1" if args.durable else "")
+            uvicorn.run("tinytorch_progress.server:app_from_env", factory=True, workers=args.workers, **kw)
+        else: uvicorn.run(app, **kw)
     finally: app.state.db.engine.dispose()
     return Result("server stopped", data={"stopped": True})
 
-# %% ../nbs/18_cmd_server.ipynb #22ccb2e1
+# %% ../nbs/18_cmd_server.ipynb #5ee8f821
 def register(sub):
     db_help = "database URL or SQLite file (default: $TITO_SERVER_DB, else ./tito-server.db)"
     p = sub.add_parser("serve", help="run the progress website", description="Run the progress website (FastAPI + uvicorn).")
@@ -89,6 +101,8 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--workers", type=_count, default=1, metavar="N",
+                   help="worker processes (default 1; more use more cores — with PostgreSQL; rate limits are per worker)")
     p.add_argument("--durable", action="store_true",
                    help="wait for the disk on every upload's commit (default: a machine crash may lose the last "
                         "fraction of a second of uploads, which students' next sync re-sends)")

@@ -10,9 +10,9 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'apply_counters', 'store_upload', 'store_in', 'latest_export', 'histogram', 'rank_of', 'leaderboard',
            'rebuild_counters', 'class_overview', 'user_page_data', 'RateLimiter', 'BodyLimit', 'esc', 'page',
            'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
-           'create_app']
+           'create_app', 'app_from_env']
 
-# %% ../nbs/17_server.ipynb #4931f33c
+# %% ../nbs/17_server.ipynb #36f13860
 import hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -33,7 +33,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #2c2c83b7
+# %% ../nbs/17_server.ipynb #a227df6d
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -44,7 +44,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #22fa32d9
+# %% ../nbs/17_server.ipynb #70b19ba4
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -126,7 +126,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #1c00b6ee
+# %% ../nbs/17_server.ipynb #5832b715
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -165,7 +165,7 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #2dede53a
+# %% ../nbs/17_server.ipynb #4525ff4c
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -192,7 +192,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #1406c8b3
+# %% ../nbs/17_server.ipynb #f18ca6d6
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -257,7 +257,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #5bf67262
+# %% ../nbs/17_server.ipynb #c26238ba
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -311,7 +311,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #a19b8a25
+# %% ../nbs/17_server.ipynb #69d39396
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -428,6 +428,26 @@ def _run(conn, stmt, params, many: bool = False):
     else: cur.execute(sql, params)
     return _Rows(cur)
 
+_REACHED = ("modules_reached", "modules_reached_at", "milestones_reached", "milestones_reached_at")
+_ST_COLS = ("snapshot_id", "exported_at", "updated_at", "total_modules", "modules_completed", "milestones_completed",
+            "completed_modules", "unlocked_milestones", "completed_milestones") + _REACHED
+_PG_UPDATE_ALL = (
+    "WITH s AS (UPDATE standings SET " + ", ".join(f"{c} = %({c})s" for c in _ST_COLS) + " WHERE user_pk = %(b_pk)s),"
+    " e AS (INSERT INTO events (user_pk, snapshot_id, kind, subject, at)"
+    " SELECT %(b_pk)s, %(snapshot_id)s, k, s, a FROM unnest(%(e_kind)s::varchar[], %(e_subject)s::varchar[],"
+    " %(e_at)s::timestamp[]) AS t(k, s, a))"
+    " INSERT INTO counters (counter, bucket, students)"
+    " SELECT c, b, n FROM unnest(%(c_counter)s::varchar[], %(c_bucket)s::integer[], %(c_students)s::integer[]) AS t(c, b, n)"
+    " ON CONFLICT (counter, bucket) DO UPDATE SET students = counters.students + excluded.students")
+
+def _pg_update_all(conn, pk: int, sid: int, prev, row: dict, deltas: dict, evs: list):
+    "PostgreSQL: the standing, the counters (in key order) and the events in one statement instead of three."
+    vals = {c: getattr(prev, c) for c in _REACHED} | row
+    vals |= {"b_pk": pk, "e_kind": [e["kind"] for e in evs], "e_subject": [e["subject"] for e in evs],
+             "e_at": [e["at"] for e in evs], "c_counter": [c for c, _ in deltas], "c_bucket": [b for _, b in deltas],
+             "c_students": list(deltas.values())}
+    conn.connection.driver_connection.execute(_PG_UPDATE_ALL, vals)
+
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot (in a transaction of its own); what the server now holds."
     with db.write() as conn:
@@ -465,11 +485,15 @@ def store_in(conn, user: dict, req: UploadRequest) -> dict:
                    unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
         if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
         if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
-        if prev is None: _run(conn, _I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
-        else: _run(conn, _U_ST, {"b_pk": pk, **row})
-        apply_counters(conn, counter_deltas(prev, mods, stones, set(unl), set(done)))
+        deltas = counter_deltas(prev, mods, stones, set(unl), set(done))
         evs = _events(prev, export, now)
-        if evs: _run(conn, _I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs], many=True)
+        if prev is not None and conn.dialect.name == "postgresql":
+            _pg_update_all(conn, pk, sid, prev, row, deltas, evs)
+        else:
+            if prev is None: _run(conn, _I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
+            else: _run(conn, _U_ST, {"b_pk": pk, **row})
+            apply_counters(conn, deltas)
+            if evs: _run(conn, _I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs], many=True)
     return {**out, "status": "stored", "snapshot_id": sid, "latest": latest}
 
 def latest_export(db: Db, user_id: str) -> Optional[dict]:
@@ -479,7 +503,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #c916efbc
+# %% ../nbs/17_server.ipynb #34ee3b95
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -533,7 +557,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #ee0d55cd
+# %% ../nbs/17_server.ipynb #b009a93b
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -565,7 +589,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #14118f4a
+# %% ../nbs/17_server.ipynb #6e42f419
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -585,7 +609,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #23b492e0
+# %% ../nbs/17_server.ipynb #1ced9ce9
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -624,7 +648,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #36561dbf
+# %% ../nbs/17_server.ipynb #354ac8e3
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -720,7 +744,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #1274a12c
+# %% ../nbs/17_server.ipynb #74ca54d3
 def bearer_token(authorization: Optional[str]) -> str:
     "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -750,7 +774,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
             raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
         return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #052cb215
+# %% ../nbs/17_server.ipynb #45589931
 class ErrorBody(BaseModel):
     detail: str
 
@@ -885,3 +909,9 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
         return app.openapi_schema
     app.openapi = openapi
     return app
+
+# %% ../nbs/17_server.ipynb #1f153703
+def app_from_env():
+    "The app for `uvicorn --factory`: database from `$TITO_SERVER_DB`, durability from `$TITO_SERVER_DURABLE=1`."
+    import os
+    return create_app(os.environ.get("TITO_SERVER_DB") or None, durable=os.environ.get("TITO_SERVER_DURABLE") == "1")
