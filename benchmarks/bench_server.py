@@ -4,7 +4,8 @@ Uploads model a class syncing as it works: each student's uploads in order, one 
 every upload is distinct and stored, and most change a score). Measures, in process (the ASGI app driven directly — middleware, routing, validation, database, rendering — with no
 HTTP client or network in the way), the leaderboard's latency (p50/p99 over first pages and
 random deep pages, both metrics), the class dashboard's latency, and upload throughput (every upload distinct, so each
-one is validated, stored as a snapshot, and updates standings, milestones and events). Targets: leaderboard p99 < 20 ms,
+one is validated, stored as a snapshot, and updates standings, counters and events) — in process, and again over real
+HTTP against `tito serve` in its own process with a minimal keep-alive client. Targets: leaderboard p99 < 20 ms,
 uploads >= 500/s.
 
 Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uploads 2000] [--no-pg]`. PostgreSQL comes from
@@ -90,11 +91,11 @@ def body(i: int, k: int, hours: float) -> dict:
             "statistics": {"total_study_time_hours": hours, "modules_per_day": 0.8, "current_streak_days": 2, "longest_streak_days": 5}}
 
 
-def class_uploads(n: int, uploaders: int, rng: random.Random) -> list[tuple[int, dict]]:
-    "n uploads from a class syncing as it works: each student's uploads in order, a module more every other sync."
+def class_uploads(n: int, uploaders: int, rng: random.Random, first: int = 0) -> list[tuple[int, dict]]:
+    "Uploads number `first`.. of a class syncing as it works: each student's in order, a module more every other sync."
     start = [rng.randint(0, 10) for _ in range(uploaders)]
     return [(i % uploaders, body(i, min(20, start[i % uploaders] + (i // uploaders) // 2), 1.0 + i // uploaders))
-            for i in range(n)]
+            for i in range(first, first + n)]
 
 
 class Asgi:
@@ -123,6 +124,46 @@ class Asgi:
         return out["status"], b"".join(out["body"])
 
     async def get(self, path): return await self.request("GET", path)
+
+
+async def http_uploads(base: str, payloads, connections: int) -> float:
+    "Uploads per second against a real server, from a minimal keep-alive HTTP/1.1 client (cheap, so the server's"
+    " cost is what is measured). Every reply must be 201."
+    host, port = base.split("//")[1].split(":")
+    queue = list(reversed(payloads))
+    async def worker():
+        r, w = await asyncio.open_connection(host, int(port))
+        while queue:
+            tok, data = queue.pop()
+            w.write(b"POST /api/progress/upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer " + tok.encode() + b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+            head = await r.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+            reply = await r.readexactly(length)
+            assert status == 201, reply
+        w.close()
+    t = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(payloads) / (time.perf_counter() - t)
+
+
+def serve(url: str, workers: int):
+    "`tito serve` on a free port in a subprocess; (base URL, process)."
+    import socket, subprocess
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0)); port = s_.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli", "serve", "--db", url, "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    import urllib.request
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1); break
+        except OSError: time.sleep(0.1)
+    else: proc.kill(); raise RuntimeError("tito serve did not start")
+    if workers > 1: time.sleep(1.5)  # let every worker finish starting
+    return f"http://127.0.0.1:{port}", proc
 
 
 async def run_backend(url: str, args, rng: random.Random) -> dict:
@@ -182,6 +223,16 @@ async def run_backend(url: str, args, rng: random.Random) -> dict:
             userp.append((time.perf_counter() - t) * 1000)
             assert status == 200 and b'id="modules"' in page
         out["user_page_ms"] = {"p50": round(pct(userp, 50), 2), "p99": round(pct(userp, 99), 2), "n": len(userp)}
+        # the same over real HTTP: `tito serve` in its own process(es), a minimal client in this one
+        if args.http:
+            import signal
+            workers = 1 if db.dialect == "sqlite" else args.workers
+            more = [(tokens[u], json.dumps(b).encode()) for u, b in class_uploads(args.uploads, len(tokens), rng, 2 * args.uploads)]
+            base, proc = serve(url, workers)
+            try: out["http_uploads_per_s"] = round(await http_uploads(base, more, args.concurrency), 1)
+            finally:
+                os.killpg(proc.pid, signal.SIGINT); proc.wait(30)
+            out["http_workers"] = workers
         # leaderboard while it is being written to is still correct and answered
         status, data = await c.get("/api/leaderboard?limit=5")
         out["leaderboard_top5_after"] = [(e["username"], e["modules_completed"], e["rank"]) for e in json.loads(data)["leaderboard"]]
@@ -215,6 +266,9 @@ def main(argv=None):
     p.add_argument("--uploaders", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--no-pg", action="store_true")
+    p.add_argument("--no-http", dest="http", action="store_false", help="skip the real-HTTP upload measurement")
+    p.add_argument("--workers", type=int, default=1,
+                   help="`tito serve --workers` for PostgreSQL over HTTP (default 1: on 2 cores more processes only contend)")
     p.add_argument("--out", default=str(HERE / "results" / "server.json"))
     args = p.parse_args(argv)
     rng = random.Random(8)
@@ -243,6 +297,9 @@ def main(argv=None):
         print(f"{'':10} uploads {b['uploads_per_s']:.0f}/s with {b['upload_concurrency']} in flight "
               f"({b['uploads_per_s_sequential']:.0f}/s one at a time) → target ≥ {TARGET_UPLOADS:.0f}/s: "
               f"{'met' if b['meets_targets']['uploads_ge_500_per_s'] else 'MISSED'} ({b['uploads_per_s'] / TARGET_UPLOADS:.2f}x)")
+        if "http_uploads_per_s" in b:
+            print(f"{'':10} over HTTP (`tito serve --workers {b['http_workers']}`, {b['upload_concurrency']} connections): "
+                  f"{b['http_uploads_per_s']:.0f} uploads/s")
         print(f"{'':10} dashboard / p50 {b['dashboard_ms']['p50']:.1f} ms p99 {b['dashboard_ms']['p99']:.1f} ms; "
               f"/u/NAME p50 {b['user_page_ms']['p50']:.1f} ms; seeding {b['seed_s']} s")
     if {"sqlite", "postgresql"} <= set(res["backends"]):
