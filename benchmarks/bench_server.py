@@ -148,6 +148,18 @@ async def http_uploads(base: str, payloads, connections: int) -> float:
     return len(payloads) / (time.perf_counter() - t)
 
 
+def peak_rss_mb(pid: int):
+    "Peak resident memory (VmHWM) of a process and its children, in MB; None where /proc is missing."
+    total = 0
+    try:
+        pids = [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+        for p in pids:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmHWM:"): total += int(line.split()[1])
+    except OSError: return None
+    return round(total / 1024, 1)
+
+
 def serve(url: str, workers: int):
     "`tito serve` on a free port in a subprocess; (base URL, process)."
     import socket, subprocess
@@ -229,7 +241,9 @@ async def run_backend(url: str, args, rng: random.Random) -> dict:
             workers = 1 if db.dialect == "sqlite" else args.workers
             more = [(tokens[u], json.dumps(b).encode()) for u, b in class_uploads(args.uploads, len(tokens), rng, 2 * args.uploads)]
             base, proc = serve(url, workers)
-            try: out["http_uploads_per_s"] = round(await http_uploads(base, more, args.concurrency), 1)
+            try:
+                out["http_uploads_per_s"] = round(await http_uploads(base, more, args.concurrency), 1)
+                out["http_server_peak_rss_mb"] = peak_rss_mb(proc.pid)
             finally:
                 os.killpg(proc.pid, signal.SIGINT); proc.wait(30)
             out["http_workers"] = workers
@@ -299,7 +313,7 @@ def main(argv=None):
               f"{'met' if b['meets_targets']['uploads_ge_500_per_s'] else 'MISSED'} ({b['uploads_per_s'] / TARGET_UPLOADS:.2f}x)")
         if "http_uploads_per_s" in b:
             print(f"{'':10} over HTTP (`tito serve --workers {b['http_workers']}`, {b['upload_concurrency']} connections): "
-                  f"{b['http_uploads_per_s']:.0f} uploads/s")
+                  f"{b['http_uploads_per_s']:.0f} uploads/s; server peak RSS under that load {b.get('http_server_peak_rss_mb')} MB")
         print(f"{'':10} dashboard / p50 {b['dashboard_ms']['p50']:.1f} ms p99 {b['dashboard_ms']['p99']:.1f} ms; "
               f"/u/NAME p50 {b['user_page_ms']['p50']:.1f} ms; seeding {b['seed_s']} s")
     if {"sqlite", "postgresql"} <= set(res["backends"]):
