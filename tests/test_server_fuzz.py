@@ -4,18 +4,17 @@ must match the documented status codes, content types and schemas.
 Bounded: a fixed number of examples per operation, derandomized, so the run is reproducible and well under 2 minutes.
 The upload operation always carries a valid token (401s are covered in test_server.py); part of the generated bodies
 are made consistent and owned by the token's user, so the storing path is fuzzed too, not only the rejections."""
-import atexit, os, shutil, tempfile, uuid, zlib
+import atexit, os, shutil, tempfile, zlib
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
                                  status_code_conformance)
-from sqlalchemy import create_engine, text
 
 from tinytorch_progress import server as srv
 from tinytorch_progress.ids import module_number
-from test_server import PG_URL, pg_unavailable
+from test_server import fresh_db, pg_unavailable
 
 EXAMPLES = int(os.environ.get("TITO_FUZZ_EXAMPLES", "100"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -36,15 +35,11 @@ def _site(url):
 
 
 def _pg_url():
+    "A fresh PostgreSQL schema for the whole fuzz run (dropped at exit), or None when PostgreSQL is unreachable."
     if pg_unavailable(): return None
-    schema = f"fuzz_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as c: c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    def drop():
-        with admin.begin() as c: c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    url, drop = fresh_db("postgresql", None)
     atexit.register(drop)
-    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    return url
 
 
 def _num(x):
