@@ -320,7 +320,6 @@ CORRUPT = {
     "truncated": lambda good: good[: len(good) // 2],
     "garbage": lambda good: b"\x00\xffnot json at all {{{\n",
     "wrong-type": lambda good: json.dumps({**json.loads(good), **{k: "1,2" for k in ("completed_modules", "unlocked_milestones") if k in json.loads(good)}}).encode(),
-    "newer-version": lambda good: json.dumps({**json.loads(good), "version": "9.0"}).encode(),
 }
 CORRUPT_CASES = [(f, k) for f in ("progress", "milestones") for k in CORRUPT] + [("root-progress", k) for k in ("truncated", "garbage", "wrong-type")]
 
@@ -337,6 +336,20 @@ def history_template(tmp_path_factory):
 def copy_ws(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+@pytest.mark.parametrize("fmt", ["progress", "milestones"])
+def test_newer_version_is_refused_not_rolled_back(tmp_path, history_template, fmt):
+    "A file written by a newer tinytorch-progress is not corrupt: commands refuse it and nothing is moved or restored."
+    root = copy_ws(history_template, tmp_path / "ws")
+    p = Workspace(root).path(fmt)
+    newer = json.dumps({**json.loads(p.read_bytes()), "version": "9.0"}).encode()
+    p.write_bytes(newer)
+    before = snapshot(root)
+    for cmd in (["status"], ["module", "complete", "06", "--skip-tests"]):
+        line = one_error_line(run_tito("--root", root, *cmd))
+        assert "version 9.0 is newer than this tinytorch-progress understands" in line and str(p) in line, line
+    assert snapshot(root) == before and not list((root / ".tito" / "backups").glob("corrupt-*"))
 
 
 @pytest.mark.parametrize("fmt,kind", CORRUPT_CASES)
@@ -832,10 +845,12 @@ def test_status_never_overwrites_a_bad_file_without_keeping_it(corpus, history_t
     outcomes = [_status_in(root, target, content, run_tito if k % 8 == 0 else tito_in_process)
                 for k, (fmt, name, wb, root, target, content) in enumerate(jobs)]
     table = {(fmt, name, wb): o for (fmt, name, wb, *_), o in zip(jobs, outcomes)}
-    # a progress file with a valid backup is recovered; without one, or for config (never backed up), status stops
+    # a progress file with a valid backup is recovered; without one, status stops; a newer version is refused;
+    # a bad config (never backed up) falls back to defaults for status, with a warning
     # ("accepted": the store's reader tolerated it, e.g. NaN in an unknown field, and left the file as it was)
     for (fmt, name, wb), o in table.items():
-        if fmt == "config": assert o in ("refused", "accepted"), (fmt, name, wb, o)
+        if name in ("newer-version", "version-99"): assert o == "refused", (fmt, name, wb, o)  # newer: never rolled back
+        elif fmt == "config": assert o in ("refused", "accepted"), (fmt, name, wb, o)
         elif not wb: assert o in ("refused", "accepted"), (fmt, name, wb, o)
         elif name != "directory": assert o in ("quarantined", "accepted"), (fmt, name, wb, o)
     assert sum(o == "quarantined" for o in outcomes) >= 30

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['use_color', 'colorize', 'main']
 
-# %% ../nbs/20_cli.ipynb #26e468ec
+# %% ../nbs/20_cli.ipynb #ecbb8c4c
 import os, sys
 
 from .ids import TitoError
 from .commands import parse, render
 
-# %% ../nbs/20_cli.ipynb #17a30491
+# %% ../nbs/20_cli.ipynb #a722103f
 def use_color(stream=None) -> bool:
     "Colour only on a TTY, never with `NO_COLOR` (https://no-color.org)."
     stream = stream or sys.stdout
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except TitoError as e:
-        print(f"tito: error: {e}", file=sys.stderr)
+        print(f"tito: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tito: interrupted", file=sys.stderr)
@@ -46,10 +46,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug of ours: still one line, with what is needed to report it
-        print(f"tito: internal error: {type(e).__name__}: {e} (set TITO_DEBUG=1 for the traceback)", file=sys.stderr)
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"tito: internal error: {type(e).__name__}: {first} (set TITO_DEBUG=1 for the traceback)", file=sys.stderr)
         if os.environ.get("TITO_DEBUG"): raise
         return 1
 
-# %% ../nbs/20_cli.ipynb #2faee128
+# %% ../nbs/20_cli.ipynb #6ce19080
 #| eval: false
 if __name__ == "__main__": sys.exit(main())

@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'run_data', 'run_text', 'run_html', 'MilestoneRunView', 'add_run_parser', 'register']
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #8f856ea0
+# %% ../nbs/24_cmd_milestone_run.ipynb #bcd76242
 import argparse, html, sys
 
-from .commands import Result, add_json_flag
+from .commands import Result, add_json_flag, workspace_root
 from .ids import TitoError
 
 COMMANDS = ()  # `run` is added to the `milestone`/`milestones` parsers of cmd_progress, through `add_run_parser`
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #08dad4ad
+# %% ../nbs/24_cmd_milestone_run.ipynb #9e430abb
 def _day(d) -> str: return d.strftime("%Y-%m-%d %H:%M") if d else ""
 
 def run_data(run, next_action=None) -> dict:
@@ -55,7 +55,7 @@ class MilestoneRunView(Result):
         super().__init__(run_text(run, next_action), run_data(run, next_action), run_html(run, next_action), ok=run.ok)
         self.run = run
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #0442f5a0
+# %% ../nbs/24_cmd_milestone_run.ipynb #9f3143f1
 def _positive(s: str) -> float:
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
@@ -64,9 +64,8 @@ def _positive(s: str) -> float:
 
 def _run(args):
     from tinytorch_progress.milestones import run_milestone
-    from tinytorch_progress.store import find_root
     from tinytorch_progress.tracker import status
-    root = find_root(getattr(args, "root", None), start=getattr(args, "cwd", None))
+    root = workspace_root(args)
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
     def stream(line: str): print(line, file=out, flush=True)
     run = run_milestone(root, args.id, part=args.part, timeout=args.timeout, stream=stream)

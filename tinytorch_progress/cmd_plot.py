@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'KINDS', 'PlotResult', 'progress_summary', 'report_summary', 'plot_result', 'register']
 
-# %% ../nbs/16_cmd_plot.ipynb #5597e927
+# %% ../nbs/16_cmd_plot.ipynb #d63eed4c
 import base64
 
-from .commands import Result, add_json_flag
+from .commands import Result, add_json_flag, workspace_root
 from .ids import TitoError
 
 COMMANDS = ("plot",)
 KINDS = ("progress", "milestones", "report")
 
-# %% ../nbs/16_cmd_plot.ipynb #0f29b42f
+# %% ../nbs/16_cmd_plot.ipynb #b5aa4426
 class PlotResult(Result):
     "A figure with a text summary: PNG in notebooks, a file with `-o`, text in a terminal."
     def __init__(self, kind: str, make, text: str, data: dict):
@@ -36,7 +36,7 @@ class PlotResult(Result):
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"image/png": base64.b64encode(self.png()).decode("ascii"), "text/plain": self.text()}
 
-# %% ../nbs/16_cmd_plot.ipynb #ef651d71
+# %% ../nbs/16_cmd_plot.ipynb #7a643b72
 def progress_summary(st) -> str:
     from tinytorch_progress.plots import completion_series
     lines = [f"Modules completed over time: {st.completed_count}/{st.total} ({st.percentage}%)"]
@@ -52,7 +52,7 @@ def report_summary(cards) -> str:
             f"{c.category_grades.Cell_Length:^11}  {c.overall_grade:^7}".rstrip() for c in cards]
     return "\n".join(out)
 
-# %% ../nbs/16_cmd_plot.ipynb #1a40913d
+# %% ../nbs/16_cmd_plot.ipynb #dfcb2c9c
 def plot_result(kind: str, root) -> PlotResult:
     "The `PlotResult` of `kind` for the workspace at `root`."
     from tinytorch_progress import plots
@@ -77,8 +77,7 @@ def plot_result(kind: str, root) -> PlotResult:
     return PlotResult(kind, lambda: plots.milestone_figure(st), milestone_text(st), data)
 
 def _plot(args):
-    from tinytorch_progress.store import find_root
-    root = find_root(getattr(args, "root", None), start=getattr(args, "cwd", None))
+    root = workspace_root(args)
     res = plot_result(args.kind, root)
     if args.out: res.save(args.out)
     elif getattr(args, "prog", "tito") != "%tito" and not getattr(args, "json", False):

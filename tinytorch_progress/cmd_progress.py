@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'current_module', 'register']
 
-# %% ../nbs/13_cmd_progress.ipynb #dd940d80
+# %% ../nbs/13_cmd_progress.ipynb #48222edc
 import os, re
 from pathlib import Path
 
-from .commands import Result, add_json_flag
+from .commands import Result, add_json_flag, workspace_root
 from .ids import TitoError
 
 COMMANDS = ("status", "start", "complete", "module", "milestone", "milestones", "init", "doctor", "help")
 
-# %% ../nbs/13_cmd_progress.ipynb #1655d4cd
+# %% ../nbs/13_cmd_progress.ipynb #8946eb01
 _MODULE_DIR = re.compile(r"^(\d{2,3})_[a-z0-9_]+$")
 
 def current_module(hint_path=None, cwd=None) -> int:
@@ -27,10 +27,8 @@ def current_module(hint_path=None, cwd=None) -> int:
             if m: return int(m.group(1))
     raise TitoError("which module? pass its number (e.g. `01`), or run this inside a module folder like modules/01_tensor/")
 
-# %% ../nbs/13_cmd_progress.ipynb #07dacb88
-def _root(args):
-    from tinytorch_progress.store import find_root
-    return find_root(getattr(args, "root", None), start=getattr(args, "cwd", None))
+# %% ../nbs/13_cmd_progress.ipynb #4da4d763
+_root = workspace_root
 
 def _module_arg(args):
     return args.module if args.module is not None else current_module(getattr(args, "notebook", None), getattr(args, "cwd", None))
@@ -77,7 +75,7 @@ def _doctor(args):
     ok, notes = doctor(root)
     return Result(f"Workspace {root}\n" + "\n".join(f"  {n}" for n in notes), data={"root": str(root), "ok": ok, "notes": notes}, ok=ok)
 
-# %% ../nbs/13_cmd_progress.ipynb #f13a3865
+# %% ../nbs/13_cmd_progress.ipynb #398d3595
 def _module_parsers(sub, top_level: bool):
     p = sub.add_parser("start", help="record that you started a module", description="Record that you started a module.")
     p.add_argument("module", nargs="?", metavar="MODULE", help="module number, e.g. 01 (default: the current module folder)")

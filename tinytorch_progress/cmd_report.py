@@ -5,18 +5,17 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'ProgressBar', 'progress_bar', 'register']
 
-# %% ../nbs/14_cmd_report.ipynb #3b3bae2a
+# %% ../nbs/14_cmd_report.ipynb #dd18b0a4
 import os, sys
 from datetime import datetime
 from pathlib import Path
 
-from .commands import add_json_flag
+from .commands import add_json_flag, start_dir
 from .ids import TitoError
 
 COMMANDS = ("report",)  # registered only when one of these is asked for (keeps `tito status` fast)
 
-
-# %% ../nbs/14_cmd_report.ipynb #b3a4f6cf
+# %% ../nbs/14_cmd_report.ipynb #ffb93471
 class ProgressBar:
     "A one-line progress bar on a text stream."
     def __init__(self, total: int, stream, width: int = 24):
@@ -35,13 +34,14 @@ def progress_bar(total: int, as_json: bool, stream=None):
     if as_json or total < 2 or not (hasattr(stream, "isatty") and stream.isatty()): return None
     return ProgressBar(total, stream)
 
-# %% ../nbs/14_cmd_report.ipynb #7e85be3f
-def _root(given, required: bool) -> Path:
+# %% ../nbs/14_cmd_report.ipynb #420ada47
+def _root(args, required: bool) -> Path:
+    "The workspace (module paths in cards are relative to it); without one, the folder the command runs from."
     from tinytorch_progress.store import find_root
-    try: return find_root(given)
+    try: return find_root(args.root, start=start_dir(args))
     except TitoError:
-        if required or given is not None: raise
-        return Path.cwd()
+        if required or args.root is not None: raise
+        return Path(start_dir(args))
 
 def _inputs(args, root: Path) -> tuple:
     from tinytorch_progress.report_card import workspace_modules
@@ -49,11 +49,12 @@ def _inputs(args, root: Path) -> tuple:
         found, skipped = workspace_modules(root)
         if not found and not skipped: raise TitoError(f"{root}: no module folders found (looked in modules/, modules/source/ and src/)")
         return found, skipped
-    return [Path(p) for p in args.paths] or [Path.cwd()], []
+    here = getattr(args, "notebook", None) or start_dir(args)  # `%tito report` in a notebook: that notebook
+    return [Path(start_dir(args), p) for p in args.paths] or [Path(here)], []
 
 def _report(args):
     from tinytorch_progress.report_card import ReportCardView, analyze, default_reports_dir, write_card
-    root = _root(args.root, args.all)
+    root = _root(args, args.all)
     paths, skipped = _inputs(args, root)
     now, analyses, errors = datetime.now(), [], []
     bar = progress_bar(len(paths), args.json)

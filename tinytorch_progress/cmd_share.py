@@ -5,34 +5,31 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'perf_command', 'export_command', 'login_command', 'logout_command', 'sync_command', 'register']
 
-# %% ../nbs/15_cmd_share.ipynb #994447c5
+# %% ../nbs/15_cmd_share.ipynb #168bd4cd
 import json, os, sys
 from pathlib import Path
 
-from .commands import Result, add_json_flag
+from .commands import Result, add_json_flag, workspace_root
 from .ids import TitoError
 
 COMMANDS = ("perf", "export", "login", "logout", "sync")  # registered only when one of these is asked for (keeps `tito status` fast)
 
-
-# %% ../nbs/15_cmd_share.ipynb #8f223dd4
-def _root(args):
-    from tinytorch_progress.store import find_root
-    return find_root(getattr(args, "root", None), start=getattr(args, "cwd", None))
+# %% ../nbs/15_cmd_share.ipynb #f0d7ae66
+_root = workspace_root
 
 def _path(args, p) -> Path:
     "A path argument, relative to the folder the command runs in (the notebook's folder under `%tito`)."
     p = Path(p).expanduser()
     return p if p.is_absolute() else Path(getattr(args, "cwd", None) or os.getcwd()) / p
 
-# %% ../nbs/15_cmd_share.ipynb #42435276
+# %% ../nbs/15_cmd_share.ipynb #7ad00da1
 def perf_command(args) -> Result:
     "`tito perf [MODULE] [--json]`: every module's performance tests, or one module's."
     from tinytorch_progress.performance import summarize, summary_html, summary_text
     s = summarize(_root(args), args.module)
     return Result(summary_text(s), data=s.to_json(), html_=summary_html(s), ok=s.ok)
 
-# %% ../nbs/15_cmd_share.ipynb #886b4c70
+# %% ../nbs/15_cmd_share.ipynb #ade53254
 def export_command(args) -> Result:
     "`tito export [--user-id ID] [-o FILE]`."
     from tinytorch_progress.export import build_export
@@ -49,7 +46,7 @@ def export_command(args) -> Result:
                   f"{sp['completed_count']}/{sp['total_milestones']} milestones completed) to {out}",
                   data={"path": str(out), "export": e})
 
-# %% ../nbs/15_cmd_share.ipynb #c0760d98
+# %% ../nbs/15_cmd_share.ipynb #0a9215b5
 def login_command(args) -> Result:
     "`tito login --server URL --token T [--user-id ID]`."
     from tinytorch_progress.sync import login
@@ -74,7 +71,7 @@ def sync_command(args) -> Result:
     r = sync(_root(args), args.server)
     return Result(r.message, data=r.to_json(), ok=r.ok)
 
-# %% ../nbs/15_cmd_share.ipynb #7aa75389
+# %% ../nbs/15_cmd_share.ipynb #42831089
 def register(sub):
     p = sub.add_parser("perf", help="performance test results", description="Show the performance test results of each module "
                        "(tests/performance/performance_results/). Exits 1 if a test failed.")

@@ -10,7 +10,7 @@ __all__ = ['MARK', 'THEMES', 'STATE_STYLE', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MI
            'widgets_wanted', 'widget_bundle', 'StatusView', 'MilestonesView', 'status_panel', 'banner_html',
            'change_html', 'ChangeView']
 
-# %% ../nbs/09_display.ipynb #ea5c4e8a
+# %% ../nbs/09_display.ipynb #01e2a879
 import collections, html, sys
 from datetime import datetime
 from typing import Optional
@@ -18,7 +18,7 @@ from typing import Optional
 from .commands import Result
 from .tracker import Change, Status
 
-# %% ../nbs/09_display.ipynb #353d2757
+# %% ../nbs/09_display.ipynb #ad2216b6
 MARK = {"completed": "✓", "started": "…", "not started": " ", "unlocked": "◆", "locked": "·"}
 
 def _day(d: Optional[datetime]) -> str: return d.strftime("%Y-%m-%d") if d else ""
@@ -44,8 +44,7 @@ def status_text(st: Status, detail: bool = False) -> str:
         for r in st.modules:
             out.append(f"{r.module.key:>2}  {r.module.title[:24]:24} {r.module.tier[:13]:13} {MARK[r.state]} {r.state:11} {_day(r.completed_at)}".rstrip())
         out += ["", milestone_text(st, header=False), ""]
-    out += summary_lines(st)
-    out += [f"warning: {w}" for w in st.warnings]
+    out += summary_lines(st)  # warnings went to stderr when they happened; the HTML panel repeats them
     return "\n".join(out)
 
 def spans(nums) -> str:
@@ -83,7 +82,7 @@ def change_text(c: Change) -> str:
     if c.action == "milestone_complete" and c.changed: out.append(f"★ {c.milestone.name} achieved!")
     return "\n".join(out)
 
-# %% ../nbs/09_display.ipynb #e7f4ecb9
+# %% ../nbs/09_display.ipynb #f20125db
 def status_data(st: Status) -> dict:
     "The JSON of `tito status --json`."
     iso = lambda d: d.isoformat() if d else None
@@ -97,7 +96,7 @@ def status_data(st: Status) -> dict:
             "next_action": {"text": st.next_action.text, "command": st.next_action.command, "kind": st.next_action.kind},
             "warnings": list(st.warnings)}
 
-# %% ../nbs/09_display.ipynb #fd7eb39e
+# %% ../nbs/09_display.ipynb #cfc252a5
 THEMES = {
     "standard": {"header_bg": "#ff6b35", "header_fg": "#ffffff", "accent": "#ff6b35", "panel_bg": "", "panel_fg": "", "font": "", "logo": "◆"},
     "pride": {"header_bg": "linear-gradient(90deg,#e40303,#ff8c00,#ffed00,#008026,#004dff,#750787)", "header_fg": "#ffffff",
@@ -111,7 +110,7 @@ def theme(name) -> tuple[str, dict]:
     name = name if name in THEMES else "standard"
     return name, THEMES[name]
 
-# %% ../nbs/09_display.ipynb #10ac7522
+# %% ../nbs/09_display.ipynb #b024e7bf
 STATE_STYLE = {"completed": ("#2e7d32", "#ffffff"), "started": ("#f9a825", "#000000"), "not started": ("#e0e0e0", "#333333"),
                "unlocked": ("#1565c0", "#ffffff"), "locked": ("#e0e0e0", "#333333")}
 
@@ -189,7 +188,7 @@ def status_html(st: Status, parts=("modules", "milestones"), title: str = "progr
     return (f"<div class='tito-status tito-theme-{name}' style='max-width:900px;padding:4px;{_panel_style(st)}'>"
             f"{header_html(st, title)}{progress_html(st)}{body_html(st, parts)}</div>")
 
-# %% ../nbs/09_display.ipynb #0ca62583
+# %% ../nbs/09_display.ipynb #fe9ab94f
 LIVE_PANELS = collections.deque(maxlen=20)
 
 class Panel:
@@ -239,7 +238,7 @@ def refresh_live_panels():
             p.update(cache[p.root], f"updated {datetime.now():%H:%M:%S}")
         except Exception as e: p.note.value = f"<small class='tito-note' style='color:#b71c1c'>cannot refresh: {_esc(e)}</small>"
 
-# %% ../nbs/09_display.ipynb #664cba00
+# %% ../nbs/09_display.ipynb #c52bfd1b
 WIDGETS = None
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -265,7 +264,7 @@ def _bundle(text: str, html_: str, make, include=None, exclude=None) -> dict:
     if exclude: b = {k: v for k, v in b.items() if k not in exclude}
     return b
 
-# %% ../nbs/09_display.ipynb #823c4500
+# %% ../nbs/09_display.ipynb #e91d75b5
 class StatusView(Result):
     "The status of a workspace in every format."
     parts, title = ("modules", "milestones"), "progress"
@@ -288,7 +287,7 @@ class MilestonesView(StatusView):
     "`tito milestone progress`."
     parts, title = ("milestones",), "milestones"
     def __init__(self, st: Status):
-        super().__init__(st); self._text = milestone_text(st)
+        super().__init__(st); self._text = "\n".join([milestone_text(st), "", *summary_lines(st)[2:]])  # and the next step
     def plain(self) -> str: return "\n".join([milestone_text(self.status), *summary_lines(self.status)])
 
 def status_panel(root=None) -> StatusView:
@@ -297,7 +296,7 @@ def status_panel(root=None) -> StatusView:
     from tinytorch_progress.tracker import status
     return StatusView(status(find_root(root)), detail=True)
 
-# %% ../nbs/09_display.ipynb #7c9d9d88
+# %% ../nbs/09_display.ipynb #9fa4ae16
 BANNERS = {"unlock": ("#1565c0", "#e3f2fd", "★"), "milestone-complete": ("#2e7d32", "#e8f5e9", "✔"),
            "course-complete": ("#6a1b9a", "#f3e5f5", "★★★")}
 

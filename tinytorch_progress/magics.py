@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['notebook_path', 'TitoMagics', 'load_ipython_extension']
 
-# %% ../nbs/19_magics.ipynb #a002e51e
-import argparse, os
+# %% ../nbs/19_magics.ipynb #1d6c2b70
+import argparse, os, shlex
 from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
 from .commands import parse
 from .ids import TitoError
 
-# %% ../nbs/19_magics.ipynb #0c560c34
+# %% ../nbs/19_magics.ipynb #d0b83647
 def notebook_path(user_ns: dict):
     "The path of the running notebook, if the front end tells the kernel."
     for key in ("__vsc_ipynb_file__", "__session__"):
@@ -27,7 +27,7 @@ def notebook_path(user_ns: dict):
             return path
     return None
 
-# %% ../nbs/19_magics.ipynb #2c57d4de
+# %% ../nbs/19_magics.ipynb #e868465d
 @magics_class
 class TitoMagics(Magics):
     "The `%tito` line magic."
@@ -38,8 +38,9 @@ class TitoMagics(Magics):
     @line_magic
     def tito(self, line: str = ""):
         "Track your course progress: `%tito status`, `%tito complete`, `%tito help`."
-        ns = parse_argstring(self.tito, line)
-        argv = [ns.command, *ns.args]
+        # shell quoting as in a terminal (IPython's own splitter keeps the quotes: 'alice smith' would stay quoted)
+        try: argv = shlex.split(line) or ["status"]
+        except ValueError as e: raise UsageError(f"cannot parse {line!r}: {e}") from None
         try:
             args = parse(argv, parser_class=MagicArgumentParser, prog="%tito")
         except SystemExit:  # --help printed its text
@@ -48,7 +49,9 @@ class TitoMagics(Magics):
         nb = notebook_path(self.shell.user_ns if self.shell else {})
         args.notebook, args.cwd, args.prog = nb, str(nb.parent) if nb else os.getcwd(), "%tito"
         try: return args.run(args)
-        except TitoError as e: raise UsageError(str(e)) from None
+        except TitoError as e: raise UsageError(str(e).splitlines()[0]) from None
+        except Exception as e:  # a bug of ours: one line in the notebook, as in the terminal
+            raise UsageError(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 def load_ipython_extension(ipython):
     "Register `%tito`."

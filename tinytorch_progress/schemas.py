@@ -13,7 +13,7 @@ __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId',
            'json_schema', 'detect_format', 'FormatError', 'describe_validation_error', 'parse_json', 'read_json',
            'validate', 'load']
 
-# %% ../nbs/01_schemas.ipynb #7bc27491
+# %% ../nbs/01_schemas.ipynb #58f0fd06
 import json
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerial
 
 from .ids import milestone_id, module_key, module_number
 
-# %% ../nbs/01_schemas.ipynb #81cf2b51
+# %% ../nbs/01_schemas.ipynb #82e40163
 def parse_timestamp(v) -> datetime:
     "An ISO 8601 string (or a datetime) as a `datetime`; anything else is a `ValueError`."
     if isinstance(v, datetime): return v
@@ -38,7 +38,7 @@ def format_timestamp(d: datetime) -> str: return d.isoformat()
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), PlainSerializer(format_timestamp, return_type=str)]
 
-# %% ../nbs/01_schemas.ipynb #04cecd61
+# %% ../nbs/01_schemas.ipynb #bcab6336
 def _module(v): return module_number(v)
 def _milestone(v): return milestone_id(v)
 
@@ -55,7 +55,7 @@ Score = Annotated[int, Field(ge=1, le=5)]
 Grade = Literal["A", "B", "C", "D", "F"]
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-# %% ../nbs/01_schemas.ipynb #45396139
+# %% ../nbs/01_schemas.ipynb #dfc39d21
 class Model(BaseModel):
     "Base of every format: unknown fields survive a round trip."
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -100,7 +100,7 @@ class Versioned(Model):
         elif isinstance(data.get("version"), (int, float)): data["version"] = f"{major}.{minor}"
         return data
 
-# %% ../nbs/01_schemas.ipynb #99379a9e
+# %% ../nbs/01_schemas.ipynb #77345fc3
 class SimpleProgress(Model):
     "Root `progress.json`: started/completed modules as `'01'` strings."
     started_modules: list[ModuleKey] = []
@@ -109,7 +109,7 @@ class SimpleProgress(Model):
     last_completed: Optional[ModuleKey] = None
     last_updated: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #f3d4bf73
+# %% ../nbs/01_schemas.ipynb #50a2ae81
 class ModuleProgressFile(Versioned):
     "`.tito/progress.json`: completed modules as ints, dates keyed `'1'`."
     completed_modules: list[ModuleInt] = []
@@ -117,7 +117,7 @@ class ModuleProgressFile(Versioned):
 
 ModuleProgressFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"}}
 
-# %% ../nbs/01_schemas.ipynb #b5b1e7c5
+# %% ../nbs/01_schemas.ipynb #2e2a1c1f
 class PartResult(Model):
     "One run of one part of a milestone program."
     part: str
@@ -140,7 +140,7 @@ class MilestonesFile(Versioned):
 MilestonesFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"},
                              "1.0": lambda d: {**d, "version": "1.1", "part_results": d.get("part_results", {})}}
 
-# %% ../nbs/01_schemas.ipynb #d9c1b70f
+# %% ../nbs/01_schemas.ipynb #8f94989a
 class UserConfig(Model):
     "`.tito/config.json`."
     logo_theme: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
@@ -152,7 +152,7 @@ class UserConfig(Model):
         "Unset preferences stay out of the file rather than appearing as nulls."
         return self.model_dump(mode="json", exclude_none=True)
 
-# %% ../nbs/01_schemas.ipynb #c50e0bf4
+# %% ../nbs/01_schemas.ipynb #46c38ac6
 class CategoryGrades(Model):
     Scaffolding: Grade
     Complexity: Grade
@@ -181,12 +181,12 @@ class ReportCard(Model):
     overall_grade: Grade
     category_grades: CategoryGrades
 
-# %% ../nbs/01_schemas.ipynb #5ba9c9fd
+# %% ../nbs/01_schemas.ipynb #b0842f5f
 class PerformanceResults(RootModel[dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=100_000)]]]):
     "`tests/performance/performance_results/{module}_performance_results.json`."
     def to_json(self) -> dict: return self.model_dump(mode="json")
 
-# %% ../nbs/01_schemas.ipynb #7a87beef
+# %% ../nbs/01_schemas.ipynb #d70ce7a2
 class ExportModuleProgress(Model):
     total_modules: Annotated[int, Field(ge=1, le=999)]
     completed_count: Count
@@ -225,7 +225,7 @@ class Achievements(Model):
     first_milestone: Optional[Timestamp] = None
     halfway_point: Optional[Timestamp] = None
 
-# %% ../nbs/01_schemas.ipynb #f90c937e
+# %% ../nbs/01_schemas.ipynb #94736e59
 def _consistency_errors(mp: ExportModuleProgress, sp: ExportMilestoneProgress) -> list[str]:
     errs = []
     if len(set(mp.completed_modules)) != len(mp.completed_modules): errs.append("module_progress.completed_modules: duplicate modules")
@@ -270,7 +270,7 @@ class CombinedExport(Model):
         "Contradictions between counts and lists; empty when the export is consistent."
         return _consistency_errors(self.module_progress, self.milestone_progress)
 
-# %% ../nbs/01_schemas.ipynb #66bf0db6
+# %% ../nbs/01_schemas.ipynb #2ada42e7
 class UploadRequest(Model):
     "Body of `POST /api/progress/upload`."
     user_id: Optional[UserId] = None
@@ -295,7 +295,7 @@ class Leaderboard(Model):
     "Body of `GET /api/leaderboard`."
     leaderboard: list[LeaderboardEntry]
 
-# %% ../nbs/01_schemas.ipynb #298bc3db
+# %% ../nbs/01_schemas.ipynb #39695bac
 class CurriculumModule(Model):
     number: Annotated[int, Field(ge=1, le=999)]
     slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
@@ -327,7 +327,7 @@ class CurriculumFile(Model):
             if missing: raise ValueError(f"milestone {ms.id} requires unknown modules {missing}")
         return self
 
-# %% ../nbs/01_schemas.ipynb #45b4d254
+# %% ../nbs/01_schemas.ipynb #71b54b4e
 class StatusModule(Model):
     number: Annotated[int, Field(ge=1, le=999)]
     key: str
@@ -364,7 +364,7 @@ class StatusReport(Model):
     next_action: NextStep
     warnings: list[str] = []
 
-# %% ../nbs/01_schemas.ipynb #c4772034
+# %% ../nbs/01_schemas.ipynb #e37f884a
 FORMATS: dict[str, type[BaseModel]] = {
     "root-progress": SimpleProgress,
     "progress": ModuleProgressFile,
@@ -384,7 +384,7 @@ def json_schema(name: str) -> dict:
     if name not in FORMATS: raise KeyError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     return FORMATS[name].model_json_schema(mode="serialization")
 
-# %% ../nbs/01_schemas.ipynb #3a064ad1
+# %% ../nbs/01_schemas.ipynb #c5fcf792
 def detect_format(path, data=None) -> Optional[str]:
     "The format name of the file at `path` (by name, then by the keys of `data`), or None."
     p = Path(path); name = p.name
@@ -407,7 +407,7 @@ def detect_format(path, data=None) -> Optional[str]:
     if data and all(isinstance(v, str) and (v.startswith("{") or v.startswith("Error")) for v in data.values()): return "performance"
     return None
 
-# %% ../nbs/01_schemas.ipynb #f1276ea3
+# %% ../nbs/01_schemas.ipynb #00bf1083
 class FormatError(ValueError):
     "A file or value that is not valid for its format. `str()` is one line: `path: where: what`."
     def __init__(self, path, where: str, what: str):
@@ -434,7 +434,7 @@ def describe_validation_error(e: ValidationError) -> tuple[str, str]:
     if len(errs) > 1: msg += f" (and {len(errs) - 1} more)"
     return _loc(loc) or "(top level)", msg
 
-# %% ../nbs/01_schemas.ipynb #a729114a
+# %% ../nbs/01_schemas.ipynb #9b9d6e51
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 def _no_constant(c): raise ValueError(f"{c} is not valid JSON")
@@ -460,9 +460,10 @@ def read_json(path):
     except FileNotFoundError: raise FormatError(p, "", "no such file") from None
     except PermissionError: raise FormatError(p, "", "permission denied") from None
     except IsADirectoryError: raise FormatError(p, "", "is a directory, not a JSON file") from None
+    except OSError as e: raise FormatError(p, "", f"cannot read: {e.strerror or e}") from None
     return parse_json(data, p)
 
-# %% ../nbs/01_schemas.ipynb #4aa9f230
+# %% ../nbs/01_schemas.ipynb #9d59eb9e
 def validate(data, fmt: str, path="<input>") -> BaseModel:
     "Validate `data` as format `fmt`; raise `FormatError` naming the field."
     model = FORMATS[fmt]

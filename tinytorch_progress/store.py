@@ -8,7 +8,7 @@ __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'WRITE_ORDER', 'find_root', 'fsyn
            'list_backups', 'stage_backup', 'rotate_backups', 'backup', 'lock', 'locked', 'now_local', 'append_events',
            'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #be12db06
+# %% ../nbs/03_store.ipynb #18f9d947
 import json, os, sys, time
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #410caccd
+# %% ../nbs/03_store.ipynb #b78f41e8
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -33,7 +33,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #3711f539
+# %% ../nbs/03_store.ipynb #933ea9de
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -85,7 +85,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #733b7e74
+# %% ../nbs/03_store.ipynb #235bbd27
 @light_dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -104,12 +104,14 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #8285afc2
+# %% ../nbs/03_store.ipynb #12f3dca4
 def _not_json(c): raise ValueError(f"{c} is not JSON")
 
 def _dt(v) -> datetime:
+    "A timestamp as local naive time: files written by different tools mix zones, and dates must compare."
     if not isinstance(v, str): raise ValueError(v)
-    return datetime.fromisoformat(v)
+    d = datetime.fromisoformat(v)
+    return d.astimezone().replace(tzinfo=None) if d.tzinfo else d
 
 def _ids(v, f) -> list:
     if not isinstance(v, list): raise ValueError(v)
@@ -152,7 +154,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #7b0b9922
+# %% ../nbs/03_store.ipynb #601e46da
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -166,6 +168,7 @@ class Workspace:
         self.backups = self.tito / "backups"
         self.warnings: list[str] = []
         self._extras: dict[str, dict] = {}
+        self.holds_lock = False
 
     def path(self, fmt: str) -> Path: return self.root / FILES[fmt]
     @property
@@ -179,7 +182,7 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #2671f165
+# %% ../nbs/03_store.ipynb #8810259e
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -192,14 +195,16 @@ def _load_one(ws: Workspace, fmt: str):
     except Exception:
         from tinytorch_progress.schemas import FormatError, parse_json, validate
         try: d = validate(parse_json(raw, p), fmt, p).to_json()
-        except FormatError as e: return _recover(ws, fmt, e)
+        except FormatError as e:
+            if "newer than this tinytorch-progress" in e.what: raise TitoError(str(e)) from None  # not corrupt: refuse, keep it
+            return _recover(ws, fmt, e, raw)
         parts = decode(fmt, d)
     ws._extras[fmt] = {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
     return parts
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #0c103317
+# %% ../nbs/03_store.ipynb #f4a8ca57
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -208,7 +213,7 @@ def list_backups(ws: Workspace, fmt: str) -> list[Path]:
     if not ws.backups.is_dir(): return []
     return sorted(ws.backups.glob(backup_name(ws, fmt) + ".*.bak"), reverse=True)
 
-def _recover(ws: Workspace, fmt: str, err):
+def _restore(ws: Workspace, fmt: str, err, raw: bytes):
     from tinytorch_progress.schemas import FormatError, load
     p = ws.path(fmt)
     for b in list_backups(ws, fmt):
@@ -216,15 +221,23 @@ def _recover(ws: Workspace, fmt: str, err):
         except FormatError: continue
         ws.backups.mkdir(parents=True, exist_ok=True)
         q = ws.backups / f"corrupt-{_stamp()}-{backup_name(ws, fmt)}"
-        os.replace(p, q)
-        write_bytes_atomic(p, b.read_bytes())
+        write_bytes_atomic(q, raw)               # keep the bad bytes first...
+        write_bytes_atomic(p, b.read_bytes())    # ...then replace the file atomically: it never goes missing
         ws.warn(f"{err}; moved it to {q.relative_to(ws.root)} and restored the backup {b.name}")
         d = model.to_json()
         ws._extras[fmt] = {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
         return decode(fmt, d)
     raise TitoError(f"{err} — and no valid backup exists in {ws.backups.relative_to(ws.root)}; fix the file or move it away (`tito doctor` explains)")
 
-# %% ../nbs/03_store.ipynb #115e36e8
+def _recover(ws: Workspace, fmt: str, err, raw: bytes):
+    if ws.holds_lock: return _restore(ws, fmt, err, raw)
+    with locked(ws):
+        try: now = ws.path(fmt).read_bytes()
+        except FileNotFoundError: now = None
+        if now != raw: return ws.load_one(fmt)  # rewritten meanwhile by a locked writer: read what is there now
+        return _restore(ws, fmt, err, raw)
+
+# %% ../nbs/03_store.ipynb #5902bbc8
 def _read(ws: Workspace) -> State:
     ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
@@ -246,7 +259,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #ac74497c
+# %% ../nbs/03_store.ipynb #91a29c93
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -284,7 +297,7 @@ def backup(ws: Workspace, fmt: str, data: Optional[bytes] = None):
     "Keep `data` (default: the current file) in `backups/` unless the newest backup already holds it."
     commit(stage_backup(ws, fmt, data)); rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #bde471a9
+# %% ../nbs/03_store.ipynb #64ba7442
 WRITE_ORDER = ("progress", "milestones", "root-progress")
 
 def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
@@ -304,7 +317,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
     commit(staged)
     for fmt in changed: rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #7519503d
+# %% ../nbs/03_store.ipynb #8cddcdd4
 def lock(ws: Workspace, timeout: float = 30):
     "The workspace's exclusive lock (`.tito/.lock`)."
     from filelock import FileLock
@@ -319,8 +332,11 @@ def locked(ws: Workspace, timeout: float = 30):
         lk = lock(ws, timeout); lk.acquire()
     except Timeout: raise TitoError(f"another tito process holds {ws.tito / '.lock'}; try again") from None
     except OSError as e: raise TitoError(f"cannot lock {ws.tito / '.lock'}: {e.strerror or e} (is .tito/ read-only?)") from None
+    ws.holds_lock = True
     try: yield
-    finally: lk.release()
+    finally:
+        ws.holds_lock = False
+        lk.release()
 
 @contextmanager
 def _transaction(ws: Workspace):
@@ -330,11 +346,13 @@ def _transaction(ws: Workspace):
         yield s, pending
         if s != before: s.last_updated = datetime.now()
         _write_state(ws, s, before)
-        if pending: append_events(ws, pending)
+        if pending:
+            try: append_events(ws, pending)
+            except TitoError as e: ws.warn(f"progress saved, but the activity log was not: {e}")
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #13fbac09
+# %% ../nbs/03_store.ipynb #ebbbeeae
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -343,7 +361,10 @@ def append_events(ws: Workspace, events: list[dict]):
     ws.tito.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in events).encode()
     try:
-        with open(ws.events_path, "ab") as f:
+        with open(ws.events_path, "ab+") as f:
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n": data = b"\n" + data  # a line torn by a crash stays alone, not glued to ours
             f.write(data); f.flush(); os.fsync(f.fileno())
     except OSError as e: raise TitoError(f"cannot append to {ws.events_path}: {e.strerror}") from None
 
@@ -367,7 +388,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #9fa5632e
+# %% ../nbs/03_store.ipynb #3fd958b9
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -380,21 +401,24 @@ def _config(ws: Workspace) -> dict:
     except FormatError as e: raise TitoError(str(e)) from None
 
 def _update_config(ws: Workspace, **changes) -> dict:
-    from tinytorch_progress.schemas import UserConfig
+    from pydantic import ValidationError
+    from tinytorch_progress.schemas import UserConfig, describe_validation_error
     with locked(ws):
         d = {k: v for k, v in {**ws.config(), **changes}.items() if v is not None}
-        data = UserConfig.model_validate(d).to_json()
+        try: data = UserConfig.model_validate(d).to_json()
+        except ValidationError as e: raise TitoError("{}: {}: {}".format(ws.config_path, *describe_validation_error(e))) from None
         write_json_atomic(ws.config_path, data, mode=0o600)
     return data
 
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #0f780d2b
+# %% ../nbs/03_store.ipynb #c47b3225
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
-    text = gi.read_text() if gi.exists() else ""
+    try: text = gi.read_text(encoding="utf-8") if gi.exists() else ""
+    except (OSError, UnicodeError) as e: raise TitoError(f"cannot read {gi} ({e}); add .tito/ to it by hand") from None
     if any(l.strip() in (".tito", ".tito/", "/.tito", "/.tito/") for l in text.splitlines()): return False
     write_bytes_atomic(gi, (text + ("" if not text or text.endswith("\n") else "\n") + "# tinytorch-progress: private progress data\n.tito/\n").encode())
     return True
@@ -413,7 +437,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #8e2ac444
+# %% ../nbs/03_store.ipynb #543a3f02
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load
@@ -422,7 +446,8 @@ def doctor(root) -> tuple[bool, list[str]]:
     try:
         with locked(ws):  # under the lock, a temp file is never a live write of another process
             for tmp in (*ws.tito.glob(".*.tmp"), *ws.backups.glob(".*.tmp"), *ws.root.glob(".progress.json.*.tmp")):
-                tmp.unlink(); notes.append(f"removed a temp file left by an interrupted write: {tmp.name}")
+                try: tmp.unlink(); notes.append(f"removed a temp file left by an interrupted write: {tmp.name}")
+                except OSError as e: notes.append(f"could not remove {tmp.name}: {e.strerror}")
             before = ws.read()
             for w in ws.warnings: notes.append(f"repaired: {w}")
             for f in FILES:

@@ -7,7 +7,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
            'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #33733bdc
+# %% ../nbs/04_tracker.ipynb #23e97223
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #414b6dcb
+# %% ../nbs/04_tracker.ipynb #16f5754d
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #a4e86e85
+# %% ../nbs/04_tracker.ipynb #d5a3a431
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #c58383ca
+# %% ../nbs/04_tracker.ipynb #d8941575
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -67,7 +67,7 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
             if cand.exists(): return "notebook", cand
     return None
 
-# %% ../nbs/04_tracker.ipynb #d7c1ceca
+# %% ../nbs/04_tracker.ipynb #be5399d0
 _CHILD = r'''
 import json, re, sys, traceback, os
 path = sys.argv[1]
@@ -123,10 +123,11 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     marker = p.stdout.rfind("@@TITO-REPORT@@")
     if marker < 0: return TestOutcome(False, how, failed=[(str(path), (out.strip().splitlines() or ["crashed"])[-1])], output=out)
     import json
-    rep = json.loads(p.stdout[marker + len("@@TITO-REPORT@@"):])
+    try: rep, _ = json.JSONDecoder().raw_decode(p.stdout[marker + len("@@TITO-REPORT@@"):])
+    except ValueError: return TestOutcome(False, how, failed=[(str(path), "the test run's report was garbled")], output=out)
     return TestOutcome(not rep["failed"] and p.returncode == 0, how, rep["ran"], [tuple(f) for f in rep["failed"]], p.stdout[:marker] + p.stderr)
 
-# %% ../nbs/04_tracker.ipynb #8e69ce66
+# %% ../nbs/04_tracker.ipynb #2b71cf0b
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -152,7 +153,7 @@ def start(root, module) -> Change:
 def complete(root, module, skip_tests: bool = False, timeout: float = 600) -> Change:
     "Run the module's tests and, if they pass (or `skip_tests`), record it completed."
     cur = load_curriculum(root); m = cur.module(module); ws = Workspace(root)
-    with ws.transaction() as (s, ev): _gate(cur, s, m)
+    if cur.sequential_gating: _gate(cur, ws.read(), m)
     outcome = None if skip_tests else run_module_tests(root, m, timeout)
     if outcome is not None and not outcome.passed:
         names = ", ".join(f"{n} ({why})" for n, why in outcome.failed[:3]) or "see output"
@@ -197,7 +198,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #e4566df6
+# %% ../nbs/04_tracker.ipynb #ea06d337
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -235,7 +236,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #c79a2cae
+# %% ../nbs/04_tracker.ipynb #3f146642
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -244,7 +245,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #06b4e97f
+# %% ../nbs/04_tracker.ipynb #01637c19
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -282,7 +283,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #edf38dc2
+# %% ../nbs/04_tracker.ipynb #85772211
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
@@ -310,5 +311,6 @@ def status(root) -> Status:
         miss = missing_modules(ms, s)
         st = "completed" if ms.id in s.milestones_completed else "unlocked" if (ms.id in s.unlocked or not miss) else "locked"
         ms_rows.append(MilestoneRow(ms, st, miss, s.unlocked.get(ms.id), s.milestones_completed.get(ms.id)))
-    theme = ws.config().get("logo_theme", "standard")
+    try: theme = ws.config().get("logo_theme", "standard")
+    except TitoError as e: ws.warn(f"{e}; using the standard theme"); theme = "standard"  # a preference never blocks status
     return Status(Path(root), cur, s, rows, ms_rows, next_action(cur, s, ms_rows), theme, ws.warnings)
