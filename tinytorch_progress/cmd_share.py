@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'perf_command', 'export_command', 'login_command', 'logout_command', 'sync_command', 'register']
 
-# %% ../nbs/15_cmd_share.ipynb #168bd4cd
+# %% ../nbs/15_cmd_share.ipynb #bc33fe73
 import json, os, sys
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from .ids import TitoError
 
 COMMANDS = ("perf", "export", "login", "logout", "sync")  # registered only when one of these is asked for (keeps `tito status` fast)
 
-# %% ../nbs/15_cmd_share.ipynb #f0d7ae66
+# %% ../nbs/15_cmd_share.ipynb #04aec6d9
 _root = workspace_root
 
 def _path(args, p) -> Path:
@@ -22,14 +22,14 @@ def _path(args, p) -> Path:
     p = Path(p).expanduser()
     return p if p.is_absolute() else Path(getattr(args, "cwd", None) or os.getcwd()) / p
 
-# %% ../nbs/15_cmd_share.ipynb #7ad00da1
+# %% ../nbs/15_cmd_share.ipynb #f284a7a5
 def perf_command(args) -> Result:
     "`tito perf [MODULE] [--json]`: every module's performance tests, or one module's."
     from tinytorch_progress.performance import summarize, summary_html, summary_text
     s = summarize(_root(args), args.module)
     return Result(summary_text(s), data=s.to_json(), html_=summary_html(s), ok=s.ok)
 
-# %% ../nbs/15_cmd_share.ipynb #ade53254
+# %% ../nbs/15_cmd_share.ipynb #f141dc97
 def export_command(args) -> Result:
     "`tito export [--user-id ID] [-o FILE]`."
     from tinytorch_progress.export import build_export
@@ -46,7 +46,7 @@ def export_command(args) -> Result:
                   f"{sp['completed_count']}/{sp['total_milestones']} milestones completed) to {out}",
                   data={"path": str(out), "export": e})
 
-# %% ../nbs/15_cmd_share.ipynb #0a9215b5
+# %% ../nbs/15_cmd_share.ipynb #1b2539b4
 def login_command(args) -> Result:
     "`tito login --server URL --token T [--user-id ID]`."
     from tinytorch_progress.sync import login
@@ -71,7 +71,7 @@ def sync_command(args) -> Result:
     r = sync(_root(args), args.server)
     return Result(r.message, data=r.to_json(), ok=r.ok)
 
-# %% ../nbs/15_cmd_share.ipynb #42831089
+# %% ../nbs/15_cmd_share.ipynb #a4ea4a20
 def register(sub):
     p = sub.add_parser("perf", help="performance test results", description="Show the performance test results of each module "
                        "(tests/performance/performance_results/). Exits 1 if a test failed.")
@@ -81,6 +81,7 @@ def register(sub):
                        "the format the class website receives.")
     p.add_argument("--user-id", metavar="ID", help="user id (default: user_id in .tito/config.json)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--json", action="store_true", help="accepted for symmetry: the export is JSON already")
     p.set_defaults(run=export_command)
     p = sub.add_parser("login", help="store the class website and your token", description="Store the server URL and your token "
                        "(from `tito server add-user`) in .tito/config.json, readable only by you.")

@@ -7,7 +7,7 @@ __all__ = ['NO_SYNC_ENV', 'REJECTED_BODY', 'sync_disabled', 'server_url', 'login
            'encode_body', 'Outbox', 'Unreachable', 'request', 'compare', 'holds_text', 'last_sent', 'remember_sent',
            'SyncResult', 'snapshot', 'sync']
 
-# %% ../nbs/08_sync.ipynb #cdd63185
+# %% ../nbs/08_sync.ipynb #8ba1acf3
 import hashlib, json, os, random, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +16,19 @@ from urllib.parse import quote, urlsplit
 
 from .ids import TitoError
 
-# %% ../nbs/08_sync.ipynb #797a5b13
+# %% ../nbs/08_sync.ipynb #4dee2bb7
 NO_SYNC_ENV = "TITO_NO_SYNC"
 
 def sync_disabled() -> bool:
     "True when `TITO_NO_SYNC` is set to anything but empty/0/false/no."
     return os.environ.get(NO_SYNC_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+def _loopback(host: str) -> bool:
+    "True for this machine's own addresses, where plain http never leaves the computer."
+    import ipaddress
+    if host == "localhost": return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
 
 def server_url(url) -> str:
     "A normalised `http(s)://host[:port][/prefix]` base URL, or a `TitoError`."
@@ -32,9 +39,12 @@ def server_url(url) -> str:
         raise TitoError(f"invalid server URL {s!r}: expected http://host[:port] or https://host")
     if u.username or u.password or u.query or u.fragment:
         raise TitoError(f"invalid server URL {s!r}: no credentials, query or fragment (the token is given with --token)")
+    if u.scheme == "http" and not _loopback(u.hostname) and os.environ.get("TITO_ALLOW_HTTP", "") in ("", "0"):
+        raise TitoError(f"refusing to send your token in clear to {u.hostname} over http://; use https:// "
+                        "(or set TITO_ALLOW_HTTP=1 on a network you trust)")
     return f"{u.scheme}://{u.netloc}{u.path.rstrip('/')}"
 
-# %% ../nbs/08_sync.ipynb #e2343081
+# %% ../nbs/08_sync.ipynb #1ac53fbb
 def login(root, server, token, user_id: Optional[str] = None) -> dict:
     "Store the server, token (and user id) in `.tito/config.json` (mode 0600). Returns the config without the token."
     from tinytorch_progress.store import Workspace
@@ -57,7 +67,7 @@ def logout(root) -> bool:
     if had: ws.update_config(token=None)
     return had
 
-# %% ../nbs/08_sync.ipynb #73524dc6
+# %% ../nbs/08_sync.ipynb #fe33cf97
 def progress_part(body: dict) -> dict:
     "A snapshot without the moment it was taken."
     return {k: v for k, v in body.items() if k != "timestamp"}
@@ -114,7 +124,7 @@ class Outbox:
         write_bytes_atomic(q.with_suffix(".reason.txt"), (reason + "\n").encode(), mode=0o600)
         return q
 
-# %% ../nbs/08_sync.ipynb #3c902551
+# %% ../nbs/08_sync.ipynb #81dce951
 class Unreachable(Exception):
     "Every attempt failed with a timeout, connection error or 5xx."
 
@@ -148,7 +158,7 @@ def _detail(r) -> str:
     except Exception: return ""
     return f": {str(d).splitlines()[0][:200]}" if d else ""
 
-# %% ../nbs/08_sync.ipynb #63c658a7
+# %% ../nbs/08_sync.ipynb #6ff1615c
 def _summary(e: dict) -> dict:
     mp, sp = e.get("module_progress") or {}, e.get("milestone_progress") or {}
     ums = sp.get("unlocked_milestones") or []
@@ -173,7 +183,7 @@ def holds_text(held: dict) -> str:
     return (f"server has {len(s['modules'])}/{s['total_modules']} modules, "
             f"{len(s['completed_milestones'])}/{s['total_milestones']} milestones completed")
 
-# %% ../nbs/08_sync.ipynb #6e8d0ecb
+# %% ../nbs/08_sync.ipynb #f74e3655
 REJECTED_BODY = {400, 403, 413, 422}
 
 def _last_path(root) -> Path: return Path(root) / ".tito" / "last_sync.json"
