@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'module_folders', 'load_curriculum',
-           'module_dir']
+           'module_dir', 'module_notebook']
 
-# %% ../nbs/02_curriculum.ipynb #f7a45a2d
+# %% ../nbs/02_curriculum.ipynb #34ed177b
 import json, re
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
-# %% ../nbs/02_curriculum.ipynb #eeb3b85b
+# %% ../nbs/02_curriculum.ipynb #8acf1fdd
 @light_dataclass(frozen=True)
 class Module:
     "One module of the course."
@@ -37,7 +37,7 @@ class Milestone:
     parts: tuple[str, ...] = ()
     timeout_s: float = 600
 
-# %% ../nbs/02_curriculum.ipynb #7a3382ee
+# %% ../nbs/02_curriculum.ipynb #130ed2c4
 @light_dataclass
 class Curriculum:
     "Modules and milestones of one course; look-ups accept any ID spelling."
@@ -65,7 +65,7 @@ class Curriculum:
         for m in self.modules: out.setdefault(m.tier, []).append(m)
         return {t: ms for t, ms in out.items() if ms}
 
-# %% ../nbs/02_curriculum.ipynb #83d71f26
+# %% ../nbs/02_curriculum.ipynb #1761c444
 import tinytorch_progress
 DEFAULT_PATH = Path(tinytorch_progress.__file__).with_name("curriculum.json")
 
@@ -83,7 +83,7 @@ def _override(root) -> Optional[dict]:
     try: return load(p, "curriculum").model_dump(mode="json")
     except FormatError as e: raise TitoError(str(e)) from None
 
-# %% ../nbs/02_curriculum.ipynb #923d7791
+# %% ../nbs/02_curriculum.ipynb #914956aa
 _FOLDER = re.compile(r"^(\d{2,3})_([a-z0-9][a-z0-9_]*)$")
 
 def module_folders(root) -> dict[int, Path]:
@@ -111,3 +111,13 @@ def load_curriculum(root=None) -> Curriculum:
 def module_dir(root, x) -> Optional[Path]:
     "The folder of module `x` in the workspace, or None."
     return module_folders(root).get(module_number(x))
+
+def module_notebook(folder) -> Optional[Path]:
+    "The notebook of a module folder: `NN_name.ipynb`, else `NN_name.py` (jupytext), else `*_dev.py`, else its only notebook."
+    d = Path(folder)
+    for cand in (d / f"{d.name}.ipynb", d / f"{d.name}.py"):
+        if cand.is_file(): return cand
+    dev = sorted(d.glob("*_dev.py"))
+    if dev: return dev[0]
+    nbs = sorted(p for p in d.glob("*.ipynb") if not p.name.startswith("."))
+    return nbs[0] if len(nbs) == 1 else None

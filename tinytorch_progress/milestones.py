@@ -8,17 +8,17 @@ __all__ = ['SUFFIXES', 'MARK', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_P
            'ProgramRun', 'run_program', 'PartRun', 'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone',
            'write_demo_milestones']
 
-# %% ../nbs/23_milestones.ipynb #fbf38b18
+# %% ../nbs/23_milestones.ipynb #732bf717
 import json, linecache, os, re, signal, subprocess, sys, threading, time, types
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
-from .curriculum import Milestone, load_curriculum, module_dir
+from .curriculum import Milestone, load_curriculum, module_dir, module_notebook
 from .ids import TitoError, milestone_id, module_key
 
-# %% ../nbs/23_milestones.ipynb #722a44f0
+# %% ../nbs/23_milestones.ipynb #e16c0cc0
 _FOLDER = re.compile(r"^(\d{1,3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
 
 def milestone_folders(root) -> dict[str, Path]:
@@ -31,7 +31,7 @@ def milestone_folders(root) -> dict[str, Path]:
             if m and child.is_dir(): out.setdefault(milestone_id(m.group(1)), child)
     return out
 
-# %% ../nbs/23_milestones.ipynb #dcaf5eb5
+# %% ../nbs/23_milestones.ipynb #9e697c3a
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
 
@@ -49,7 +49,7 @@ def _prefer(paths: list[Path]) -> Path:
     "A notebook and its jupytext twin are the same program: the notebook is the one the student edits."
     return sorted(paths, key=lambda p: (p.suffix != ".ipynb", p.name))[0]
 
-# %% ../nbs/23_milestones.ipynb #8f35f608
+# %% ../nbs/23_milestones.ipynb #7438c281
 @dataclass(frozen=True)
 class Program:
     "One runnable part of a milestone."
@@ -96,7 +96,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
     have = {p.part.lower() for p in progs}
     return MilestonePrograms(ms, folder, progs, required, [r for r in required if r.lower() not in have])
 
-# %% ../nbs/23_milestones.ipynb #b29ca9b9
+# %% ../nbs/23_milestones.ipynb #b171c24d
 _EXPORT = re.compile(r"^\s*#\s*\|\s*export[si]?\b")
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
@@ -104,8 +104,8 @@ def module_source(root, module) -> Path:
     "The notebook (or jupytext `.py`) of `module` in the workspace."
     d = module_dir(root, module)
     if d is None: raise TitoError(f"module {module_key(module)} has no folder in {root} (expected modules/{module_key(module)}_<name>/)")
-    for cand in (d / f"{d.name}.ipynb", d / f"{d.name}.py", *sorted(d.glob("*_dev.py")), *sorted(d.glob("*.ipynb"))):
-        if cand.exists(): return cand
+    nb = module_notebook(d)
+    if nb is not None: return nb
     raise TitoError(f"{d}: no notebook {d.name}.ipynb or {d.name}.py")
 
 def export_cells(path: Path) -> list[str]:
@@ -143,7 +143,7 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
 
-# %% ../nbs/23_milestones.ipynb #68716d8f
+# %% ../nbs/23_milestones.ipynb #1843bcaf
 MARK = "@@TITO-MILESTONE@@"
 
 _CHILD = r'''
@@ -207,7 +207,7 @@ def _kill(p: subprocess.Popen):
         except (ProcessLookupError, PermissionError): pass
     else: p.kill()
 
-# %% ../nbs/23_milestones.ipynb #8e53670e
+# %% ../nbs/23_milestones.ipynb #0961209f
 @dataclass
 class ProgramRun:
     "How one run of one program ended."
@@ -280,7 +280,7 @@ def run_program(path, root, timeout: float = 600, stream: Optional[Callable[[str
     ok, msg = _verdict(p.returncode, found or None, timed_out, timeout, last[0][:300])
     return ProgramRun(ok, msg[:500], dur, p.returncode, timed_out)
 
-# %% ../nbs/23_milestones.ipynb #13c0a53c
+# %% ../nbs/23_milestones.ipynb #62709cf2
 PART_HISTORY = 50
 
 @dataclass
@@ -316,7 +316,7 @@ def latest_results(results: list) -> dict[str, dict]:
         out[str(d["part"]).lower()] = d
     return out
 
-# %% ../nbs/23_milestones.ipynb #3b2a4203
+# %% ../nbs/23_milestones.ipynb #7a6c2fe1
 def _locked_message(cur, ms, s) -> Optional[str]:
     from tinytorch_progress.tracker import missing_modules
     if ms.id in s.unlocked: return None
@@ -388,7 +388,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
         at = s.milestones_completed.get(ms.id)
     return MilestoneRun(ms, runs, found.required, passed, completed, new, at)
 
-# %% ../nbs/23_milestones.ipynb #68affdf9
+# %% ../nbs/23_milestones.ipynb #ca3a1561
 PERCEPTRON = [
 ("md", "# Milestone 01 — 1957: the Perceptron\n\nRosenblatt's perceptron learns a line that separates two classes. "
        "Here it learns the logic gates AND and OR, computed with **your** `Tensor` and `matmul` from module 01."),

@@ -13,7 +13,7 @@ __all__ = ['MAX_NOTEBOOK_BYTES', 'HINT_MARKERS', 'TECH_TERMS', 'MATH_OPS', 'GRAD
            'summary_table', 'card_text', 'complexity_chart', 'complexity_chart_png', 'card_html', 'plot_grades',
            'ReportCardView', 'workspace_modules']
 
-# %% ../nbs/05_report_card.ipynb #c00b8ba2
+# %% ../nbs/05_report_card.ipynb #a5c7eb23
 import ast, html, json, keyword, os, re, statistics, sys, unicodedata, warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,7 @@ from typing import Optional
 from .ids import TitoError
 from .commands import Result
 
-# %% ../nbs/05_report_card.ipynb #f3d5d0c8
+# %% ../nbs/05_report_card.ipynb #f6e2cc49
 @dataclass
 class Cell:
     "One notebook cell as the analysis sees it."
@@ -44,7 +44,7 @@ class Notebook:
     cells: list
     total_lines: int
 
-# %% ../nbs/05_report_card.ipynb #ea5ae94b
+# %% ../nbs/05_report_card.ipynb #415908ad
 def _import_nbformat():
     if "nbformat" in sys.modules or "IPython" in sys.modules or "jsonschema" in sys.modules:
         import nbformat
@@ -56,7 +56,7 @@ def _import_nbformat():
         if blocked and "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None: del sys.modules["rfc3987_syntax"]
     return nbformat
 
-# %% ../nbs/05_report_card.ipynb #9bd85da7
+# %% ../nbs/05_report_card.ipynb #7e96994e
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 
 def _ipynb_cells(text: str, p: Path) -> list:
@@ -89,7 +89,7 @@ def _ipynb_cells(text: str, p: Path) -> list:
         cells.append(Cell(i, c["cell_type"], src, dict(md) if isinstance(md, dict) else {}))
     return cells
 
-# %% ../nbs/05_report_card.ipynb #2ba18e6e
+# %% ../nbs/05_report_card.ipynb #ec461313
 def _percent_cells(text: str, p: Path) -> list:
     _import_nbformat()
     import jupytext
@@ -117,7 +117,7 @@ def read_notebook(path) -> Notebook:
         return Notebook(p, cells, sum(len(c.source.splitlines()) for c in cells))
     return Notebook(p, _percent_cells(text, p), len(text.splitlines()))
 
-# %% ../nbs/05_report_card.ipynb #b97cba26
+# %% ../nbs/05_report_card.ipynb #aee538bb
 HINT_MARKERS = ("HINT", "APPROACH:", "EXAMPLE:", "💡")
 TECH_TERMS = ("tensor", "gradient", "backpropagation", "convolution", "optimization")
 MATH_OPS = ("@", "np.", "torch.", "einsum", "matmul")
@@ -128,7 +128,7 @@ def has_hints(text: str) -> bool: return any(h in text for h in HINT_MARKERS)
 def directives(text: str) -> list: return [l.strip() for l in text.split("\n") if l.strip().startswith("#|")]
 def math_indicators(text: str) -> int: return text.count("$") + text.count("\\") + text.count("equation")
 
-# %% ../nbs/05_report_card.ipynb #0b6c9c31
+# %% ../nbs/05_report_card.ipynb #d0a12c9b
 _MAGIC = re.compile(r"^(\s*)([%!])", re.M)
 
 def parse_code(text: str) -> Optional[ast.AST]:
@@ -139,13 +139,13 @@ def parse_code(text: str) -> Optional[ast.AST]:
             return ast.parse(_MAGIC.sub(r"\1# \2", text))
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
 
-# %% ../nbs/05_report_card.ipynb #bf6de970
+# %% ../nbs/05_report_card.ipynb #cb1d1007
 def ast_nodes(tree) -> Optional[list]:
     "All nodes of a tree (as `ast.walk`), once; a list passes through, None stays None."
     if tree is None or isinstance(tree, list): return tree
     return list(ast.walk(tree))
 
-# %% ../nbs/05_report_card.ipynb #493760db
+# %% ../nbs/05_report_card.ipynb #9a00124e
 def complexity(text: str, cell_type: str, tree=None) -> int:
     "Upstream's complexity score of a cell (1–5)."
     if cell_type == "markdown":
@@ -164,7 +164,7 @@ def complexity(text: str, cell_type: str, tree=None) -> int:
     c += min(sum(text.count(op) for op in MATH_OPS) // 3, 1)
     return min(c, 5)
 
-# %% ../nbs/05_report_card.ipynb #99293826
+# %% ../nbs/05_report_card.ipynb #f97545b0
 def educational_type(text: str, cell_type: str) -> str:
     "Upstream's educational role of a cell."
     if cell_type == "markdown":
@@ -183,7 +183,7 @@ def educational_type(text: str, cell_type: str) -> str:
     if "print" in text and ("✅" in text or "🎉" in text): return "feedback_celebration"
     return "demonstration"
 
-# %% ../nbs/05_report_card.ipynb #b14b3539
+# %% ../nbs/05_report_card.ipynb #1f414844
 _HEADER = re.compile(r"^#+\s+(.+)$", re.M)
 _BOLD = re.compile(r"\*\*(.*?)\*\*")
 _DEFINITIONS = (re.compile(r"(\w+)\s+is\s+defined\s+as"), re.compile(r"(\w+)\s*:\s*[A-Z]"), re.compile(r"\*\*(\w+)\*\*\s*:"))
@@ -204,7 +204,7 @@ def concept_count(text: str, cell_type: str, tree=None) -> int:
         items.update("Function: " + f for f in re.findall(r"def\s+(\w+)", text) if not f.startswith("_"))
     return min(len(items), 5)
 
-# %% ../nbs/05_report_card.ipynb #ffab000e
+# %% ../nbs/05_report_card.ipynb #951ee194
 _LEAD_WORDS = set("""a an the our your my this to of for in on with using about what why how is are let's lets we you
 implementing implement implementation understanding understand building build creating create adding add writing write
 defining define exploring explore introducing introduction intro testing test tests unit complete completing simple basic
@@ -255,7 +255,7 @@ def heading_terms(heading: str) -> list:
         if 1 <= len(words) <= 4 and phrase.lower() not in _GENERIC and is_meaningful(phrase): out.append(phrase)
     return out
 
-# %% ../nbs/05_report_card.ipynb #47ebbeed
+# %% ../nbs/05_report_card.ipynb #76849757
 _ATX = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 
 def markdown_headings(text: str) -> list:
@@ -286,13 +286,13 @@ def cell_concepts(text: str, cell_type: str, tree: Optional[ast.AST] = None) -> 
     if cell_type == "markdown": return [t for h in markdown_headings(text) for t in heading_terms(h)]
     return code_concepts(tree, text)
 
-# %% ../nbs/05_report_card.ipynb #bf3cdcae
+# %% ../nbs/05_report_card.ipynb #62c4af47
 def test_functions(tree, text: str) -> list:
     "Names of `test_*` functions defined in a code cell."
     if tree is None: return re.findall(r"^\s*(?:async\s+)?def\s+(test_\w+)", text, re.M)
     return [n.name for n in ast_nodes(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
 
-# %% ../nbs/05_report_card.ipynb #21a543d5
+# %% ../nbs/05_report_card.ipynb #ac6601be
 def overwhelm_factors(text: str, lines: int, complexity_: int, hints: bool, concepts_: int) -> list:
     "What in this cell could overwhelm a student."
     out = []
@@ -305,7 +305,7 @@ def overwhelm_factors(text: str, lines: int, complexity_: int, hints: bool, conc
     if "TODO:" in text and lines > 20 and "try:" not in text: out.append("Complex implementation without error handling guidance")
     return out
 
-# %% ../nbs/05_report_card.ipynb #d0f62209
+# %% ../nbs/05_report_card.ipynb #f00a3b29
 @dataclass
 class CellAnalysis:
     "Metrics of one analysed cell."
@@ -342,7 +342,7 @@ def analyze_cell(cell: Cell) -> CellAnalysis:
                         cell_concepts(text, kind, tree), overwhelm_factors(text, lines, cx, hints, cc),
                         test_functions(nodes, text) if kind == "code" else [], cell.nbgrader, _label(text, kind))
 
-# %% ../nbs/05_report_card.ipynb #06e74ffe
+# %% ../nbs/05_report_card.ipynb #32ad4323
 def scaffolding_quality(cells: list) -> int:
     "Upstream's scaffolding score (1–5)."
     if not cells: return 1
@@ -377,7 +377,7 @@ def learning_progression(cells: list) -> int:
     elif _has_cliff(cx): score -= 2
     return max(1, min(5, score))
 
-# %% ../nbs/05_report_card.ipynb #064fa576
+# %% ../nbs/05_report_card.ipynb #9a213a15
 def letter(score: float) -> str:
     "Upstream's letter for a 1–5 score."
     return "A" if score >= 4.5 else "B" if score >= 3.5 else "C" if score >= 2.5 else "D" if score >= 1.5 else "F"
@@ -393,7 +393,7 @@ def grades(scores: dict) -> tuple:
     "(overall letter, {category: letter})."
     return letter(statistics.mean(scores.values())), {k: letter(v) for k, v in scores.items()}
 
-# %% ../nbs/05_report_card.ipynb #ece12e3b
+# %% ../nbs/05_report_card.ipynb #fb82d9e7
 def _cells_list(ns: list) -> str: return ("cell " if len(ns) == 1 else "cells ") + ", ".join(map(str, ns))
 
 def critical_issues(cells: list, total_lines: int, nbg: dict) -> list:
@@ -427,7 +427,7 @@ def recommendations(cells: list, total_lines: int, scaffolding: int, nbg: dict) 
     if (ns := nbg["graded_cells_without_points"]): out.append(f"Give points to {len(ns)} graded cells ({_cells_list(ns)})")
     return out
 
-# %% ../nbs/05_report_card.ipynb #0540835d
+# %% ../nbs/05_report_card.ipynb #312a1d72
 def nbgrader_summary(all_cells: list, analysed: dict) -> dict:
     "Solution, graded and locked cells of a notebook, and what is wrong with them."
     sol, graded, locked, points = [], [], [], 0.0
@@ -450,16 +450,13 @@ def nbgrader_summary(all_cells: list, analysed: dict) -> dict:
             "solution_cells_without_hints": no_hint, "unlocked_test_cells": unlocked_tests,
             "graded_cells_without_points": no_points, "locked_solution_cells": locked_sol}
 
-# %% ../nbs/05_report_card.ipynb #d3b75a19
+# %% ../nbs/05_report_card.ipynb #a3dfd15e
 def find_module_notebook(folder) -> Path:
     "The module notebook of a module folder."
+    from tinytorch_progress.curriculum import module_notebook
     d = Path(folder)
-    for cand in (d / f"{d.name}.ipynb", d / f"{d.name}.py"):
-        if cand.is_file(): return cand
-    dev = sorted(d.glob("*_dev.py"))
-    if dev: return dev[0]
-    nbs = sorted(p for p in d.glob("*.ipynb") if not p.name.startswith("."))
-    if len(nbs) == 1: return nbs[0]
+    nb = module_notebook(d)
+    if nb is not None: return nb
     raise TitoError(f"{d}: no module notebook (expected {d.name}.ipynb, {d.name}.py or *_dev.py)")
 
 def resolve_notebook(path) -> Path:
@@ -485,7 +482,7 @@ def _test_files(folder: Path, nb_path: Path) -> int:
     files.discard(nb_path.resolve())
     return len(files)
 
-# %% ../nbs/05_report_card.ipynb #d6cf68f3
+# %% ../nbs/05_report_card.ipynb #8d2ec1c0
 @dataclass
 class Analysis:
     "A report card and the cell analyses behind it."
@@ -533,7 +530,7 @@ def report_card_for(path, root=None, now: Optional[datetime] = None):
     "The `schemas.ReportCard` of a module notebook or module folder; `module_path` is relative to `root`."
     return analyze(path, root, now).card
 
-# %% ../nbs/05_report_card.ipynb #1422b662
+# %% ../nbs/05_report_card.ipynb #c54c5ab5
 def card_filename(card) -> str:
     "Upstream's file name for a card."
     return f"{card.module_name}_report_card_{card.analysis_date.strftime('%Y%m%d_%H%M%S')}.json"
@@ -551,7 +548,7 @@ def write_card(card, out_dir) -> Path:
     except OSError as e: raise TitoError(f"{out}: cannot write report card: {e.strerror or e}") from None
     return target
 
-# %% ../nbs/05_report_card.ipynb #f959d1d6
+# %% ../nbs/05_report_card.ipynb #f591dc55
 def summary_table(cards: list) -> str:
     "One row per card: module, cells, lines, average cell length, category grades, overall grade."
     head = ("module", "cells", "lines", "avg", "scaffolding", "complexity", "length", "grade")
@@ -576,7 +573,7 @@ def card_text(card) -> str:
         if j[key]: out += [f"  {title}:"] + [f"    - {x}" for x in j[key]]
     return "\n".join(out)
 
-# %% ../nbs/05_report_card.ipynb #97effc86
+# %% ../nbs/05_report_card.ipynb #2efe7d78
 def _png_base64(fig) -> str:
     import base64, io
     buf = io.BytesIO()
@@ -599,7 +596,7 @@ def complexity_chart_png(card) -> str:
     "The complexity chart as base64 PNG text."
     return _png_base64(complexity_chart(card))
 
-# %% ../nbs/05_report_card.ipynb #2ebfcd6d
+# %% ../nbs/05_report_card.ipynb #dc8f3c1c
 _GRADE_COLORS = {"A": "#2e7d32", "B": "#689f38", "C": "#ef6c00", "D": "#e64a19", "F": "#c62828"}
 
 def _badge(grade: str, label: str) -> str:
@@ -638,7 +635,7 @@ def card_html(card, labels: Optional[dict] = None, chart: bool = True) -> str:
     parts.append("</div>")
     return "".join(parts)
 
-# %% ../nbs/05_report_card.ipynb #f1d8902c
+# %% ../nbs/05_report_card.ipynb #98bb6948
 GRADE_POINTS = {"F": 0, "D": 1, "C": 2, "B": 3, "A": 4}
 
 def plot_grades(cards: list):
@@ -659,7 +656,7 @@ def plot_grades(cards: list):
     for s in ("top", "right"): ax.spines[s].set_visible(False)
     return fig
 
-# %% ../nbs/05_report_card.ipynb #7aff008e
+# %% ../nbs/05_report_card.ipynb #01db97ff
 class ReportCardView(Result):
     "Report cards in every view: text, HTML (cards, charts) and JSON (the cards)."
     def __init__(self, analyses: list, written: Optional[list] = None, skipped: Optional[list] = None):
@@ -695,7 +692,7 @@ class ReportCardView(Result):
         if foot: parts.append("<p>" + "<br>".join(html.escape(f) for f in foot) + "</p>")
         return "".join(parts) or "<p>no report cards</p>"
 
-# %% ../nbs/05_report_card.ipynb #e39d82de
+# %% ../nbs/05_report_card.ipynb #fcbd7106
 def workspace_modules(root) -> tuple:
     "(module folders with a notebook, names of folders skipped for having none), in module order."
     from tinytorch_progress.curriculum import load_curriculum, module_dir

@@ -12,8 +12,8 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
            'create_app', 'app_from_env']
 
-# %% ../nbs/17_server.ipynb #36f13860
-import hashlib, html, json, re, secrets, threading, time
+# %% ../nbs/17_server.ipynb #2a64aabc
+import functools, hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from .ids import TitoError
 from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #a227df6d
+# %% ../nbs/17_server.ipynb #cd847e41
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -44,7 +44,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #70b19ba4
+# %% ../nbs/17_server.ipynb #f1b9a428
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -126,7 +126,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #5832b715
+# %% ../nbs/17_server.ipynb #d6cce24b
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -165,7 +165,7 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #4525ff4c
+# %% ../nbs/17_server.ipynb #52b05762
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -192,7 +192,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #f18ca6d6
+# %% ../nbs/17_server.ipynb #918c1b74
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -257,7 +257,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #c26238ba
+# %% ../nbs/17_server.ipynb #0658cd59
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -311,7 +311,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #69d39396
+# %% ../nbs/17_server.ipynb #330dad85
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -503,7 +503,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #34ee3b95
+# %% ../nbs/17_server.ipynb #8cb77f7c
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -557,7 +557,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #b009a93b
+# %% ../nbs/17_server.ipynb #7175a5fb
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -589,7 +589,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #6e42f419
+# %% ../nbs/17_server.ipynb #6c263b54
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -609,7 +609,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #1ced9ce9
+# %% ../nbs/17_server.ipynb #a2c7f457
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -648,7 +648,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #354ac8e3
+# %% ../nbs/17_server.ipynb #5cda95d5
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -670,7 +670,9 @@ def page(title: str, body: str) -> str:
 def _bar(n: int, most: int) -> str:
     return f'<span class="bar" style="width:{0 if not most else round(200 * n / most)}px"></span>'
 
+@functools.lru_cache(maxsize=1)
 def _curriculum():
+    "The course's module and milestone names, read once per process."
     try:
         from tinytorch_progress.curriculum import load_curriculum
         return load_curriculum()
@@ -744,7 +746,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #74ca54d3
+# %% ../nbs/17_server.ipynb #3f154316
 def bearer_token(authorization: Optional[str]) -> str:
     "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -774,7 +776,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
             raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
         return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #45589931
+# %% ../nbs/17_server.ipynb #6c0b2d4a
 class ErrorBody(BaseModel):
     detail: str
 
@@ -910,7 +912,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.openapi = openapi
     return app
 
-# %% ../nbs/17_server.ipynb #1f153703
+# %% ../nbs/17_server.ipynb #b1079aec
 def app_from_env():
     "The app for `uvicorn --factory`: database from `$TITO_SERVER_DB`, durability from `$TITO_SERVER_DURABLE=1`."
     import os

@@ -7,18 +7,18 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
            'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #23e97223
+# %% ../nbs/04_tracker.ipynb #5345c8ed
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Optional
 
-from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_dir
+from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_dir, module_notebook
 from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #16f5754d
+# %% ../nbs/04_tracker.ipynb #545ece18
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #d5a3a431
+# %% ../nbs/04_tracker.ipynb #1170d0bb
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #d8941575
+# %% ../nbs/04_tracker.ipynb #73e2b8e3
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -62,12 +62,10 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
         hits = sorted(p for p in tests.iterdir() if p.name.startswith(m.key) and (p.is_dir() or p.suffix == ".py"))
         if hits: return "pytest", hits[0]
     d = module_dir(root, m.number)
-    if d is not None:
-        for cand in (d / f"{d.name}.ipynb", d / f"{d.name}.py", *sorted(d.glob("*_dev.py")), *sorted(d.glob("*.ipynb"))):
-            if cand.exists(): return "notebook", cand
-    return None
+    nb = module_notebook(d) if d is not None else None
+    return ("notebook", nb) if nb is not None else None
 
-# %% ../nbs/04_tracker.ipynb #be5399d0
+# %% ../nbs/04_tracker.ipynb #2a5f222f
 _CHILD = r'''
 import json, re, sys, traceback, os
 path = sys.argv[1]
@@ -127,7 +125,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     except ValueError: return TestOutcome(False, how, failed=[(str(path), "the test run's report was garbled")], output=out)
     return TestOutcome(not rep["failed"] and p.returncode == 0, how, rep["ran"], [tuple(f) for f in rep["failed"]], p.stdout[:marker] + p.stderr)
 
-# %% ../nbs/04_tracker.ipynb #2b71cf0b
+# %% ../nbs/04_tracker.ipynb #5b306c61
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -198,7 +196,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #ea06d337
+# %% ../nbs/04_tracker.ipynb #fa75fc3c
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -236,7 +234,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #3f146642
+# %% ../nbs/04_tracker.ipynb #be7b6abd
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -245,7 +243,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #01637c19
+# %% ../nbs/04_tracker.ipynb #72d7798a
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -283,7 +281,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #85772211
+# %% ../nbs/04_tracker.ipynb #7aba9066
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
