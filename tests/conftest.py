@@ -23,3 +23,13 @@ def run_tito(*args, cwd=None, env=None, input=None, timeout=120):
 @pytest.fixture
 def tito():
     return run_tito
+
+
+def ipython_shell():
+    "The one global test IPython shell (started on first use), with the extension loaded."
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+    start_ipython()
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "tinytorch_progress")
+    return shell

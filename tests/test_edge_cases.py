@@ -2,8 +2,7 @@
 import json, os
 from pathlib import Path
 import nbformat, pytest
-from IPython.testing.globalipapp import get_ipython
-from conftest import run_tito
+from conftest import ipython_shell, run_tito
 from tinytorch_progress import tracker
 from tinytorch_progress.store import Workspace, init_workspace
 
@@ -59,7 +58,7 @@ def test_non_utf8_gitignore_is_a_one_line_error(tmp_path):
 
 def test_magic_arguments_are_shell_quoted(tmp_path, monkeypatch):
     init_workspace(tmp_path); monkeypatch.chdir(tmp_path)
-    ip = get_ipython(); ip.run_line_magic("load_ext", "tinytorch_progress")
+    ip = ipython_shell()
     ip.run_line_magic("tito", "login --server http://127.0.0.1:9 --token t --user-id 'alice smith'")
     assert json.loads((tmp_path / ".tito" / "config.json").read_text())["user_id"] == "alice smith"
     ip.run_line_magic("tito", 'export -o "my file.json"')

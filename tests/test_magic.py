@@ -3,15 +3,13 @@ import json, os
 from pathlib import Path
 import nbformat, pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
+from conftest import ipython_shell
 from tinytorch_progress.store import init_workspace
 
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = get_ipython()
-    shell.run_line_magic("load_ext", "tinytorch_progress")
-    return shell
+    return ipython_shell()
 
 
 @pytest.fixture

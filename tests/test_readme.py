@@ -6,7 +6,7 @@ of blocking; the PostgreSQL example of the website section is the only line not 
 import os, re, shlex, socket, subprocess, sys, time
 from pathlib import Path
 import httpx, pytest
-from conftest import ROOT, TITO, run_tito
+from conftest import ROOT, TITO, ipython_shell, run_tito
 
 README = (ROOT / "README.md").read_text()
 
@@ -111,9 +111,8 @@ def test_website_and_sync_blocks(tmp_path):
 
 
 def test_notebook_block(course):
-    from IPython.testing.globalipapp import get_ipython
     [(_, lines)] = [b for b in blocks("python") if "In a notebook" in b[0]]
-    ip = get_ipython()
+    ip = ipython_shell()
     old = os.getcwd(); os.chdir(course / "modules" / "03_layers")
     try:
         results = [ip.run_line_magic(*re.sub(r"\s+#.*$", "", l)[1:].split(" ", 1)) if " " in l.split("#")[0].strip()

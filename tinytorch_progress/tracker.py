@@ -7,7 +7,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
            'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #5345c8ed
+# %% ../nbs/04_tracker.ipynb #cf07d1be
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #545ece18
+# %% ../nbs/04_tracker.ipynb #f465f7ba
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #1170d0bb
+# %% ../nbs/04_tracker.ipynb #93cb79ce
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #73e2b8e3
+# %% ../nbs/04_tracker.ipynb #0f2f8cce
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -65,67 +65,35 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     nb = module_notebook(d) if d is not None else None
     return ("notebook", nb) if nb is not None else None
 
-# %% ../nbs/04_tracker.ipynb #2a5f222f
-_CHILD = r'''
-import json, re, sys, traceback, os
-path = sys.argv[1]
-os.chdir(os.path.dirname(os.path.abspath(path)))
-skip = re.compile(r"^\s*%(tito\b|load_ext\s+tinytorch_progress)")
-if path.endswith(".ipynb"):
-    cells = [c for c in json.load(open(path, encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-    sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
-else:
-    import jupytext
-    sources = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
-from IPython.core.interactiveshell import InteractiveShell
-sh = InteractiveShell.instance()
-ns = sh.user_ns
-ns["__name__"] = "__main__"
-report = {"ran": [], "failed": []}
-for i, src in enumerate(sources, 1):
-    src = "\n".join(l for l in src.splitlines() if not skip.match(l))
-    if not src.strip(): continue
-    r = sh.run_cell(src, silent=True, store_history=False)
-    if not r.success:
-        e = r.error_in_exec or r.error_before_exec
-        report["failed"].append([f"code cell {i}", f"{type(e).__name__}: {e}"])
-        break
-else:
-    for name, fn in list(ns.items()):
-        if name.startswith("test_") and callable(fn) and getattr(fn, "__module__", "__main__") == "__main__":
-            report["ran"].append(name)
-            try: fn()
-            except Exception as e: report["failed"].append([name, f"{type(e).__name__}: {e}"])
-print("\n@@TITO-REPORT@@" + json.dumps(report))
-'''
+# %% ../nbs/04_tracker.ipynb #94be39ba
+def _pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
+    import subprocess
+    env = {**os.environ, "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
+    try: p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return TestOutcome(False, "pytest", failed=[(str(path), f"timed out after {timeout:g} s")])
+    out = p.stdout + p.stderr
+    failed = [(l.split(" ", 2)[1], l.split(" - ", 1)[-1]) for l in p.stdout.splitlines() if l.startswith("FAILED ")]
+    if p.returncode != 0 and not failed: failed = [(str(path), (out.strip().splitlines() or ["pytest failed"])[-1])]
+    return TestOutcome(p.returncode == 0, "pytest", failed=failed, output=out)
 
 def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     "Run module `m`'s tests in a subprocess and say which failed."
+    from tinytorch_progress.runner import run_program
     found = find_tests(root, m)
     if found is None:
         raise TitoError(f"no tests found for module {m.key} (looked for tests/{m.key}*/ and modules/{m.name}/{m.name}.ipynb); "
                         f"use --skip-tests to record it anyway")
     how, path = found
-    root, path = Path(root).resolve(), Path(path).resolve()  # the child runs in `root`: relative paths would break
-    import subprocess
-    env = {**os.environ, "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)] if how == "pytest" else [sys.executable, "-c", _CHILD, str(path)]
-    try: p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return TestOutcome(False, how, failed=[(str(path), f"timed out after {timeout:g} s")])
-    out = p.stdout + p.stderr
-    if how == "pytest":
-        failed = [(l.split(" ", 2)[1], l.split(" - ", 1)[-1]) for l in p.stdout.splitlines() if l.startswith("FAILED ")]
-        if p.returncode != 0 and not failed: failed = [(str(path), (out.strip().splitlines() or ["pytest failed"])[-1])]
-        return TestOutcome(p.returncode == 0, how, failed=failed, output=out)
-    marker = p.stdout.rfind("@@TITO-REPORT@@")
-    if marker < 0: return TestOutcome(False, how, failed=[(str(path), (out.strip().splitlines() or ["crashed"])[-1])], output=out)
-    import json
-    try: rep, _ = json.JSONDecoder().raw_decode(p.stdout[marker + len("@@TITO-REPORT@@"):])
-    except ValueError: return TestOutcome(False, how, failed=[(str(path), "the test run's report was garbled")], output=out)
-    return TestOutcome(not rep["failed"] and p.returncode == 0, how, rep["ran"], [tuple(f) for f in rep["failed"]], p.stdout[:marker] + p.stderr)
+    root, path = Path(root).resolve(), Path(path).resolve()  # the child runs elsewhere: relative paths would break
+    if how == "pytest": return _pytest(path, root, timeout)
+    lines = []
+    run = run_program(path, root, timeout, stream=lines.append, tests=True)
+    failed = [tuple(f) for f in run.report.get("failed", [])] or ([] if run.passed else [(path.name, run.message)])
+    return TestOutcome(run.passed, how, run.report.get("ran", []), failed, "\n".join(lines))
 
-# %% ../nbs/04_tracker.ipynb #5b306c61
+# %% ../nbs/04_tracker.ipynb #079590d1
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -196,7 +164,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #fa75fc3c
+# %% ../nbs/04_tracker.ipynb #2b51c283
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -234,7 +202,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #be7b6abd
+# %% ../nbs/04_tracker.ipynb #c3beddbd
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -243,7 +211,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #72d7798a
+# %% ../nbs/04_tracker.ipynb #82cd0527
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -281,7 +249,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #7aba9066
+# %% ../nbs/04_tracker.ipynb #abec0db0
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
