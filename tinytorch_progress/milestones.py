@@ -7,8 +7,8 @@ __all__ = ['SUFFIXES', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_PART2', '
            'MilestonePrograms', 'discover', 'module_source', 'export_cells', 'load_module_code', 'PartRun',
            'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone', 'write_demo_milestones']
 
-# %% ../nbs/23_milestones.ipynb #a9d52fd2
-import json, linecache, os, re, signal, subprocess, sys, threading, time, types
+# %% ../nbs/23_milestones.ipynb #88b7ceed
+import json, linecache, os, re, sys, types
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from .curriculum import Milestone, load_curriculum, module_dir, module_notebook
 from .ids import TitoError, milestone_id, module_key
 from .runner import run_program
 
-# %% ../nbs/23_milestones.ipynb #b142527e
+# %% ../nbs/23_milestones.ipynb #cfefde46
 _FOLDER = re.compile(r"^(\d{1,3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
 
 def milestone_folders(root) -> dict[str, Path]:
@@ -31,7 +31,7 @@ def milestone_folders(root) -> dict[str, Path]:
             if m and child.is_dir(): out.setdefault(milestone_id(m.group(1)), child)
     return out
 
-# %% ../nbs/23_milestones.ipynb #dc595b7f
+# %% ../nbs/23_milestones.ipynb #f38c4d26
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
 
@@ -49,7 +49,7 @@ def _prefer(paths: list[Path]) -> Path:
     "A notebook and its jupytext twin are the same program: the notebook is the one the student edits."
     return sorted(paths, key=lambda p: (p.suffix != ".ipynb", p.name))[0]
 
-# %% ../nbs/23_milestones.ipynb #55825add
+# %% ../nbs/23_milestones.ipynb #f898fd27
 @dataclass(frozen=True)
 class Program:
     "One runnable part of a milestone."
@@ -96,7 +96,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
     have = {p.part.lower() for p in progs}
     return MilestonePrograms(ms, folder, progs, required, [r for r in required if r.lower() not in have])
 
-# %% ../nbs/23_milestones.ipynb #c29c0ec5
+# %% ../nbs/23_milestones.ipynb #6e35df7a
 _EXPORT = re.compile(r"^\s*#\s*\|\s*export[si]?\b")
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
@@ -143,7 +143,7 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
 
-# %% ../nbs/23_milestones.ipynb #9228ac32
+# %% ../nbs/23_milestones.ipynb #a8e8b24c
 PART_HISTORY = 50
 
 @dataclass
@@ -179,7 +179,7 @@ def latest_results(results: list) -> dict[str, dict]:
         out[str(d["part"]).lower()] = d
     return out
 
-# %% ../nbs/23_milestones.ipynb #d1dfaf2c
+# %% ../nbs/23_milestones.ipynb #537881a7
 def _locked_message(cur, ms, s) -> Optional[str]:
     from tinytorch_progress.tracker import missing_modules
     if ms.id in s.unlocked: return None
@@ -251,7 +251,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
         at = s.milestones_completed.get(ms.id)
     return MilestoneRun(ms, runs, found.required, passed, completed, new, at)
 
-# %% ../nbs/23_milestones.ipynb #69dd382e
+# %% ../nbs/23_milestones.ipynb #f202852a
 PERCEPTRON = [
 ("md", "# Milestone 01 — 1957: the Perceptron\n\nRosenblatt's perceptron learns a line that separates two classes. "
        "Here it learns the logic gates AND and OR, computed with **your** `Tensor` and `matmul` from module 01."),
