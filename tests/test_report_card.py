@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from tinytorch_progress.ids import TitoError
-from tinytorch_progress.report_card import (ReportCardView, analyze, card_html, card_filename, plot_grades,
+from tinytorch_progress.report_card import (ReportCardView, analyze, card_html, card_filename,
                                             report_card_for, write_card)
 from tinytorch_progress.schemas import load
 
@@ -241,7 +241,8 @@ def test_write_card_and_views(workspace, tmp_path):
     bundle = v._repr_mimebundle_()
     assert bundle["text/plain"].splitlines()[1].split() == ["02_activations", "11", "93", "6.82", "B", "A", "A", "A"]
     assert bundle["text/html"].count("data:image/png;base64,") == 3          # grades plot + one chart per card
-    assert len(plot_grades(v.cards).axes[0].patches) == 8
+    from tinytorch_progress.plots import report_figure
+    assert len(report_figure(v.cards).axes[0].patches) == 8
 
 
 def test_cli_all_writes_cards_and_prints_the_table(workspace, tito):
