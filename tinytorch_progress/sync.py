@@ -7,7 +7,7 @@ __all__ = ['NO_SYNC_ENV', 'REJECTED_BODY', 'sync_disabled', 'server_url', 'login
            'encode_body', 'Outbox', 'Unreachable', 'request', 'compare', 'holds_text', 'last_sent', 'remember_sent',
            'SyncResult', 'snapshot', 'sync']
 
-# %% ../nbs/08_sync.ipynb #8ba1acf3
+# %% ../nbs/08_sync.ipynb #6c5b99a8
 import hashlib, json, os, random, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from .ids import TitoError
 
-# %% ../nbs/08_sync.ipynb #4dee2bb7
+# %% ../nbs/08_sync.ipynb #40ad0983
 NO_SYNC_ENV = "TITO_NO_SYNC"
 
 def sync_disabled() -> bool:
@@ -44,7 +44,7 @@ def server_url(url) -> str:
                         "(or set TITO_ALLOW_HTTP=1 on a network you trust)")
     return f"{u.scheme}://{u.netloc}{u.path.rstrip('/')}"
 
-# %% ../nbs/08_sync.ipynb #1ac53fbb
+# %% ../nbs/08_sync.ipynb #abe2a59a
 def login(root, server, token, user_id: Optional[str] = None) -> dict:
     "Store the server, token (and user id) in `.tito/config.json` (mode 0600). Returns the config without the token."
     from tinytorch_progress.store import Workspace
@@ -67,7 +67,7 @@ def logout(root) -> bool:
     if had: ws.update_config(token=None)
     return had
 
-# %% ../nbs/08_sync.ipynb #fe33cf97
+# %% ../nbs/08_sync.ipynb #aad62d05
 def progress_part(body: dict) -> dict:
     "A snapshot without the moment it was taken."
     return {k: v for k, v in body.items() if k != "timestamp"}
@@ -90,11 +90,6 @@ class Outbox:
     def items(self) -> list[Path]:
         if not self.dir.is_dir(): return []
         return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
-
-    def lock(self, timeout: float = 60):
-        from filelock import FileLock
-        self.dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.dir / ".lock"), timeout=timeout)
 
     def add(self, body: dict, data: Optional[bytes] = None) -> Optional[Path]:
         "Queue `body` (as `data` if given); None when the newest queued item already holds the same snapshot."
@@ -124,7 +119,7 @@ class Outbox:
         write_bytes_atomic(q.with_suffix(".reason.txt"), (reason + "\n").encode(), mode=0o600)
         return q
 
-# %% ../nbs/08_sync.ipynb #81dce951
+# %% ../nbs/08_sync.ipynb #11db9dab
 class Unreachable(Exception):
     "Every attempt failed with a timeout, connection error or 5xx."
 
@@ -158,7 +153,7 @@ def _detail(r) -> str:
     except Exception: return ""
     return f": {str(d).splitlines()[0][:200]}" if d else ""
 
-# %% ../nbs/08_sync.ipynb #6ff1615c
+# %% ../nbs/08_sync.ipynb #db8c58a0
 def _summary(e: dict) -> dict:
     mp, sp = e.get("module_progress") or {}, e.get("milestone_progress") or {}
     ums = sp.get("unlocked_milestones") or []
@@ -183,7 +178,7 @@ def holds_text(held: dict) -> str:
     return (f"server has {len(s['modules'])}/{s['total_modules']} modules, "
             f"{len(s['completed_milestones'])}/{s['total_milestones']} milestones completed")
 
-# %% ../nbs/08_sync.ipynb #f74e3655
+# %% ../nbs/08_sync.ipynb #029e4e3b
 REJECTED_BODY = {400, 403, 413, 422}
 
 def _last_path(root) -> Path: return Path(root) / ".tito" / "last_sync.json"
@@ -253,9 +248,10 @@ def sync(root, server: Optional[str] = None, *, retries: Optional[int] = None, b
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": f"tinytorch-progress/{__version__}"}
     if token: headers["Authorization"] = f"Bearer {token}"
     ob = Outbox(root)
-    from filelock import Timeout as LockTimeout
-    try: lk = ob.lock(); lk.acquire()
-    except LockTimeout: raise TitoError(f"another `tito sync` is running ({ob.dir / '.lock'}); try again") from None
+    from contextlib import ExitStack
+    from tinytorch_progress.store import hold_lock
+    one_sync_at_a_time = ExitStack()
+    one_sync_at_a_time.enter_context(hold_lock(ob.dir / ".lock", 60, "another `tito sync` is running"))
     try:
         prev = last_sent(root, url)
         if not ob.items() and prev is not None and same_snapshot(json.loads(prev), body):
@@ -317,4 +313,4 @@ def sync(root, server: Optional[str] = None, *, retries: Optional[int] = None, b
                        + (f"; sent {res.sent} queued snapshots" if res.sent > 1 else "")
                        + (f"; {len(res.rejected)} refused: " + "; ".join(res.rejected) if res.rejected else ""))
         return res
-    finally: lk.release()
+    finally: one_sync_at_a_time.close()
