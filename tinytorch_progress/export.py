@@ -6,14 +6,14 @@
 __all__ = ['SPEC_DEVIATIONS', 'last_modules', 'export_user_id', 'export_dict', 'build_export', 'spec_blocks',
            'write_spec_workspace', 'leaves']
 
-# %% ../nbs/07_export.ipynb #2a627918
+# %% ../nbs/07_export.ipynb #938342b1
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 from .ids import TitoError
 
-# %% ../nbs/07_export.ipynb #68ce53fb
+# %% ../nbs/07_export.ipynb #7881dc5d
 def last_modules(state) -> tuple[Optional[int], Optional[int]]:
     "(last_worked, last_completed) of a `store.State`, corrected when the root file is stale."
     dated = {n: d for n, d in state.completed.items() if d is not None}
@@ -29,7 +29,7 @@ def _naive(d: datetime) -> datetime:
     from datetime import timezone
     return d.astimezone(timezone.utc).replace(tzinfo=None) if d.tzinfo else d
 
-# %% ../nbs/07_export.ipynb #7816b429
+# %% ../nbs/07_export.ipynb #36fdc247
 def export_user_id(root, user_id: Optional[str] = None) -> str:
     "The user id: `user_id`, else `.tito/config.json` `user_id`, else a `TitoError`."
     from tinytorch_progress.store import Workspace
@@ -41,27 +41,25 @@ def export_user_id(root, user_id: Optional[str] = None) -> str:
 def export_dict(root, user_id: Optional[str], now: Optional[datetime] = None) -> dict:
     "The raw combined export; `user_id=None` leaves the key out (an upload body the server fills in)."
     from tinytorch_progress import tracker
-    from tinytorch_progress.curriculum import load_curriculum
     from tinytorch_progress.store import Workspace, now_local
     now = now or now_local()
-    ws = Workspace(root); cur = load_curriculum(root); s = ws.read()
-    known = {m.number for m in cur.modules}
-    done = sorted(n for n in s.completed if n in known)
+    st = tracker.status(root)  # the same module and milestone states every view shows
+    s, cur = st.state, st.curriculum
+    done = [r.module.number for r in st.modules if r.state == "completed"]
     worked, last = last_modules(s)
     mp = {"total_modules": len(cur.modules), "completed_count": len(done), "completed_modules": done,
           "completion_dates": {str(n): s.completed[n] for n in done if s.completed[n] is not None},
           "last_worked": worked, "last_completed": last,
-          "completion_percentage": len(done) * 100 // max(1, len(cur.modules))}
+          "completion_percentage": st.percentage}
     unlocked, locked = [], []
-    for ms in cur.milestones:
-        if ms.id in s.unlocked or ms.id in s.milestones_completed or not tracker.missing_modules(ms, s):
-            unlocked.append({"id": ms.id, "name": ms.name, "unlocked_at": s.unlocked.get(ms.id),
-                             "completed": ms.id in s.milestones_completed, "completed_at": s.milestones_completed.get(ms.id)})
-        else: locked.append({"id": ms.id, "name": ms.name})
+    for r in st.milestones:
+        if r.state == "locked": locked.append({"id": r.milestone.id, "name": r.milestone.name}); continue
+        unlocked.append({"id": r.milestone.id, "name": r.milestone.name, "unlocked_at": r.unlocked_at,
+                         "completed": r.state == "completed", "completed_at": r.completed_at})
     sp = {"total_milestones": len(cur.milestones), "unlocked_count": len(unlocked),
           "completed_count": sum(m["completed"] for m in unlocked), "unlocked_milestones": unlocked, "locked_milestones": locked}
     out = {"user_id": user_id, "timestamp": now, "version": "1.0", "module_progress": mp, "milestone_progress": sp,
-           "statistics": tracker.statistics(s, ws.events(), now), "achievements": tracker.achievements(s, cur)}
+           "statistics": tracker.statistics(s, Workspace(root).events(), now), "achievements": tracker.achievements(s, cur)}
     if user_id is None: del out["user_id"]
     return out
 
@@ -75,7 +73,7 @@ def build_export(root, user_id: Optional[str] = None, now: Optional[datetime] = 
     if errs: raise TitoError("export is inconsistent: " + "; ".join(errs))
     return e
 
-# %% ../nbs/07_export.ipynb #9c41e8b6
+# %% ../nbs/07_export.ipynb #335da22e
 def spec_blocks(spec_path) -> list:
     "The ```json blocks of the format spec, parsed."
     import json, re
@@ -92,7 +90,7 @@ def write_spec_workspace(root, spec_path) -> dict:
     (root / ".tito" / "milestones.json").write_text(json.dumps(pick("unlocked_milestones"), indent=2))
     return pick("module_progress")
 
-# %% ../nbs/07_export.ipynb #1fb3221e
+# %% ../nbs/07_export.ipynb #39a5c482
 SPEC_DEVIATIONS = {  # path in the export → (spec's example value, our value)
     ("milestone_progress", "unlocked_milestones", 0, "completed"): (True, False),
     ("milestone_progress", "unlocked_milestones", 0, "completed_at"): ("2025-11-16T15:00:00", None),
