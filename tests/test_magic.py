@@ -73,3 +73,5 @@ def test_a_real_notebook_runs_start_complete_status(module_dir):
         assert any("text/html" in o.get("data", {}) for o in nb.cells[i].outputs)
     saved = json.loads((module_dir.parents[1] / ".tito" / "progress.json").read_text())
     assert saved["completed_modules"] == [1] and "1" in saved["completion_dates"]
+    events = [json.loads(l) for l in (module_dir.parents[1] / ".tito" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events][:3] == ["open", "start", "complete"] and events[0]["module"] == 1

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Change', 'find_tests', 'run_module_tests', 'start',
-           'complete', 'reset', 'complete_milestone', 'activity_times', 'streaks', 'statistics', 'achievements',
-           'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
+           'complete', 'reset', 'complete_milestone', 'record_activity', 'activity_times', 'streaks', 'statistics',
+           'achievements', 'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #cf07d1be
+# %% ../nbs/04_tracker.ipynb #fa5f4d84
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, record
 
-# %% ../nbs/04_tracker.ipynb #f465f7ba
+# %% ../nbs/04_tracker.ipynb #fc66920c
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #93cb79ce
+# %% ../nbs/04_tracker.ipynb #6d4c828b
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #0f2f8cce
+# %% ../nbs/04_tracker.ipynb #3149ee29
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -65,7 +65,7 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     nb = module_notebook(d) if d is not None else None
     return ("notebook", nb) if nb is not None else None
 
-# %% ../nbs/04_tracker.ipynb #94be39ba
+# %% ../nbs/04_tracker.ipynb #871fd7b2
 def _pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
     import subprocess
     env = {**os.environ, "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1"}
@@ -93,7 +93,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     failed = [tuple(f) for f in run.report.get("failed", [])] or ([] if run.passed else [(path.name, run.message)])
     return TestOutcome(run.passed, how, run.report.get("ran", []), failed, "\n".join(lines))
 
-# %% ../nbs/04_tracker.ipynb #079590d1
+# %% ../nbs/04_tracker.ipynb #e8631027
 def _now() -> datetime: return datetime.now().replace(microsecond=0)
 
 def _gate(cur: Curriculum, s: State, m: Module):
@@ -164,7 +164,17 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #2b51c283
+# %% ../nbs/04_tracker.ipynb #5bf23867
+def record_activity(root, event: str = "open", **fields) -> None:
+    "Append one activity event (e.g. a notebook opened) to the workspace's log, under the lock."
+    from tinytorch_progress.store import append_events, locked
+    ws = Workspace(root)
+    if not ws.tito.is_dir(): return  # not a tracked workspace: nothing to log
+    pending: list = []
+    record(pending, event, **fields)
+    with locked(ws, timeout=5): append_events(ws, pending)
+
+# %% ../nbs/04_tracker.ipynb #3f3f7f26
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -202,7 +212,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #c3beddbd
+# %% ../nbs/04_tracker.ipynb #4138b2dd
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -211,7 +221,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #82cd0527
+# %% ../nbs/04_tracker.ipynb #5ad7700e
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -249,7 +259,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #abec0db0
+# %% ../nbs/04_tracker.ipynb #0ea8d74d
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
