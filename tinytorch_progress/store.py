@@ -6,9 +6,9 @@
 __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'WRITE_ORDER', 'find_root', 'fsync_dir', 'stage_bytes', 'discard', 'commit',
            'write_bytes_atomic', 'json_bytes', 'write_json_atomic', 'State', 'decode', 'Workspace', 'backup_name',
            'list_backups', 'stage_backup', 'rotate_backups', 'backup', 'hold_lock', 'locked', 'now_local',
-           'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
+           'now_seconds', 'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #4c2ad56f
+# %% ../nbs/03_store.ipynb #a2345067
 import json, os, sys, time
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #2e07e9a5
+# %% ../nbs/03_store.ipynb #19e41e96
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -33,7 +33,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #0e085ce3
+# %% ../nbs/03_store.ipynb #6b48b4da
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -85,7 +85,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #553340e4
+# %% ../nbs/03_store.ipynb #e076ee3d
 @light_dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -104,7 +104,7 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #8058823e
+# %% ../nbs/03_store.ipynb #b250d03f
 def _not_json(c): raise ValueError(f"{c} is not JSON")
 
 def _dt(v) -> datetime:
@@ -154,7 +154,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #8244e667
+# %% ../nbs/03_store.ipynb #20017c20
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -182,7 +182,7 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #1a70ccb9
+# %% ../nbs/03_store.ipynb #945da7d0
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -204,7 +204,7 @@ def _load_one(ws: Workspace, fmt: str):
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #6acd610c
+# %% ../nbs/03_store.ipynb #017147d2
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -237,7 +237,7 @@ def _recover(ws: Workspace, fmt: str, err, raw: bytes):
         if now != raw: return ws.load_one(fmt)  # rewritten meanwhile by a locked writer: read what is there now
         return _restore(ws, fmt, err, raw)
 
-# %% ../nbs/03_store.ipynb #e834f3be
+# %% ../nbs/03_store.ipynb #69f2b3b9
 def _read(ws: Workspace) -> State:
     ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
@@ -259,7 +259,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #f0be5451
+# %% ../nbs/03_store.ipynb #3624e66c
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -297,7 +297,7 @@ def backup(ws: Workspace, fmt: str, data: Optional[bytes] = None):
     "Keep `data` (default: the current file) in `backups/` unless the newest backup already holds it."
     commit(stage_backup(ws, fmt, data)); rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #eedd78cd
+# %% ../nbs/03_store.ipynb #716411db
 WRITE_ORDER = ("progress", "milestones", "root-progress")
 
 def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
@@ -317,7 +317,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
     commit(staged)
     for fmt in changed: rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #71d8797f
+# %% ../nbs/03_store.ipynb #c488347d
 @contextmanager
 def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds it"):
     "Hold the exclusive file lock at `path`; a busy lock or an unwritable folder is a one-line `TitoError`."
@@ -353,10 +353,14 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #70a56662
+# %% ../nbs/03_store.ipynb #d0ae9b84
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
+
+def now_seconds() -> datetime:
+    "Now, local, to the second: how progress files record dates (`2025-11-16T10:00:00`)."
+    return datetime.now().replace(microsecond=0)
 
 def append_events(ws: Workspace, events: list[dict]):
     ws.tito.mkdir(parents=True, exist_ok=True)
@@ -389,7 +393,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #60d8829b
+# %% ../nbs/03_store.ipynb #ea4ca1dc
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -414,7 +418,7 @@ def _update_config(ws: Workspace, **changes) -> dict:
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #cb832174
+# %% ../nbs/03_store.ipynb #bdf23ce1
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
@@ -438,7 +442,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #1709ebd6
+# %% ../nbs/03_store.ipynb #b0b94025
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load

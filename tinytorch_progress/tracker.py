@@ -7,7 +7,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'record_activity', 'activity_times', 'streaks', 'statistics',
            'achievements', 'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #fa5f4d84
+# %% ../nbs/04_tracker.ipynb #221d2d77
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,9 +16,9 @@ from typing import Optional
 from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_dir, module_notebook
 from .records import factory, light_dataclass
 from .ids import TitoError
-from .store import State, Workspace, now_local, record
+from .store import State, Workspace, now_local, now_seconds, record
 
-# %% ../nbs/04_tracker.ipynb #fc66920c
+# %% ../nbs/04_tracker.ipynb #8e673329
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -27,11 +27,11 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
     "Record every milestone whose requirements are met and that is not yet unlocked; return them."
     new = [ms for ms in cur.milestones if ms.id not in s.unlocked and not missing_modules(ms, s)]
     for ms in new:
-        s.unlocked[ms.id] = when or datetime.now().replace(microsecond=0)
+        s.unlocked[ms.id] = when or now_seconds()
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #6d4c828b
+# %% ../nbs/04_tracker.ipynb #4911a120
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #3149ee29
+# %% ../nbs/04_tracker.ipynb #fcab6177
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -65,7 +65,7 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     nb = module_notebook(d) if d is not None else None
     return ("notebook", nb) if nb is not None else None
 
-# %% ../nbs/04_tracker.ipynb #871fd7b2
+# %% ../nbs/04_tracker.ipynb #4594e290
 def _pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
     import subprocess
     env = {**os.environ, "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1"}
@@ -93,9 +93,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     failed = [tuple(f) for f in run.report.get("failed", [])] or ([] if run.passed else [(path.name, run.message)])
     return TestOutcome(run.passed, how, run.report.get("ran", []), failed, "\n".join(lines))
 
-# %% ../nbs/04_tracker.ipynb #e8631027
-def _now() -> datetime: return datetime.now().replace(microsecond=0)
-
+# %% ../nbs/04_tracker.ipynb #17e2e715
 def _gate(cur: Curriculum, s: State, m: Module):
     "Sequential gating (off by default, set in the curriculum): the previous module must be completed."
     if not cur.sequential_gating: return
@@ -126,7 +124,7 @@ def complete(root, module, skip_tests: bool = False, timeout: float = 600) -> Ch
         return Change("complete", ok=False, module=m, tests=outcome, message=f"Module {m.key} ({m.title}) not completed: tests failed: {names}")
     with ws.transaction() as (s, ev):
         new = m.number not in s.completed
-        if s.completed.get(m.number) is None: s.completed[m.number] = _now()  # also dates a completion a crash left undated
+        if s.completed.get(m.number) is None: s.completed[m.number] = now_seconds()  # also dates a completion a crash left undated
         if m.number not in s.started: s.started.append(m.number)
         s.last_worked = s.last_completed = m.number
         record(ev, "complete", module=m.number, tests=outcome.how if outcome else "skipped")
@@ -159,12 +157,12 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
             raise TitoError(f"milestone {ms.id} ({ms.name}) is locked: complete modules {miss} first")
         new = ms.id not in s.milestones_completed
         if new:
-            s.milestones_completed[ms.id] = when or _now()
+            s.milestones_completed[ms.id] = when or now_seconds()
             record(ev, "milestone_complete", milestone=ms.id)
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #5bf23867
+# %% ../nbs/04_tracker.ipynb #21881da3
 def record_activity(root, event: str = "open", **fields) -> None:
     "Append one activity event (e.g. a notebook opened) to the workspace's log, under the lock."
     from tinytorch_progress.store import append_events, locked
@@ -174,7 +172,7 @@ def record_activity(root, event: str = "open", **fields) -> None:
     record(pending, event, **fields)
     with locked(ws, timeout=5): append_events(ws, pending)
 
-# %% ../nbs/04_tracker.ipynb #3f3f7f26
+# %% ../nbs/04_tracker.ipynb #89b8c034
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -212,7 +210,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #4138b2dd
+# %% ../nbs/04_tracker.ipynb #cc25fc09
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -221,7 +219,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #5ad7700e
+# %% ../nbs/04_tracker.ipynb #fefbba60
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -259,7 +257,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #0ea8d74d
+# %% ../nbs/04_tracker.ipynb #cf4d80b5
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
