@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_PATH', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'module_folders', 'load_curriculum',
            'module_dir', 'module_notebook']
 
-# %% ../nbs/02_curriculum.ipynb #34ed177b
+# %% ../nbs/02_curriculum.ipynb #bbcc44ea
 import json, re
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
-# %% ../nbs/02_curriculum.ipynb #8acf1fdd
+# %% ../nbs/02_curriculum.ipynb #cc143962
 @light_dataclass(frozen=True)
 class Module:
     "One module of the course."
@@ -37,7 +37,7 @@ class Milestone:
     parts: tuple[str, ...] = ()
     timeout_s: float = 600
 
-# %% ../nbs/02_curriculum.ipynb #130ed2c4
+# %% ../nbs/02_curriculum.ipynb #87d8f67a
 @light_dataclass
 class Curriculum:
     "Modules and milestones of one course; look-ups accept any ID spelling."
@@ -46,7 +46,6 @@ class Curriculum:
     name: str = "TinyTorch"
     tiers: list[str] = factory(list)
     sequential_gating: bool = False
-    source: str = "default"
 
     def module(self, x) -> Module:
         n = module_number(x)
@@ -65,16 +64,16 @@ class Curriculum:
         for m in self.modules: out.setdefault(m.tier, []).append(m)
         return {t: ms for t, ms in out.items() if ms}
 
-# %% ../nbs/02_curriculum.ipynb #1761c444
+# %% ../nbs/02_curriculum.ipynb #a6d1d85b
 import tinytorch_progress
 DEFAULT_PATH = Path(tinytorch_progress.__file__).with_name("curriculum.json")
 
-def curriculum_from_dict(d: dict, source: str = "default") -> Curriculum:
+def curriculum_from_dict(d: dict) -> Curriculum:
     mods = sorted((Module(m["number"], m["slug"], m["title"], m["tier"]) for m in d["modules"]), key=lambda m: m.number)
     mss = [Milestone(milestone_id(m["id"]), m["name"], m["year"], tuple(sorted(module_number(r) for r in m["requires"])),
                      tuple(m.get("parts", ())), m.get("timeout_s", 600)) for m in d.get("milestones", [])]
     return Curriculum(mods, sorted(mss, key=lambda m: m.id), d.get("name", "TinyTorch"), list(d.get("tiers", [])),
-                      bool(d.get("sequential_gating", False)), source)
+                      bool(d.get("sequential_gating", False)))
 
 def _override(root) -> Optional[dict]:
     p = Path(root) / ".tito" / "curriculum.json"
@@ -83,7 +82,7 @@ def _override(root) -> Optional[dict]:
     try: return load(p, "curriculum").model_dump(mode="json")
     except FormatError as e: raise TitoError(str(e)) from None
 
-# %% ../nbs/02_curriculum.ipynb #914956aa
+# %% ../nbs/02_curriculum.ipynb #ca082d6e
 _FOLDER = re.compile(r"^(\d{2,3})_([a-z0-9][a-z0-9_]*)$")
 
 def module_folders(root) -> dict[int, Path]:
@@ -101,7 +100,7 @@ def module_folders(root) -> dict[int, Path]:
 def load_curriculum(root=None) -> Curriculum:
     "The curriculum of the workspace at `root` (override, else the default), plus discovered module folders."
     data = _override(root) if root is not None else None
-    cur = curriculum_from_dict(data or json.loads(DEFAULT_PATH.read_text()), "workspace" if data else "default")
+    cur = curriculum_from_dict(data or json.loads(DEFAULT_PATH.read_text()))
     known = {m.number for m in cur.modules}
     extra = [Module(n, _FOLDER.match(p.name).group(2), _FOLDER.match(p.name).group(2).replace("_", " ").title(), "Extra")
              for n, p in module_folders(root).items() if n not in known]

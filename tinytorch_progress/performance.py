@@ -6,7 +6,7 @@
 __all__ = ['MAX_VALUE_CHARS', 'RESULTS_DIR', 'SUFFIX', 'PerfTest', 'parse_value', 'PerfModule', 'read_results', 'PerfSummary',
            'summarize', 'test_line', 'summary_text', 'summary_html']
 
-# %% ../nbs/06_performance.ipynb #bdb0a7a9
+# %% ../nbs/06_performance.ipynb #709ae247
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from .ids import TitoError, module_number
 
-# %% ../nbs/06_performance.ipynb #ed1d412d
+# %% ../nbs/06_performance.ipynb #f8b85141
 MAX_VALUE_CHARS = 100_000
 
 @dataclass
@@ -65,7 +65,7 @@ def parse_value(name: str, raw) -> PerfTest:
     ok = all(b for _, b in _bools(v))
     return PerfTest(name, "pass" if ok else "fail", v, raw=raw)
 
-# %% ../nbs/06_performance.ipynb #096470a4
+# %% ../nbs/06_performance.ipynb #27224401
 RESULTS_DIR = Path("tests") / "performance" / "performance_results"
 SUFFIX = "_performance_results.json"
 
@@ -99,7 +99,7 @@ def read_results(path) -> PerfModule:
     m.tests = [parse_value(k, v) for k, v in data.items()]
     return m
 
-# %% ../nbs/06_performance.ipynb #b7f67c6f
+# %% ../nbs/06_performance.ipynb #f0728852
 @dataclass
 class PerfSummary:
     "Every module's performance results and the totals."
@@ -139,15 +139,13 @@ def summarize(root, module=None) -> PerfSummary:
     mods.sort(key=lambda m: (_number(m.module) is None, _number(m.module) or 0, m.module))
     return PerfSummary(mods, folder)
 
-# %% ../nbs/06_performance.ipynb #5a918852
-def _num(v) -> str: return str(v)
-
+# %% ../nbs/06_performance.ipynb #d92e3eec
 def test_line(t: PerfTest) -> str:
     mark = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unparseable": "UNPARSEABLE"}[t.status]
     detail = ""
     if t.status == "fail": detail = "failed: " + ", ".join(t.failed_checks)
     elif t.message: detail = t.message
-    nums = ", ".join(f"{k}={_num(v)}" for k, v in t.numbers.items())
+    nums = ", ".join(f"{k}={v}" for k, v in t.numbers.items())
     return "  ".join(x for x in (f"  {mark:11} {t.name}", detail, f"[{nums}]" if nums else "") if x)
 
 def summary_text(s: PerfSummary) -> str:
@@ -171,7 +169,7 @@ def summary_html(s: PerfSummary) -> str:
             rows.append(f"<tr><td>{escape(m.module)}</td><td colspan=3 style='color:#cf222e'>unreadable: {escape(m.error)}</td></tr>"); continue
         for t in m.tests:
             detail = "failed: " + ", ".join(t.failed_checks) if t.status == "fail" else (t.message or "")
-            nums = ", ".join(f"{k}={_num(v)}" for k, v in t.numbers.items())
+            nums = ", ".join(f"{k}={v}" for k, v in t.numbers.items())
             rows.append(f"<tr><td>{escape(m.module)}</td><td>{escape(t.name)}</td>"
                         f"<td style='color:{colour[t.status]}'>{t.status}</td><td>{escape(detail)} {escape(nums)}</td></tr>")
     return ("<table><thead><tr><th>module</th><th>test</th><th>result</th><th>details</th></tr></thead><tbody>"

@@ -8,7 +8,7 @@ __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'WRITE_ORDER', 'find_root', 'fsyn
            'list_backups', 'stage_backup', 'rotate_backups', 'backup', 'hold_lock', 'locked', 'now_local',
            'now_seconds', 'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #a2345067
+# %% ../nbs/03_store.ipynb #41872582
 import json, os, sys, time
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #19e41e96
+# %% ../nbs/03_store.ipynb #776a6ef6
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -33,7 +33,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #6b48b4da
+# %% ../nbs/03_store.ipynb #4c48fb82
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -85,7 +85,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #e076ee3d
+# %% ../nbs/03_store.ipynb #bf86a52b
 @light_dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -104,7 +104,7 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #b250d03f
+# %% ../nbs/03_store.ipynb #6d2a3241
 def _not_json(c): raise ValueError(f"{c} is not JSON")
 
 def _dt(v) -> datetime:
@@ -154,7 +154,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #20017c20
+# %% ../nbs/03_store.ipynb #309e3bcb
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -175,14 +175,12 @@ class Workspace:
     def events_path(self) -> Path: return self.tito / "events.jsonl"
     @property
     def config_path(self) -> Path: return self.tito / "config.json"
-    @property
-    def exists(self) -> bool: return self.tito.is_dir() or self.path("root-progress").exists()
 
     def warn(self, msg: str):
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #945da7d0
+# %% ../nbs/03_store.ipynb #16154959
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -204,7 +202,7 @@ def _load_one(ws: Workspace, fmt: str):
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #017147d2
+# %% ../nbs/03_store.ipynb #bed7e1f5
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -237,7 +235,7 @@ def _recover(ws: Workspace, fmt: str, err, raw: bytes):
         if now != raw: return ws.load_one(fmt)  # rewritten meanwhile by a locked writer: read what is there now
         return _restore(ws, fmt, err, raw)
 
-# %% ../nbs/03_store.ipynb #69f2b3b9
+# %% ../nbs/03_store.ipynb #15935846
 def _read(ws: Workspace) -> State:
     ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
@@ -259,7 +257,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #3624e66c
+# %% ../nbs/03_store.ipynb #3a46ff4d
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -297,7 +295,7 @@ def backup(ws: Workspace, fmt: str, data: Optional[bytes] = None):
     "Keep `data` (default: the current file) in `backups/` unless the newest backup already holds it."
     commit(stage_backup(ws, fmt, data)); rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #716411db
+# %% ../nbs/03_store.ipynb #16be4511
 WRITE_ORDER = ("progress", "milestones", "root-progress")
 
 def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
@@ -317,7 +315,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
     commit(staged)
     for fmt in changed: rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #c488347d
+# %% ../nbs/03_store.ipynb #02a67a6d
 @contextmanager
 def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds it"):
     "Hold the exclusive file lock at `path`; a busy lock or an unwritable folder is a one-line `TitoError`."
@@ -353,7 +351,7 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #d0ae9b84
+# %% ../nbs/03_store.ipynb #e2069685
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -393,7 +391,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #ea4ca1dc
+# %% ../nbs/03_store.ipynb #caddafe8
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -418,7 +416,7 @@ def _update_config(ws: Workspace, **changes) -> dict:
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #bdf23ce1
+# %% ../nbs/03_store.ipynb #11bcfcbf
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
@@ -442,7 +440,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #b0b94025
+# %% ../nbs/03_store.ipynb #416ec67b
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load
