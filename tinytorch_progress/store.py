@@ -8,7 +8,7 @@ __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'WRITE_ORDER', 'find_root', 'fsyn
            'list_backups', 'stage_backup', 'rotate_backups', 'backup', 'hold_lock', 'locked', 'now_local',
            'now_seconds', 'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #41872582
+# %% ../nbs/03_store.ipynb #7f25bd03
 import json, os, sys, time
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_key, module_number
 
-# %% ../nbs/03_store.ipynb #776a6ef6
+# %% ../nbs/03_store.ipynb #c9485ccd
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -33,7 +33,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #4c48fb82
+# %% ../nbs/03_store.ipynb #7bb02f1d
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -85,7 +85,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #bf86a52b
+# %% ../nbs/03_store.ipynb #b6a916ec
 @light_dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -104,7 +104,7 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #6d2a3241
+# %% ../nbs/03_store.ipynb #da4d28aa
 def _not_json(c): raise ValueError(f"{c} is not JSON")
 
 def _dt(v) -> datetime:
@@ -154,7 +154,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #309e3bcb
+# %% ../nbs/03_store.ipynb #0dee10cc
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -167,7 +167,6 @@ class Workspace:
         self.tito = self.root / ".tito"
         self.backups = self.tito / "backups"
         self.warnings: list[str] = []
-        self._extras: dict[str, dict] = {}
         self.holds_lock = False
 
     def path(self, fmt: str) -> Path: return self.root / FILES[fmt]
@@ -180,7 +179,11 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #16154959
+# %% ../nbs/03_store.ipynb #5145ebb8
+def _unknown(fmt: str, d: dict) -> dict:
+    "The fields of a file this version does not know: kept, and written back on the next change."
+    return {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
+
 def _load_one(ws: Workspace, fmt: str):
     "Decoded parts of one progress file (None if missing), recovering a corrupt file from backup."
     p = ws.path(fmt)
@@ -197,12 +200,11 @@ def _load_one(ws: Workspace, fmt: str):
             if "newer than this tinytorch-progress" in e.what: raise TitoError(str(e)) from None  # not corrupt: refuse, keep it
             return _recover(ws, fmt, e, raw)
         parts = decode(fmt, d)
-    ws._extras[fmt] = {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
-    return parts
+    return {**parts, "extras": _unknown(fmt, d)}
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #bed7e1f5
+# %% ../nbs/03_store.ipynb #699e32cb
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -223,8 +225,7 @@ def _restore(ws: Workspace, fmt: str, err, raw: bytes):
         write_bytes_atomic(p, b.read_bytes())    # ...then replace the file atomically: it never goes missing
         ws.warn(f"{err}; moved it to {q.relative_to(ws.root)} and restored the backup {b.name}")
         d = model.to_json()
-        ws._extras[fmt] = {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
-        return decode(fmt, d)
+        return {**decode(fmt, d), "extras": _unknown(fmt, d)}
     raise TitoError(f"{err} — and no valid backup exists in {ws.backups.relative_to(ws.root)}; fix the file or move it away (`tito doctor` explains)")
 
 def _recover(ws: Workspace, fmt: str, err, raw: bytes):
@@ -235,9 +236,8 @@ def _recover(ws: Workspace, fmt: str, err, raw: bytes):
         if now != raw: return ws.load_one(fmt)  # rewritten meanwhile by a locked writer: read what is there now
         return _restore(ws, fmt, err, raw)
 
-# %% ../nbs/03_store.ipynb #15935846
+# %% ../nbs/03_store.ipynb #291a3366
 def _read(ws: Workspace) -> State:
-    ws._extras = {}
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
     s = State()
     if rp:
@@ -245,19 +245,19 @@ def _read(ws: Workspace) -> State:
         s.last_worked, s.last_completed, s.last_updated = rp["last_worked"], rp["last_completed"], rp["last_updated"]
         for n in rp["completed"]: s.completed.setdefault(n, None)
     if tp:
-        for n in tp["completed"]: s.completed[n] = tp["dates"].get(n) or s.completed.get(n)
-        for n, d in tp["dates"].items():
+        for n in tp["completed"]: s.completed.setdefault(n, None)
+        for n, d in tp["dates"].items():  # a date counts wherever the module is listed completed
             if n in s.completed: s.completed[n] = d
     if mp:
         s.unlocked = {i: mp["unlock_dates"].get(i) for i in mp["unlocked"]}
         s.milestones_completed = {i: mp["dates"].get(i) for i in mp["completed"]}
         s.achievements, s.part_results = mp["achievements"], mp["part_results"]
-    s.extras = dict(ws._extras)
+    s.extras = {fmt: parts["extras"] for fmt, parts in zip(("root-progress", "progress", "milestones"), (rp, tp, mp)) if parts}
     return s
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #3a46ff4d
+# %% ../nbs/03_store.ipynb #f604c47c
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -295,7 +295,7 @@ def backup(ws: Workspace, fmt: str, data: Optional[bytes] = None):
     "Keep `data` (default: the current file) in `backups/` unless the newest backup already holds it."
     commit(stage_backup(ws, fmt, data)); rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #16be4511
+# %% ../nbs/03_store.ipynb #4f8a12de
 WRITE_ORDER = ("progress", "milestones", "root-progress")
 
 def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
@@ -315,7 +315,7 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
     commit(staged)
     for fmt in changed: rotate_backups(ws, fmt)
 
-# %% ../nbs/03_store.ipynb #02a67a6d
+# %% ../nbs/03_store.ipynb #efb5ff44
 @contextmanager
 def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds it"):
     "Hold the exclusive file lock at `path`; a busy lock or an unwritable folder is a one-line `TitoError`."
@@ -351,7 +351,7 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #e2069685
+# %% ../nbs/03_store.ipynb #a9fe9708
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -391,7 +391,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #caddafe8
+# %% ../nbs/03_store.ipynb #c664f572
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -416,7 +416,7 @@ def _update_config(ws: Workspace, **changes) -> dict:
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #11bcfcbf
+# %% ../nbs/03_store.ipynb #5b535b99
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
@@ -440,7 +440,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #416ec67b
+# %% ../nbs/03_store.ipynb #52702193
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load
