@@ -50,3 +50,28 @@ def test_pytest_folder_is_used_when_present(tmp_path):
     r = run_tito("--root", tmp_path, "module", "reset", "04")
     r = run_tito("--root", tmp_path, "module", "complete", "04")
     assert r.returncode == 1 and "tests/04_losses/test_more.py::test_broken" in r.stdout and completed(tmp_path) == []
+
+
+def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
+    import os, time
+    from tinytorch_progress import tracker
+    from tinytorch_progress.curriculum import load_curriculum
+    init_workspace(tmp_path)
+    t = tmp_path / "tests/05_autograd"; t.mkdir(parents=True)
+    pidfile = tmp_path / "child.pid"
+    (t / "test_hang.py").write_text(
+        "import subprocess, sys, time\n"
+        "def test_hangs():\n"
+        f"    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "    time.sleep(120)\n")
+    out = tracker.run_module_tests(tmp_path, load_curriculum(tmp_path).module(5), timeout=5)
+    assert not out.passed and "timed out after 5 s" in out.failed[0][1]
+    pid = int(pidfile.read_text())
+    def alive(pid):  # a killed process may linger as a zombie until something reaps it: that counts as stopped
+        try: return " Z " not in open(f"/proc/{pid}/stat").read().split(")", 1)[1][:4]
+        except FileNotFoundError: return False
+    for _ in range(50):
+        if not alive(pid): break
+        time.sleep(0.1)
+    else: raise AssertionError("the process the tests started is still running")

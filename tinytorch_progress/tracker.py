@@ -7,7 +7,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'TestOutcome', 'Chang
            'complete', 'reset', 'complete_milestone', 'record_activity', 'activity_times', 'streaks', 'statistics',
            'achievements', 'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'status']
 
-# %% ../nbs/04_tracker.ipynb #221d2d77
+# %% ../nbs/04_tracker.ipynb #99835a13
 import os, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, now_seconds, record
 
-# %% ../nbs/04_tracker.ipynb #8e673329
+# %% ../nbs/04_tracker.ipynb #2e1e4bb6
 def missing_modules(ms: Milestone, s: State) -> list[int]:
     "Required modules of `ms` not yet completed."
     return [n for n in ms.requires if n not in s.completed]
@@ -31,7 +31,7 @@ def unlock_due(cur: Curriculum, s: State, pending: Optional[list] = None, when: 
         if pending is not None: record(pending, "unlock", milestone=ms.id)
     return new
 
-# %% ../nbs/04_tracker.ipynb #4911a120
+# %% ../nbs/04_tracker.ipynb #c5929c43
 @light_dataclass
 class TestOutcome:
     "The result of running a module's tests."
@@ -54,7 +54,7 @@ class Change:
     course_complete: bool = False
     tests: Optional[TestOutcome] = None
 
-# %% ../nbs/04_tracker.ipynb #fcab6177
+# %% ../nbs/04_tracker.ipynb #be9c1d64
 def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     "How to test module `m`: `('pytest', path)`, `('notebook', path)` or None."
     tests = Path(root) / "tests"
@@ -65,16 +65,20 @@ def find_tests(root, m: Module) -> Optional[tuple[str, Path]]:
     nb = module_notebook(d) if d is not None else None
     return ("notebook", nb) if nb is not None else None
 
-# %% ../nbs/04_tracker.ipynb #4594e290
+# %% ../nbs/04_tracker.ipynb #06762a36
 def _pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
     import subprocess
+    from tinytorch_progress.runner import kill_process_group
     env = {**os.environ, "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
-    try: p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=os.name == "posix")  # its own group: a timeout stops what the tests started
+    try: stdout, stderr = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        kill_process_group(p); p.communicate()
         return TestOutcome(False, "pytest", failed=[(str(path), f"timed out after {timeout:g} s")])
-    out = p.stdout + p.stderr
-    failed = [(l.split(" ", 2)[1], l.split(" - ", 1)[-1]) for l in p.stdout.splitlines() if l.startswith("FAILED ")]
+    out = stdout + stderr
+    failed = [(l.split(" ", 2)[1], l.split(" - ", 1)[-1]) for l in stdout.splitlines() if l.startswith("FAILED ")]
     if p.returncode != 0 and not failed: failed = [(str(path), (out.strip().splitlines() or ["pytest failed"])[-1])]
     return TestOutcome(p.returncode == 0, "pytest", failed=failed, output=out)
 
@@ -93,7 +97,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     failed = [tuple(f) for f in run.report.get("failed", [])] or ([] if run.passed else [(path.name, run.message)])
     return TestOutcome(run.passed, how, run.report.get("ran", []), failed, "\n".join(lines))
 
-# %% ../nbs/04_tracker.ipynb #17e2e715
+# %% ../nbs/04_tracker.ipynb #cae07404
 def _gate(cur: Curriculum, s: State, m: Module):
     "Sequential gating (off by default, set in the curriculum): the previous module must be completed."
     if not cur.sequential_gating: return
@@ -162,7 +166,7 @@ def complete_milestone(root, milestone, when: Optional[datetime] = None) -> Chan
     return Change("milestone_complete", changed=new, milestone=ms, unlocked=unlocked,
                   message=f"Milestone {ms.id} ({ms.name}) completed" if new else f"Milestone {ms.id} ({ms.name}) was already completed")
 
-# %% ../nbs/04_tracker.ipynb #21881da3
+# %% ../nbs/04_tracker.ipynb #fb27a87a
 def record_activity(root, event: str = "open", **fields) -> None:
     "Append one activity event (e.g. a notebook opened) to the workspace's log, under the lock."
     from tinytorch_progress.store import append_events, locked
@@ -172,7 +176,7 @@ def record_activity(root, event: str = "open", **fields) -> None:
     record(pending, event, **fields)
     with locked(ws, timeout=5): append_events(ws, pending)
 
-# %% ../nbs/04_tracker.ipynb #89b8c034
+# %% ../nbs/04_tracker.ipynb #1c4aad97
 SESSION_GAP = timedelta(minutes=30)
 
 def _aware(d: datetime, tz) -> datetime:
@@ -210,7 +214,7 @@ def statistics(s: State, events: list[dict], now: Optional[datetime] = None, tz=
     return {"total_study_time_hours": round(hours, 2), "modules_per_day": round(len(s.completed) / days_active, 2) if times else 0.0,
             "current_streak_days": cur_streak, "longest_streak_days": longest}
 
-# %% ../nbs/04_tracker.ipynb #cc25fc09
+# %% ../nbs/04_tracker.ipynb #454a7062
 def achievements(s: State, cur: Curriculum) -> dict:
     "The combined export's `achievements` object."
     mods = sorted(d for d in s.completed.values() if d is not None)
@@ -219,7 +223,7 @@ def achievements(s: State, cur: Curriculum) -> dict:
     return {"first_module": mods[0] if mods else None, "first_milestone": mss[0] if mss else None,
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
-# %% ../nbs/04_tracker.ipynb #fefbba60
+# %% ../nbs/04_tracker.ipynb #f849ac43
 @light_dataclass
 class ModuleRow:
     module: Module
@@ -257,7 +261,7 @@ class Status:
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
 
-# %% ../nbs/04_tracker.ipynb #cf4d80b5
+# %% ../nbs/04_tracker.ipynb #ed452dd3
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
     "The one thing the student should do next, and the command for it."
     open_ = [n for n in s.started if n not in s.completed and any(m.number == n for m in cur.modules)]
