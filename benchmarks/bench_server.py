@@ -12,7 +12,7 @@ Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uplo
 $TITO_TEST_PG_URL (default: the test database `.ci/postgres.sh` creates; a scratch schema is used and dropped) and is
 skipped with a note if unreachable. Writes benchmarks/results/server.json.
 """
-import argparse, asyncio, json, os, platform, random, statistics, sys, tempfile, time, uuid
+import argparse, asyncio, json, os, platform, random, sys, tempfile, time, uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 

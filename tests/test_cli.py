@@ -1,6 +1,5 @@
 "The `tito` entry point in a subprocess: help on every level, exit codes, one-line errors, --json validated."
-import json, os, pty, shutil, subprocess, sys
-from pathlib import Path
+import json, os, pty, shutil, subprocess
 import pytest
 from conftest import TITO, run_tito
 from tinytorch_progress.schemas import validate

@@ -1,5 +1,4 @@
 "`tito demo`, the README's main job, end to end through the entry point."
-import json
 from conftest import run_tito
 from tinytorch_progress.schemas import load
 

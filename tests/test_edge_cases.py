@@ -1,7 +1,6 @@
 "Edge cases found in review: each once printed a traceback, crashed, or lost data."
-import json, os
-from pathlib import Path
-import nbformat, pytest
+import json
+import nbformat
 from conftest import ipython_shell, run_tito
 from tinytorch_progress import tracker
 from tinytorch_progress.store import Workspace, init_workspace

@@ -4,7 +4,7 @@ The servers are real: the package's own website (`server.create_app`, run by uvi
 real `tito server add-user`), wrapped in an ASGI layer that can inject 500s and lost replies; small `http.server`
 servers for a lying server and for a token-leak check; a listening socket that never answers (timeouts); a port where
 nothing listens (offline). No mock of httpx anywhere."""
-import asyncio, json, os, socket, stat, threading, time
+import json, socket, stat, threading, time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

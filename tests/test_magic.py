@@ -1,6 +1,5 @@
 "`%tito` in a real IPython shell and in a real notebook executed by a Jupyter kernel."
-import json, os
-from pathlib import Path
+import json
 import nbformat, pytest
 from IPython.core.error import UsageError
 from conftest import ipython_shell

@@ -1,5 +1,5 @@
 "Runnable milestones (real scripts and notebooks in subprocesses), the demo's milestones, next actions, sequential gating."
-import json, os, signal, subprocess, sys, time
+import json, os, subprocess, time
 from pathlib import Path
 
 import nbformat

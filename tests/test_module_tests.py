@@ -53,7 +53,7 @@ def test_pytest_folder_is_used_when_present(tmp_path):
 
 
 def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
-    import os, time
+    import time
     from tinytorch_progress import tracker
     from tinytorch_progress.curriculum import load_curriculum
     init_workspace(tmp_path)

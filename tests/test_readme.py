@@ -3,8 +3,7 @@
 Lines that start a long-running server (`tito serve ...`) are started in the background on a free port instead
 of blocking; the PostgreSQL example of the website section is the only line not run (it names a remote host).
 """
-import os, re, shlex, socket, subprocess, sys, time
-from pathlib import Path
+import os, re, shlex, socket, subprocess, time
 import httpx, pytest
 from conftest import ROOT, TITO, ipython_shell, run_tito
 

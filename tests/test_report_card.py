@@ -1,7 +1,6 @@
 """Report cards on realistic TinyTorch-style module notebooks, with every metric computed by hand below."""
 import base64, json, os, subprocess, sys
 from datetime import datetime
-from pathlib import Path
 
 import nbformat
 import pytest

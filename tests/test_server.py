@@ -2,7 +2,7 @@
 
 PostgreSQL comes from $TITO_TEST_PG_URL (default: the role/database `.ci/postgres.sh` creates); each test gets a fresh
 schema. If the server cannot be reached, the PostgreSQL half is skipped with the reason."""
-import json, os, subprocess, sys, threading, uuid
+import json, os, uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 

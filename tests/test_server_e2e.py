@@ -1,8 +1,7 @@
 """End to end: the real `tito serve` in a subprocess on a free 127.0.0.1 port, users created with the real
 `tito server add-user`, uploads over real HTTP (httpx), then two workspaces `tito login` + `tito sync` to it, and the
 leaderboard and dashboard reflect all of it."""
-import importlib.util, json, os, signal, socket, subprocess, sys, time
-from pathlib import Path
+import importlib.util, json, os, signal, socket, subprocess, time
 
 import httpx
 import pytest

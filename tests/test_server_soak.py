@@ -2,7 +2,7 @@
 on 127.0.0.1 → no 5xx, and every accepted upload is stored and readable afterwards."""
 import json, os, random, socket, sqlite3, subprocess, threading, time
 from datetime import datetime, timedelta
-import httpx, pytest
+import httpx
 from conftest import TITO, run_tito
 
 CLIENTS, SECONDS = 16, float(os.environ.get("TITO_SOAK_SECONDS", "60"))

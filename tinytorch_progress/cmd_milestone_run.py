@@ -5,15 +5,14 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'run_data', 'run_text', 'run_html', 'MilestoneRunView', 'add_run_parser', 'register']
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #bcd76242
+# %% ../nbs/24_cmd_milestone_run.ipynb #61d0eb1a
 import argparse, html, sys
 
 from .commands import Result, add_json_flag, workspace_root
-from .ids import TitoError
 
 COMMANDS = ()  # `run` is added to the `milestone`/`milestones` parsers of cmd_progress, through `add_run_parser`
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #9e430abb
+# %% ../nbs/24_cmd_milestone_run.ipynb #11765477
 def _day(d) -> str: return d.strftime("%Y-%m-%d %H:%M") if d else ""
 
 def run_data(run, next_action=None) -> dict:
@@ -55,7 +54,7 @@ class MilestoneRunView(Result):
         super().__init__(run_text(run, next_action), run_data(run, next_action), run_html(run, next_action), ok=run.ok)
         self.run = run
 
-# %% ../nbs/24_cmd_milestone_run.ipynb #9f3143f1
+# %% ../nbs/24_cmd_milestone_run.ipynb #a260ecb0
 def _positive(s: str) -> float:
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'ProgressBar', 'progress_bar', 'register']
 
-# %% ../nbs/14_cmd_report.ipynb #dd18b0a4
-import os, sys
+# %% ../nbs/14_cmd_report.ipynb #3b5e5517
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from .ids import TitoError
 
 COMMANDS = ("report",)  # registered only when one of these is asked for (keeps `tito status` fast)
 
-# %% ../nbs/14_cmd_report.ipynb #ffb93471
+# %% ../nbs/14_cmd_report.ipynb #fad9f9b4
 class ProgressBar:
     "A one-line progress bar on a text stream."
     def __init__(self, total: int, stream, width: int = 24):
@@ -34,7 +34,7 @@ def progress_bar(total: int, as_json: bool, stream=None):
     if as_json or total < 2 or not (hasattr(stream, "isatty") and stream.isatty()): return None
     return ProgressBar(total, stream)
 
-# %% ../nbs/14_cmd_report.ipynb #420ada47
+# %% ../nbs/14_cmd_report.ipynb #9c054cb0
 def _root(args, required: bool) -> Path:
     "The workspace (module paths in cards are relative to it); without one, the folder the command runs from."
     from tinytorch_progress.store import find_root

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'validate_files', 'register']
 
-# %% ../nbs/12_cmd_validate.ipynb #55a85b66
+# %% ../nbs/12_cmd_validate.ipynb #0adc62e9
 import json
 
 from .commands import Result, add_json_flag
@@ -13,10 +13,10 @@ from .ids import TitoError
 
 COMMANDS = ("validate", "schema")
 
-# %% ../nbs/12_cmd_validate.ipynb #e827f746
+# %% ../nbs/12_cmd_validate.ipynb #ebcd9212
 def validate_files(paths, fmt=None) -> list[dict]:
     "Validate each path; a list of `{path, format, ok, error}`."
-    from tinytorch_progress.schemas import FormatError, detect_format, load, read_json
+    from tinytorch_progress.schemas import FormatError, detect_format, load
     out = []
     for p in paths:
         try:
@@ -33,7 +33,7 @@ def _validate(args):
     lines = [f"OK {r['path']} ({r['format']})" if r["ok"] else f"ERROR {r['error']}" for r in rows]
     return Result("\n".join(lines), data=rows, ok=all(r["ok"] for r in rows))
 
-# %% ../nbs/12_cmd_validate.ipynb #acdde973
+# %% ../nbs/12_cmd_validate.ipynb #30f23ec9
 def _schema(args):
     from tinytorch_progress.schemas import FORMATS, json_schema
     if args.list or not args.name:

@@ -6,13 +6,10 @@
 __all__ = ['Result', 'command_modules', 'requested_command', 'build_parser', 'add_json_flag', 'parse', 'start_dir',
            'workspace_root', 'render']
 
-# %% ../nbs/11_commands.ipynb #c76158de
-import argparse, html, importlib, json, os, sys
-from pathlib import Path
+# %% ../nbs/11_commands.ipynb #6d1039bd
+import argparse, html, importlib, json, os
 
-from .ids import TitoError
-
-# %% ../nbs/11_commands.ipynb #a9083eee
+# %% ../nbs/11_commands.ipynb #62e0794a
 class Result:
     "What a command returns: plain text, HTML and JSON views of the same thing."
     def __init__(self, text: str = "", data=None, html_: str | None = None, ok: bool = True):
@@ -24,7 +21,7 @@ class Result:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": self.text(), "text/html": self.html()}
 
-# %% ../nbs/11_commands.ipynb #800d6520
+# %% ../nbs/11_commands.ipynb #13230d92
 def command_modules() -> list[str]:
     "Names of the `cmd_*` modules of this package, sorted."
     import tinytorch_progress
@@ -55,7 +52,7 @@ def add_json_flag(p):
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return p
 
-# %% ../nbs/11_commands.ipynb #b2deee26
+# %% ../nbs/11_commands.ipynb #541882f8
 def parse(argv, parser_class=argparse.ArgumentParser, prog="tito"):
     "Parse `argv` into a namespace with `run` set, or raise through the parser's error handling."
     parser = build_parser(prog, parser_class, only=requested_command(argv))

@@ -5,14 +5,13 @@
 # %% auto #0
 __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'module_notebook', 'write_modules', 'build_demo', 'publish_demo']
 
-# %% ../nbs/21_demo.ipynb #84b30942
-import json
+# %% ../nbs/21_demo.ipynb #ab05f720
 from pathlib import Path
 
 from .curriculum import Module, load_curriculum
 from .ids import TitoError
 
-# %% ../nbs/21_demo.ipynb #d4d341ef
+# %% ../nbs/21_demo.ipynb #028d8d45
 CODE = {
  "tensor": ('import numpy as np\n\nclass Tensor:\n    "A NumPy array with the operations later modules build on."\n    def __init__(self, data): self.data = np.asarray(data, dtype=float)\n    @property\n    def shape(self): return self.data.shape\n    def __add__(self, other): return Tensor(self.data + np.asarray(getattr(other, "data", other)))',
             'def matmul(a, b):\n    "Matrix product of two Tensors."\n    # TODO: return a Tensor holding a @ b\n    # HINT: the arrays are in `.data`\n    ### BEGIN SOLUTION\n    return Tensor(a.data @ b.data)\n    ### END SOLUTION',
@@ -32,7 +31,7 @@ GENERIC = ('import numpy as np\n\ndef {slug}_scale(x, factor=2.0):\n    "A stand
            'def {slug}_mean(x):\n    "The mean of an array."\n    # TODO: return the mean of x as a float\n    # HINT: np.mean\n    ### BEGIN SOLUTION\n    return float(np.mean(x))\n    ### END SOLUTION',
            'def test_unit_{slug}():\n    assert ({slug}_scale([1, 2]) == [2, 4]).all()\n    assert {slug}_mean([1, 2, 3]) == 2.0')
 
-# %% ../nbs/21_demo.ipynb #6f62bc7c
+# %% ../nbs/21_demo.ipynb #544fa446
 def module_notebook(m: Module):
     "The demo notebook of module `m` (an nbformat notebook)."
     import nbformat.v4 as v4
@@ -57,7 +56,7 @@ def module_notebook(m: Module):
     for i, c in enumerate(nb.cells): c["id"] = f"{m.key}-{i:02d}"
     return nb
 
-# %% ../nbs/21_demo.ipynb #3f6e6004
+# %% ../nbs/21_demo.ipynb #bca06446
 DEMO_USER = "demo-student"
 
 def write_modules(root) -> list[Path]:
@@ -94,7 +93,7 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
     log(change_text(tracker.start(root, completed + 1)))
     return root
 
-# %% ../nbs/21_demo.ipynb #f739c27e
+# %% ../nbs/21_demo.ipynb #a0e971c6
 def _free_port() -> int:
     import socket
     with socket.socket() as s:

@@ -7,9 +7,9 @@ __all__ = ['SUFFIXES', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_PART2', '
            'MilestonePrograms', 'discover', 'module_source', 'export_cells', 'load_module_code', 'PartRun',
            'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone', 'write_demo_milestones']
 
-# %% ../nbs/23_milestones.ipynb #b3d55f20
+# %% ../nbs/23_milestones.ipynb #95529280
 import json, linecache, os, re, sys, types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,7 +18,7 @@ from .curriculum import Milestone, load_curriculum, module_dir, module_notebook
 from .ids import TitoError, milestone_id, module_key
 from .runner import run_program
 
-# %% ../nbs/23_milestones.ipynb #9feb149d
+# %% ../nbs/23_milestones.ipynb #a836def0
 _FOLDER = re.compile(r"^(\d{1,3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
 
 def milestone_folders(root) -> dict[str, Path]:
@@ -31,7 +31,7 @@ def milestone_folders(root) -> dict[str, Path]:
             if m and child.is_dir(): out.setdefault(milestone_id(m.group(1)), child)
     return out
 
-# %% ../nbs/23_milestones.ipynb #05d5796f
+# %% ../nbs/23_milestones.ipynb #dad4ce64
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
 
@@ -49,7 +49,7 @@ def _prefer(paths: list[Path]) -> Path:
     "A notebook and its jupytext twin are the same program: the notebook is the one the student edits."
     return sorted(paths, key=lambda p: (p.suffix != ".ipynb", p.name))[0]
 
-# %% ../nbs/23_milestones.ipynb #75516978
+# %% ../nbs/23_milestones.ipynb #41433bed
 @dataclass(frozen=True)
 class Program:
     "One runnable part of a milestone."
@@ -96,7 +96,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
     have = {p.part.lower() for p in progs}
     return MilestonePrograms(ms, folder, progs, required, [r for r in required if r.lower() not in have])
 
-# %% ../nbs/23_milestones.ipynb #42bf9a35
+# %% ../nbs/23_milestones.ipynb #d03d241a
 _EXPORT = re.compile(r"^\s*#\s*\|\s*export[si]?\b")
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
@@ -143,7 +143,7 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
 
-# %% ../nbs/23_milestones.ipynb #403ad8f7
+# %% ../nbs/23_milestones.ipynb #735a7e19
 PART_HISTORY = 50
 
 @dataclass
@@ -179,7 +179,7 @@ def latest_results(results: list) -> dict[str, dict]:
         out[str(d["part"]).lower()] = d
     return out
 
-# %% ../nbs/23_milestones.ipynb #28f94aaf
+# %% ../nbs/23_milestones.ipynb #6565ec15
 def _locked_message(cur, ms, s) -> Optional[str]:
     from tinytorch_progress.tracker import missing_modules
     if ms.id in s.unlocked: return None
@@ -251,7 +251,7 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
         at = s.milestones_completed.get(ms.id)
     return MilestoneRun(ms, runs, found.required, passed, completed, new, at)
 
-# %% ../nbs/23_milestones.ipynb #0cde7806
+# %% ../nbs/23_milestones.ipynb #bdc95883
 PERCEPTRON = [
 ("md", "# Milestone 01 — 1957: the Perceptron\n\nRosenblatt's perceptron learns a line that separates two classes. "
        "Here it learns the logic gates AND and OR, computed with **your** `Tensor` and `matmul` from module 01."),

@@ -7,16 +7,15 @@ __all__ = ['STATE_COLORS', 'ACCENT', 'FIGSIZE', 'FILE_FORMATS', 'LEVEL_IN', 'CAT
            'figure_bytes', 'save_figure', 'text_overlaps', 'completion_series', 'progress_figure', 'milestone_label',
            'label_levels', 'milestone_figure', 'load_report_cards', 'report_figure']
 
-# %% ../nbs/10_plots.ipynb #34ea6a9c
+# %% ../nbs/10_plots.ipynb #ea281db8
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
 
 from .ids import TitoError
 from .tracker import Status
 
-# %% ../nbs/10_plots.ipynb #1a2f7fbf
+# %% ../nbs/10_plots.ipynb #c6c518f4
 STATE_COLORS = {"completed": "#2e7d32", "started": "#f9a825", "not started": "#9e9e9e", "unlocked": "#1565c0", "locked": "#9e9e9e"}
 ACCENT = {"standard": "#ff6b35", "pride": "#750787", "retro": "#1b5e20"}
 FIGSIZE = (8.0, 4.5)
@@ -50,11 +49,10 @@ def save_figure(fig, path) -> Path:
     except OSError as e: raise TitoError(f"{p}: cannot write the plot: {e.strerror or e}") from None
     return p
 
-# %% ../nbs/10_plots.ipynb #8b457e17
+# %% ../nbs/10_plots.ipynb #123286df
 def text_overlaps(fig) -> list[tuple[str, str]]:
     "Pairs of visible texts of `fig` whose boxes overlap after drawing."
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
     canvas = FigureCanvasAgg(fig); canvas.draw()
     r = canvas.get_renderer()
     texts = list(fig.texts)
@@ -76,7 +74,7 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
             if ba.overlaps(bb) and ba.intersection(ba, bb).width > 1 and ba.intersection(ba, bb).height > 1: out.append((a, b))
     return out
 
-# %% ../nbs/10_plots.ipynb #9e0642f1
+# %% ../nbs/10_plots.ipynb #0824e1bd
 def completion_series(st: Status) -> list[tuple[datetime, int, str]]:
     "(time, cumulative count, module key) per dated completion, in time order."
     done = sorted((local_naive(r.completed_at), r.module.key) for r in st.modules if r.state == "completed" and r.completed_at)
@@ -117,7 +115,7 @@ def progress_figure(st: Status):
     fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     return fig
 
-# %% ../nbs/10_plots.ipynb #02cc7fa0
+# %% ../nbs/10_plots.ipynb #7860d055
 def milestone_label(r) -> str:
     "Three short lines: name, state (and date), what to do or what is missing."
     from tinytorch_progress.display import spans
@@ -184,7 +182,7 @@ def milestone_figure(st: Status):
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return fig
 
-# %% ../nbs/10_plots.ipynb #3812a38c
+# %% ../nbs/10_plots.ipynb #05dcf5f4
 CATEGORIES = ("Scaffolding", "Complexity", "Cell_Length")
 
 def load_report_cards(root) -> tuple[list, list[str]]:

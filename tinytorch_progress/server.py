@@ -12,28 +12,27 @@ __all__ = ['DEFAULT_DB', 'MIGRATIONS', 'SCHEMA_VERSION', 'USERNAME_RE', 'USER_ID
            'render_overview', 'render_user', 'bearer_token', 'handle_upload', 'ErrorBody', 'UploadResult', 'Health',
            'create_app', 'app_from_env']
 
-# %% ../nbs/17_server.ipynb #2a64aabc
+# %% ../nbs/17_server.ipynb #81780495
 import functools, hashlib, html, json, re, secrets, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Optional
 from urllib.parse import quote
 
 from pydantic import BaseModel
-from sqlalchemy import (Boolean, DateTime, bindparam, ForeignKey, Index, Integer, String, Text, create_engine, delete, event,
+from sqlalchemy import (DateTime, bindparam, ForeignKey, Index, Integer, String, Text, create_engine, delete, event,
                         func, insert, select, update)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from .ids import TitoError
-from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest, UserId,
+from .schemas import (CombinedExport, FormatError, Leaderboard, UploadRequest,
                                         describe_validation_error, parse_json)
 
-# %% ../nbs/17_server.ipynb #cd847e41
+# %% ../nbs/17_server.ipynb #41bd6128
 DEFAULT_DB = "sqlite:///tito-server.db"
 
 def db_url(x: Optional[str] = None) -> str:
@@ -44,7 +43,7 @@ def db_url(x: Optional[str] = None) -> str:
         if x.startswith(old): return "postgresql+psycopg://" + x[len(old):]
     return x
 
-# %% ../nbs/17_server.ipynb #f1b9a428
+# %% ../nbs/17_server.ipynb #98389c89
 class Base(DeclarativeBase): pass
 
 _Name = String(128).with_variant(String(128, collation="C"), "postgresql")  # byte order on both databases
@@ -126,7 +125,7 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../nbs/17_server.ipynb #d6cce24b
+# %% ../nbs/17_server.ipynb #38920520
 def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
 
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
@@ -165,7 +164,7 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
     return engine
 
-# %% ../nbs/17_server.ipynb #52b05762
+# %% ../nbs/17_server.ipynb #c24cbb4d
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
@@ -192,7 +191,7 @@ def migrate(engine: Engine) -> int:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
                         f"{str(getattr(e, 'orig', None) or e).splitlines()[0]}") from None
 
-# %% ../nbs/17_server.ipynb #918c1b74
+# %% ../nbs/17_server.ipynb #dd823a3a
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 USER_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -257,7 +256,7 @@ def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     with engine.connect() as conn: r = conn.execute(q).first()
     return None if r is None else {"pk": r.id, "username": r.username, "user_id": r.user_id}
 
-# %% ../nbs/17_server.ipynb #0658cd59
+# %% ../nbs/17_server.ipynb #74e3bd8f
 METRICS = ("modules_completed", "milestones_completed")
 Metric = Literal["modules_completed", "milestones_completed"]
 MAX_BODY = 256 * 1024
@@ -311,7 +310,7 @@ def as_export(req: UploadRequest, user_id: str, now: datetime) -> CombinedExport
         where, what = describe_validation_error(e) if hasattr(e, "errors") else ("body", str(e))
         raise ApiError(422, f"body: {where}: {what}") from None
 
-# %% ../nbs/17_server.ipynb #330dad85
+# %% ../nbs/17_server.ipynb #dbb549fe
 class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
@@ -503,7 +502,7 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
     with db.read() as conn: data = conn.execute(q).scalar()
     return None if data is None else json.loads(data)
 
-# %% ../nbs/17_server.ipynb #8cb77f7c
+# %% ../nbs/17_server.ipynb #7e678f0e
 def _order(metric: str):
     st = Standing.__table__
     return st.c[metric], st.c[metric.replace("_completed", "_reached")]
@@ -557,7 +556,7 @@ def rebuild_counters(conn):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
-# %% ../nbs/17_server.ipynb #7175a5fb
+# %% ../nbs/17_server.ipynb #82537c20
 def class_overview(db: Db) -> dict:
     "Students, uploads, the distribution of modules completed and per-milestone counts."
     with db.read() as conn:
@@ -589,7 +588,7 @@ def user_page_data(db: Db, username: str) -> Optional[dict]:
             select(evt.c.kind, evt.c.subject, evt.c.at).where(evt.c.user_pk == u.id).order_by(evt.c.id.desc()).limit(20))]
     return out
 
-# %% ../nbs/17_server.ipynb #6c263b54
+# %% ../nbs/17_server.ipynb #93461152
 class RateLimiter:
     "Token buckets keyed by (hashed) token."
     def __init__(self, burst: int = 30, rate: float = 1.0, max_keys: int = 100_000, clock=time.monotonic):
@@ -609,7 +608,7 @@ class RateLimiter:
             while len(self._b) > self.max_keys: self._b.popitem(last=False)
             return wait
 
-# %% ../nbs/17_server.ipynb #a2c7f457
+# %% ../nbs/17_server.ipynb #cf12d4de
 def _json_error(detail: str) -> bytes: return json.dumps({"detail": detail}).encode()
 
 class BodyLimit:
@@ -648,7 +647,7 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay, send)
 
-# %% ../nbs/17_server.ipynb #5cda95d5
+# %% ../nbs/17_server.ipynb #5352ce4f
 def esc(x) -> str: return html.escape("" if x is None else str(x), quote=True)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -746,7 +745,7 @@ def render_user(d: dict) -> str:
             f"<tbody>{arows}</tbody></table></section>")
     return page(d["username"], body)
 
-# %% ../nbs/17_server.ipynb #3f154316
+# %% ../nbs/17_server.ipynb #086a276b
 def bearer_token(authorization: Optional[str]) -> str:
     "The token of an `Authorization: Bearer <token>` header value, or a 401 `ApiError`."
     if not authorization: raise ApiError(401, "missing bearer token (send Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -776,7 +775,7 @@ def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optiona
             raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
         return store_in(conn, user, req)
 
-# %% ../nbs/17_server.ipynb #6c0b2d4a
+# %% ../nbs/17_server.ipynb #f4eeee4a
 class ErrorBody(BaseModel):
     detail: str
 
@@ -912,7 +911,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.openapi = openapi
     return app
 
-# %% ../nbs/17_server.ipynb #b1079aec
+# %% ../nbs/17_server.ipynb #71c73d30
 def app_from_env():
     "The app for `uvicorn --factory`: database from `$TITO_SERVER_DB`, durability from `$TITO_SERVER_DURABLE=1`."
     import os
