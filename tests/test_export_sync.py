@@ -39,6 +39,12 @@ def tito(*args, env=None, input=None):
     return run_tito(*args, env={**FAST, **(env or {})}, input=input)
 
 
+def login(root, server, token, user_id):
+    "`tito login` in a test workspace; it must succeed (a wrong token is only found out by the server)."
+    r = tito("--root", root, "login", "--server", server, "--token", token, "--user-id", user_id)
+    assert r.returncode == 0, r.stderr
+
+
 def sync_json(root, *extra, env=None):
     p = tito("--root", root, "sync", "--json", *extra, env=env)
     assert p.stdout.strip(), p.stderr
@@ -253,7 +259,7 @@ def test_sync_roundtrip_is_honest_and_idempotent(tmp_path, website):
 def test_retries_5xx_then_succeeds(tmp_path, website):
     w = website()
     root = workspace(tmp_path, completed=[1])
-    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("bob"), "--user-id", "bob")
+    login(root, w.url, w.add_user("bob"), "bob")
     w.faults.fail_uploads = 2
     code, res = sync_json(root)
     assert code == 0 and res["ok"], res
@@ -264,7 +270,7 @@ def test_retries_5xx_then_succeeds(tmp_path, website):
 def test_5xx_exhausted_keeps_outbox(tmp_path, website):
     w = website()
     root = workspace(tmp_path, completed=[1])
-    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("cy"), "--user-id", "cy")
+    login(root, w.url, w.add_user("cy"), "cy")
     w.faults.fail_uploads = 100
     code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "2"})
     assert code == 1 and not res["ok"] and res["queued"] == 1
@@ -279,7 +285,7 @@ def test_no_retry_on_4xx(tmp_path, website):
     w = website()
     w.add_user("dee")
     root = workspace(tmp_path, completed=[1])
-    tito("--root", root, "login", "--server", w.url, "--token", "tt_wrong", "--user-id", "dee")
+    login(root, w.url, "tt_wrong", "dee")
     code, res = sync_json(root)
     assert code == 1 and res["queued"] == 1
     assert "HTTP 401: invalid or revoked token; check the token" in res["message"]
@@ -290,7 +296,7 @@ def test_no_retry_on_4xx(tmp_path, website):
 def test_body_refused_is_moved_aside(tmp_path, website):
     w = website()
     root = workspace(tmp_path, completed=[1])
-    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("eve"), "--user-id", "mallory")
+    login(root, w.url, w.add_user("eve"), "mallory")
     code, res = sync_json(root)
     assert code == 1 and res["queued"] == 0 and len(res["rejected"]) == 1 and "HTTP 403" in res["rejected"][0]
     assert w.faults.count("POST", "/api/progress/upload") == 1
@@ -311,7 +317,7 @@ def test_offline_outbox_then_delivered_in_order_without_duplicates(tmp_path, web
     queued = [json.loads(p.read_text())["module_progress"]["completed_count"] for p in Outbox(root).items()]
     assert queued == [1, 2]
     w = website(port)  # the server comes up
-    tito("--root", root, "login", "--server", url, "--token", w.add_user("fay"), "--user-id", "fay")
+    login(root, url, w.add_user("fay"), "fay")
     code, res = sync_json(root)
     assert code == 0 and res["sent"] == 2 and res["queued"] == 0, res
     assert "server has 2/20 modules" in res["message"]
@@ -323,7 +329,7 @@ def test_offline_outbox_then_delivered_in_order_without_duplicates(tmp_path, web
 def test_lost_reply_is_resent_and_stored_once(tmp_path, website):
     w = website()
     root = workspace(tmp_path, completed=[1, 2])
-    tito("--root", root, "login", "--server", w.url, "--token", w.add_user("gus"), "--user-id", "gus")
+    login(root, w.url, w.add_user("gus"), "gus")
     w.faults.lose_replies = 1  # stored, but the client sees a 502 and retries the same bytes
     code, res = sync_json(root)
     assert code == 0 and res["ok"], res
@@ -356,7 +362,7 @@ def test_timeout_is_retried_then_queued(tmp_path):
 def test_server_that_does_not_hold_the_upload_is_an_error(tmp_path, recorder):
     srv, url = recorder(lie=True)
     root = workspace(tmp_path, completed=[1, 2, 3, 4, 5, 6, 7])
-    tito("--root", root, "login", "--server", url, "--token", "tt_x", "--user-id", "ada")
+    login(root, url, "tt_x", "ada")
     code, res = sync_json(root)
     assert code == 1 and not res["ok"]
     assert res["message"].startswith("sync error: the server does not hold what was sent (server has 0/20 modules")
@@ -373,7 +379,7 @@ def test_consent(tmp_path, recorder):
     p = tito("--root", root, "sync")
     assert p.returncode == 1 and "not syncing: no server configured" in p.stderr
     assert not (root / ".tito" / "outbox").exists()
-    tito("--root", root, "login", "--server", url, "--token", "tt_x", "--user-id", "ada")
+    login(root, url, "tt_x", "ada")
     p = tito("--root", root, "sync", env={"TITO_NO_SYNC": "1"})
     assert p.returncode == 1 and "sync is disabled (TITO_NO_SYNC=1)" in p.stderr
     p = tito("--root", root, "sync", "--server", url, env={"TITO_NO_SYNC": "1"})
