@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['MARKERS', 'BACKUPS_KEPT', 'FILES', 'WRITE_ORDER', 'find_root', 'fsync_dir', 'stage_bytes', 'discard', 'commit',
            'write_bytes_atomic', 'json_bytes', 'write_json_atomic', 'State', 'decode', 'Workspace', 'backup_name',
-           'list_backups', 'stage_backup', 'rotate_backups', 'backup', 'hold_lock', 'locked', 'now_local',
-           'now_seconds', 'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
+           'list_backups', 'stage_backup', 'rotate_backups', 'hold_lock', 'locked', 'now_local', 'now_seconds',
+           'append_events', 'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
-# %% ../nbs/03_store.ipynb #53824819
+# %% ../nbs/03_store.ipynb #4fae792a
 import json, os, sys, time
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
-# %% ../nbs/03_store.ipynb #bb230ef4
+# %% ../nbs/03_store.ipynb #081ce2eb
 MARKERS = (".tito", "progress.json", "settings.ini")
 
 def find_root(root=None, start=None) -> Path:
@@ -33,7 +33,7 @@ def find_root(root=None, start=None) -> Path:
         if any((d / m).exists() for m in MARKERS): return d
     raise TitoError(f"no course workspace found at or above {here}; run `tito init` there or pass --root PATH")
 
-# %% ../nbs/03_store.ipynb #11e1a398
+# %% ../nbs/03_store.ipynb #a8144fd2
 def fsync_dir(path: Path):
     "Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."
     try: fd = os.open(path, os.O_RDONLY)
@@ -85,7 +85,7 @@ def write_json_atomic(path, data, mode: Optional[int] = None):
     "Atomically write `data` as pretty JSON."
     write_bytes_atomic(path, json_bytes(data), mode)
 
-# %% ../nbs/03_store.ipynb #09c80576
+# %% ../nbs/03_store.ipynb #717b813d
 @light_dataclass
 class State:
     "Everything the progress files say, normalised."
@@ -104,7 +104,7 @@ class State:
         import copy
         return copy.deepcopy(self)
 
-# %% ../nbs/03_store.ipynb #50e4bccc
+# %% ../nbs/03_store.ipynb #7ddf5242
 def _not_json(c): raise ValueError(f"{c} is not JSON")
 
 def _dt(v) -> datetime:
@@ -154,7 +154,7 @@ def decode(fmt: str, d) -> dict:
                     achievements=list(d.get("achievements", [])), part_results=dict(d.get("part_results", {})))
     raise ValueError(fmt)
 
-# %% ../nbs/03_store.ipynb #e4c37516
+# %% ../nbs/03_store.ipynb #0318eeea
 BACKUPS_KEPT = 20
 FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -179,7 +179,7 @@ class Workspace:
         self.warnings.append(msg)
         print(f"tito: warning: {msg}", file=sys.stderr)
 
-# %% ../nbs/03_store.ipynb #4f749acb
+# %% ../nbs/03_store.ipynb #3675f098
 def _unknown(fmt: str, d: dict) -> dict:
     "The fields of a file this version does not know: kept, and written back on the next change."
     return {k: v for k, v in d.items() if k not in _KNOWN[fmt]}
@@ -204,7 +204,7 @@ def _load_one(ws: Workspace, fmt: str):
 
 Workspace.load_one = _load_one
 
-# %% ../nbs/03_store.ipynb #57a663c1
+# %% ../nbs/03_store.ipynb #f6efb07e
 def backup_name(ws: Workspace, fmt: str) -> str:
     return {"root-progress": "root-progress.json", "progress": "progress.json", "milestones": "milestones.json"}[fmt]
 
@@ -236,7 +236,7 @@ def _recover(ws: Workspace, fmt: str, err, raw: bytes):
         if now != raw: return ws.load_one(fmt)  # rewritten meanwhile by a locked writer: read what is there now
         return _restore(ws, fmt, err, raw)
 
-# %% ../nbs/03_store.ipynb #daf13f38
+# %% ../nbs/03_store.ipynb #3ea7f538
 def _read(ws: Workspace) -> State:
     rp, tp, mp = (ws.load_one(f) for f in ("root-progress", "progress", "milestones"))
     s = State()
@@ -257,7 +257,7 @@ def _read(ws: Workspace) -> State:
 
 Workspace.read = _read
 
-# %% ../nbs/03_store.ipynb #c2e5389c
+# %% ../nbs/03_store.ipynb #cdbfdb31
 def _file_json(fmt: str, s: State, extras: dict) -> dict:
     from tinytorch_progress.schemas import MilestonesFile, ModuleProgressFile, SimpleProgress
     if fmt == "root-progress":
@@ -291,20 +291,18 @@ def rotate_backups(ws: Workspace, fmt: str):
         try: old.unlink()
         except OSError: pass
 
-def backup(ws: Workspace, fmt: str, data: Optional[bytes] = None):
-    "Keep `data` (default: the current file) in `backups/` unless the newest backup already holds it."
-    commit(stage_backup(ws, fmt, data)); rotate_backups(ws, fmt)
-
-# %% ../nbs/03_store.ipynb #4d2f54a9
+# %% ../nbs/03_store.ipynb #29bc05eb
 WRITE_ORDER = ("progress", "milestones", "root-progress")
 
-def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
+def _write_state(ws: Workspace, s: State, before: Optional[State] = None) -> list[str]:
+    "Write the files whose content differs from `before` (default: from what is on disk); the formats written."
     staged, changed = [], []
     try:
         for fmt in WRITE_ORDER:
             data = _file_json(fmt, s, s.extras.get(fmt, {}))
             p = ws.path(fmt)
-            if before is not None and p.exists() and data == _file_json(fmt, before, before.extras.get(fmt, {})): continue
+            if p.exists() and data == (_file_json(fmt, before, before.extras.get(fmt, {})) if before is not None
+                                       else json.loads(p.read_bytes())): continue
             new = json_bytes(data)
             staged += stage_backup(ws, fmt)
             staged.append((stage_bytes(p, new), p))
@@ -314,8 +312,9 @@ def _write_state(ws: Workspace, s: State, before: Optional[State] = None):
         discard(t for t, _ in staged); raise
     commit(staged)
     for fmt in changed: rotate_backups(ws, fmt)
+    return changed
 
-# %% ../nbs/03_store.ipynb #ad2ee759
+# %% ../nbs/03_store.ipynb #2bb20e39
 @contextmanager
 def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds it"):
     "Hold the exclusive file lock at `path`; a busy lock or an unwritable folder is a one-line `TitoError`."
@@ -351,7 +350,7 @@ def _transaction(ws: Workspace):
 
 Workspace.transaction = _transaction
 
-# %% ../nbs/03_store.ipynb #68b9b864
+# %% ../nbs/03_store.ipynb #e8be97d8
 def now_local() -> datetime:
     "Now, as an aware datetime in the local zone."
     return datetime.now().astimezone()
@@ -391,7 +390,7 @@ def record(pending: list, event: str, **fields):
     "Queue an event for the current transaction."
     pending.append({"ts": now_local().isoformat(), "event": event, **fields})
 
-# %% ../nbs/03_store.ipynb #f5ee0461
+# %% ../nbs/03_store.ipynb #7167392e
 def _config(ws: Workspace) -> dict:
     p = ws.config_path
     if not p.exists(): return {"logo_theme": "standard"}
@@ -416,7 +415,7 @@ def _update_config(ws: Workspace, **changes) -> dict:
 Workspace.config = _config
 Workspace.update_config = _update_config
 
-# %% ../nbs/03_store.ipynb #71900e1a
+# %% ../nbs/03_store.ipynb #3a6462c8
 def ensure_gitignored(root) -> bool:
     "Add `.tito/` to the workspace's `.gitignore`; True if it was added."
     gi = Path(root) / ".gitignore"
@@ -440,7 +439,7 @@ def init_workspace(path) -> list[str]:
     if ensure_gitignored(root): done.append("added .tito/ to .gitignore")
     return done or ["already initialised; nothing to do"]
 
-# %% ../nbs/03_store.ipynb #319bed70
+# %% ../nbs/03_store.ipynb #c3d0f9e8
 def doctor(root) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done)."
     from tinytorch_progress.schemas import FormatError, load
@@ -451,15 +450,11 @@ def doctor(root) -> tuple[bool, list[str]]:
             for tmp in (*ws.tito.glob(".*.tmp"), *ws.backups.glob(".*.tmp"), *ws.root.glob(".progress.json.*.tmp")):
                 try: tmp.unlink(); notes.append(f"removed a temp file left by an interrupted write: {tmp.name}")
                 except OSError as e: notes.append(f"could not remove {tmp.name}: {e.strerror}")
-            before = ws.read()
+            s = ws.read()
             for w in ws.warnings: notes.append(f"repaired: {w}")
-            for f in FILES:
-                want = _file_json(f, before, before.extras.get(f, {}))
-                p = ws.path(f)
-                have = json.loads(p.read_bytes()) if p.exists() else None
-                if have != want:
-                    backup(ws, f); write_json_atomic(p, want); backup(ws, f)
-                    notes.append(f"rewrote {FILES[f]} so both progress files agree" if have is not None else f"created {FILES[f]}")
+            existed = {f: ws.path(f).exists() for f in FILES}
+            for f in _write_state(ws, s):  # every file rewritten from the merged state, all or nothing
+                notes.append(f"rewrote {FILES[f]} so both progress files agree" if existed[f] else f"created {FILES[f]}")
     except TitoError as e:
         return False, notes + [str(e)]
     if ws.config_path.exists():
