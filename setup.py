@@ -16,12 +16,14 @@ licenses = {
 }
 statuses = [ '1 - Planning', '2 - Pre-Alpha', '3 - Alpha',
     '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive' ]
+# Exactly the Pythons CI tests (scripts/test-pythons.sh reads this list): classifiers and python_requires follow it.
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 server_requirements = shlex.split(cfg.get('server_requirements', ''))
 min_python = cfg['min_python']
+assert min_python == py_versions[0], f"settings.ini min_python {min_python} is not the oldest tested Python {py_versions[0]}"
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
 setuptools.setup(
@@ -39,7 +41,7 @@ setuptools.setup(
     install_requires = requirements,
     extras_require = {'dev': dev_requirements + server_requirements, 'server': server_requirements},
     dependency_links = cfg.get('dep_links','').split(),
-    python_requires  = '>=' + cfg['min_python'],
+    python_requires  = f">={min_python},<3.{int(py_versions[-1].split('.')[1]) + 1}",
     long_description = open('README.md', encoding='utf-8').read(),
     long_description_content_type = 'text/markdown',
     zip_safe = False,

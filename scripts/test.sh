@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need (system packages when run as root, the project with its dev extra into .venv),
-# start PostgreSQL, then run every check and test.
+# start PostgreSQL, then run every check and test; then the other supported Pythons (scripts/test-pythons.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -27,3 +27,7 @@ if [ -n "$(git status --porcelain -- tinytorch_progress 2>/dev/null)" ]; then
 fi
 .venv/bin/nbdev_test --n_workers 2
 .venv/bin/python -m pytest -q -p no:cacheprovider tests
+
+# Every other supported Python (3.10 to 3.13, see setup.py): install, notebook tests and the fast tests, each in its
+# own .venv-3.X.
+bash scripts/test-pythons.sh

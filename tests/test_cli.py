@@ -1,5 +1,5 @@
 "The `tito` entry point in a subprocess: help on every level, exit codes, one-line errors, --json validated."
-import json, os, pty, shutil, subprocess
+import json, os, pty, shutil, subprocess, sys
 import pytest
 from conftest import TITO, run_tito
 from tinytorch_progress.schemas import validate
@@ -142,3 +142,26 @@ def test_upstream_workspace_is_read_as_is(tmp_path):
     assert [m["state"] for m in data["modules"][:3]] == ["completed", "completed", "not started"]
     assert data["milestones"][1]["state"] == "unlocked"  # requirements met although upstream never recorded it
     assert {p: p.read_bytes() for p in before} == before  # reading never rewrites
+
+
+def test_the_command_table_names_every_command_module():
+    "One table, `commands.COMMANDS`: every `cmd_*` module is in it, and each entry builds exactly its own parser."
+    import tinytorch_progress
+    from pathlib import Path
+    from tinytorch_progress.commands import COMMANDS, build_parser
+    modules = {p.stem for p in Path(tinytorch_progress.__file__).parent.glob("cmd_*.py")}
+    assert modules <= set(COMMANDS.values()), modules - set(COMMANDS.values())
+    for name in (n for n in COMMANDS if " " not in n):
+        sub = next(a for a in build_parser(only=name)._actions if a.dest == "command")
+        assert list(sub.choices) == [name]
+    run = build_parser(only="milestone").parse_args(["milestone", "run", "01", "--part", "2"])
+    assert (run.id, run.part, run.run.__module__) == ("01", "2", "tinytorch_progress.cmd_milestone_run")
+
+
+def test_status_imports_only_its_own_command_module():
+    "`tito status` imports one `cmd_*` module and builds one subparser (the table's point), and no help formatter needs shutil."
+    code = ("import sys; from tinytorch_progress.commands import parse; a = parse(['status']); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('tinytorch_progress.cmd_') or m == 'shutil')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["tinytorch_progress.cmd_progress"]

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Playwright drives Debian's chromium (found on PATH) with JavaScript disabled —
 the pages must work without it — against the app served by uvicorn on 127.0.0.1. Screenshots go to test-output/."""
-import shutil, socket, threading, time
+import json, shutil, socket, threading, time
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ def site(tmp_path_factory):
         body = upload_body(mods, stones)
         if name == "mallory":
             body["milestone_progress"]["unlocked_milestones"][0]["name"] = "<b>bold</b><script>document.title='pwned'</script>"
-        srv.store_upload(db, srv.user_for_token(eng, tok), srv.parse_upload(srv.json.dumps(body).encode()))
+        srv.store_upload(db, srv.user_for_token(eng, tok), srv.parse_upload(json.dumps(body).encode()))
     srv.add_user(eng, "newcomer")  # no upload yet
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch_progress import display
-from tinytorch_progress.display import WIDGET_MIME, ChangeView, MilestonesView, StatusView
+from tinytorch_progress.views import palette, status as status_views
+from tinytorch_progress.views.status import WIDGET_MIME, ChangeView, MilestonesView, StatusView
 from tinytorch_progress.tracker import complete, complete_milestone, status
 
 EVIL = "<script>alert(1)</script>"
@@ -24,9 +24,9 @@ def evil_workspace(root: Path) -> Path:
 
 @pytest.fixture
 def widgets_on():
-    display.WIDGETS = True
+    status_views.WIDGETS = True
     yield
-    display.WIDGETS = None
+    status_views.WIDGETS = None
 
 
 def test_bundle_without_kernel_has_html_and_text_only(tmp_path):
@@ -101,7 +101,7 @@ def test_themes(tmp_path, widgets_on):
         assert expect in header, (name, header)
         assert "<b>neon" not in h
         p = StatusView(st).panel()
-        assert p.bar.style.bar_color == display.theme(name)[1]["accent"]
+        assert p.bar.style.bar_color == palette.theme(name)[1]["accent"]
         seen[name] = h
     assert "tito-theme-retro" in seen["retro"] and "font-family:monospace" in seen["retro"]
     assert "tito-theme-standard" in seen["<b>neon</b>"]

@@ -337,3 +337,25 @@ def test_magic_in_a_real_kernel_streams_the_run_and_shows_the_summary(ws):
     shown = [o for o in outs if o["output_type"] in ("execute_result", "display_data")]
     assert "Milestone 01 (1957: Perceptron) completed!" in shown[0]["data"]["text/plain"] and "text/html" in shown[0]["data"]
     assert milestones_json(ws)["completed_milestones"] == ["01"]
+
+
+# ---------------------------------------------------------------- the child program and the notebook reader
+
+
+def test_program_runs_as_main_in_its_folder_with_its_path_as_argv(ws):
+    program(ws, "01_perceptron/01_perceptron.py",
+            "import os, sys\nhere = os.path.abspath(__file__)\nassert __name__ == '__main__'\n"
+            "assert sys.argv == [here], sys.argv\nassert os.getcwd() == os.path.dirname(here)\nprint('ran as a script')\n")
+    run = run_milestone(ws, 1)
+    assert run.ok and run.runs[0].message == "ran as a script", run.runs[0].message
+
+
+def test_module_code_loads_from_jupytext_percent_and_light_files(ws):
+    from tinytorch_progress.milestones import load_module_code
+    d = ws / "modules/01_tensor"; d.mkdir(parents=True)
+    (d / "01_tensor.py").write_text('# %% nbgrader={"solution": true}\n#| export\ndef double(x): return 2 * x\n\n'
+                                    '# %%\nassert False, "tests are not loaded"\n')
+    assert load_module_code(1, root=ws).double(2) == 4
+    d = ws / "modules/02_activations"; d.mkdir(parents=True)
+    (d / "02_activations.py").write_text("# | export\ndef relu(x): return max(0, x)\n\n\nassert False, 'not exported'\n")
+    assert load_module_code(2, root=ws).relu(-1) == 0

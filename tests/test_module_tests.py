@@ -65,8 +65,8 @@ def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
         f"    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
         f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
         "    time.sleep(120)\n")
-    out = tracker.run_module_tests(tmp_path, load_curriculum(tmp_path).module(5), timeout=5)
-    assert not out.passed and "timed out after 5 s" in out.failed[0][1]
+    out = tracker.run_module_tests(tmp_path, load_curriculum(tmp_path).module(5), timeout=10)  # pytest must start first, on a busy machine too
+    assert not out.passed and "timed out after 10 s" in out.failed[0][1]
     pid = int(pidfile.read_text())
     def alive(pid):  # a killed process may linger as a zombie until something reaps it: that counts as stopped
         try: return " Z " not in open(f"/proc/{pid}/stat").read().split(")", 1)[1][:4]
@@ -75,3 +75,41 @@ def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
         if not alive(pid): break
         time.sleep(0.1)
     else: raise AssertionError("the process the tests started is still running")
+
+
+# ---------------------------------------------------------------- one reader, one way to start a child process
+
+
+def module_tests(root, number, timeout=120):
+    from tinytorch_progress import tracker
+    from tinytorch_progress.curriculum import load_curriculum
+    return tracker.run_module_tests(root, load_curriculum(root).module(number), timeout=timeout)
+
+
+def test_unreadable_notebook_is_a_one_line_failure_naming_the_file(tmp_path):
+    init_workspace(tmp_path)
+    nb = tmp_path / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True); nb.write_text("{")
+    out = module_tests(tmp_path, 1)
+    assert not out.passed and out.failed[0][0] == "01_tensor.ipynb"
+    assert out.failed[0][1].startswith(f"{nb}: line 1 column 2: invalid JSON"), out.failed
+
+
+def test_nbformat_3_notebook_is_upgraded_and_its_tests_run(tmp_path):
+    init_workspace(tmp_path)
+    cell = lambda src: {"cell_type": "code", "input": src, "metadata": {}, "outputs": [], "language": "python"}
+    v3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+          "worksheets": [{"cells": [cell("def add(a, b): return a + b"), cell("def test_unit_add():\n    assert add(1, 2) == 3")]}]}
+    nb = tmp_path / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True); nb.write_text(json.dumps(v3))
+    out = module_tests(tmp_path, 1)
+    assert (out.passed, out.how, out.ran) == (True, "notebook", ["test_unit_add"]), out
+
+
+def test_pytest_runs_through_the_runner_with_the_child_environment(tmp_path):
+    init_workspace(tmp_path)
+    t = tmp_path / "tests/04_losses"; t.mkdir(parents=True)
+    (t / "test_env.py").write_text("import os\ndef test_env():\n    print('from the test')\n"
+                                   "    assert (os.environ['TITO_NO_SYNC'], os.environ['MPLBACKEND']) == ('1', 'Agg')\n"
+                                   f"    assert os.environ['TITO_ROOT'] == {str(tmp_path.resolve())!r}\n")
+    out = module_tests(tmp_path, 4)
+    assert (out.passed, out.how, out.failed) == (True, "pytest", []), out.output
+    assert "1 passed" in out.output

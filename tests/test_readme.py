@@ -2,8 +2,9 @@
 
 Lines that start a long-running server (`tito serve ...`) are started in the background on a free port instead
 of blocking; the PostgreSQL example of the website section is the only line not run (it names a remote host).
+README.md itself is generated from nbs/index.ipynb (`python scripts/readme.py`); a test checks that they agree.
 """
-import os, re, shlex, socket, subprocess, time
+import json, os, re, shlex, socket, subprocess, time
 import httpx, pytest
 from conftest import ROOT, TITO, ipython_shell, run_tito
 
@@ -118,3 +119,13 @@ def test_notebook_block(course):
                    else ip.run_line_magic(l.split("#")[0].strip()[1:], "") for l in lines]
     finally: os.chdir(old)
     assert "Completed module 03 (Layers)" in results[3].text()
+
+
+def test_readme_is_what_index_ipynb_renders():
+    "nbs/index.ipynb is the README's source (settings.ini `readme_nb`); `python scripts/readme.py` writes README.md from it."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("readme_script", ROOT / "scripts" / "readme.py")
+    script = importlib.util.module_from_spec(spec); spec.loader.exec_module(script)
+    nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
+    assert nb["cells"] and all(c["cell_type"] == "markdown" for c in nb["cells"]), "index.ipynb holds only markdown cells"
+    assert README == script.render(), "README.md differs from nbs/index.ipynb: edit the notebook, then run python scripts/readme.py"

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 
 from tinytorch_progress.ids import TitoError
-from tinytorch_progress.report_card import (ReportCardView, analyze, card_html, card_filename,
-                                            report_card_for, write_card)
+from tinytorch_progress.report_card import analyze, card_filename, report_card_for, write_card
+from tinytorch_progress.views.report_card import ReportCardView, card_html
 from tinytorch_progress.schemas import load
 
 NOW = datetime(2025, 7, 12, 22, 48, 40)
@@ -240,7 +240,7 @@ def test_write_card_and_views(workspace, tmp_path):
     bundle = v._repr_mimebundle_()
     assert bundle["text/plain"].splitlines()[1].split() == ["02_activations", "11", "93", "6.82", "B", "A", "A", "A"]
     assert bundle["text/html"].count("data:image/png;base64,") == 3          # grades plot + one chart per card
-    from tinytorch_progress.plots import report_figure
+    from tinytorch_progress.views.plots import report_figure
     assert len(report_figure(v.cards).axes[0].patches) == 8
 
 

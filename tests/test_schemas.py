@@ -90,3 +90,20 @@ def test_every_format_has_a_json_schema(fmt):
     from tinytorch_progress.schemas import json_schema
     s = json_schema(fmt)
     assert s["type"] == "object" and (s.get("properties") or s.get("additionalProperties"))
+
+
+# Each decoder error the JSON module can raise: the message is ours ("path: line L column C: invalid JSON: ") on every
+# interpreter, with the position taken from the decoder's own fields (3.13 puts a trailing comma's column elsewhere).
+BAD_JSON = ['{"a": 1,}', '[1, 2,]', '{"a" 1}', '{not json', '{"a": 1}}', '[1 2]', '{"a": "x', '"\\x"', '{\n  "a": 1\n  "b": 2\n}']
+
+
+@pytest.mark.parametrize("text", BAD_JSON)
+def test_json_errors_use_our_wording_and_the_decoders_position(text, tmp_path):
+    from tinytorch_progress.schemas import load, parse_json
+    with pytest.raises(json.JSONDecodeError) as raised: json.loads(text)
+    where = f"line {raised.value.lineno} column {raised.value.colno}"
+    with pytest.raises(FormatError) as e: parse_json(text, "f.json")
+    assert str(e.value).startswith(f"f.json: {where}: invalid JSON: ") and "\n" not in str(e.value)
+    assert (e.value.path, e.value.where) == ("f.json", where) and e.value.what.startswith("invalid JSON: ")
+    p = tmp_path / "progress.json"; p.write_text(text)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(p))}: {where}: invalid JSON: "): load(p)

@@ -3,12 +3,13 @@
 PostgreSQL comes from $TITO_TEST_PG_URL (default: the role/database `.ci/postgres.sh` creates); each test gets a fresh
 schema. If the server cannot be reached, the PostgreSQL half is skipped with the reason."""
 import json, os, uuid
+from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 
 from conftest import run_tito
 from tinytorch_progress.ids import TitoError
@@ -123,7 +124,7 @@ def test_healthz_and_migration_table(make_client, db_url):
 def test_newer_schema_is_refused(make_client, db_url):
     _, app = make_client()
     with app.state.db.engine.begin() as c:
-        c.execute(srv.insert(srv.SchemaMigration.__table__).values(version=srv.SCHEMA_VERSION + 1, name="future", applied_at=srv._now()))
+        c.execute(insert(srv.SchemaMigration.__table__).values(version=srv.SCHEMA_VERSION + 1, name="future", applied_at=datetime(2030, 1, 1)))
     with pytest.raises(TitoError, match="newer than this tinytorch-progress"):
         srv.create_app(db_url)
 
@@ -482,7 +483,7 @@ def test_dashboard_escapes_user_text(make_client):
     assert client.post("/api/progress/upload", json=body, headers=auth(tok)).status_code == 201
     page = client.get("/u/mal").text
     assert "<script>" not in page and "<img" not in page and "<b>note" not in page and "<i>hi" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
 def test_dashboard_unknown_user_and_bad_params(site):
@@ -534,3 +535,38 @@ def test_durability_setting_reaches_the_database(db_url, durable):
                 assert c.exec_driver_sql("PRAGMA synchronous").scalar() == (2 if durable else 1)  # FULL / NORMAL
                 assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally: db.engine.dispose()
+
+
+# ---- the package -----------------------------------------------------------------------------------------------------
+
+def test_package_names_resolve_to_their_modules():
+    "`tinytorch_progress.server.NAME` is the object of the one module that exports NAME."
+    import importlib
+    seen = {}
+    for m in srv.MODULES:
+        mod = importlib.import_module(f"tinytorch_progress.server.{m}")
+        for name in mod.__all__:
+            assert name not in seen, f"{name} exported by both {seen[name]} and {m}"
+            seen[name] = m
+            assert getattr(srv, name) is getattr(mod, name)
+    assert {"create_app", "add_user", "Db", "Snapshot", "leaderboard", "parse_upload", "render_user"} <= seen.keys()
+    with pytest.raises(AttributeError): srv.no_such_name
+
+
+def test_server_layers():
+    "Server modules import only readers/core and lower server modules; the admin path loads no web stack."
+    import ast, subprocess, sys
+    from pathlib import Path
+    pkg = Path(srv.__file__).parent
+    order = list(srv.MODULES)
+    for m in order:
+        tree = ast.parse((pkg / f"{m}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinytorch_progress."):
+                parts = node.module.split(".")
+                assert parts[1] not in ("views", "commands", "cli", "magics", "display", "plots") and not parts[1].startswith("cmd_"), (m, node.module)
+                if parts[1] == "server": assert order.index(parts[2]) < order.index(m), (m, node.module)
+    code = ("import sys; from tinytorch_progress.server import add_user, Db; "
+            "print(sorted(k for k in ('fastapi', 'jinja2', 'starlette') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -118,10 +118,11 @@ def test_two_workspaces_sync_to_the_server(served, tmp_path):
     assert held["user_id"] == "carol" and held["module_progress"]["completed_modules"] == [1, 2, 3]
     rows = {u["username"]: u for u in json.loads(run_tito("server", "list-users", "--json", cwd=cwd).stdout)}
     assert rows["carol"]["modules_completed"] == 3 and rows["dave"]["modules_completed"] == 1
+    from sqlalchemy import func, select
     from tinytorch_progress import server as srv
     db = srv.Db(f"sqlite:///{cwd / 'tito-server.db'}")
     def snapshots():
-        with db.read() as c: return c.execute(srv.select(srv.func.count()).select_from(srv.Snapshot.__table__)).scalar()
+        with db.read() as c: return c.execute(select(func.count()).select_from(srv.Snapshot.__table__)).scalar()
     try:
         before = snapshots()
         for name in plan:  # nothing changed since: the client re-sends the same bytes and the server stores nothing

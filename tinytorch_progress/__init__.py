@@ -11,6 +11,6 @@ def load_ipython_extension(ipython):
 
 def __getattr__(name):
     if name == "status_panel":
-        from tinytorch_progress.display import status_panel
+        from tinytorch_progress.views.status import status_panel
         return status_panel
     raise AttributeError(f"module 'tinytorch_progress' has no attribute {name!r}")

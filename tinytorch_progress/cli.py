@@ -5,25 +5,26 @@
 # %% auto #0
 __all__ = ['use_color', 'colorize', 'main']
 
-# %% ../nbs/20_cli.ipynb #ecbb8c4c
+# %% ../nbs/20_cli.ipynb #ccffe104
 import os, sys
 
 from .ids import TitoError
 from .commands import parse, render
+from .views.palette import ANSI
 
-# %% ../nbs/20_cli.ipynb #a722103f
+# %% ../nbs/20_cli.ipynb #a1d9da74
 def use_color(stream=None) -> bool:
     "Colour only on a TTY, never with `NO_COLOR` (https://no-color.org)."
     stream = stream or sys.stdout
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
-_COLORS = {"✓ completed": "32", "… started": "33", "◆ unlocked": "36", "★": "1;35", "FAILED": "31"}
-
+# %% ../nbs/20_cli.ipynb #18bc4d96
 def colorize(text: str) -> str:
-    "Mark states with ANSI colours (callers check `use_color` first)."
-    for word, code in _COLORS.items(): text = text.replace(word, f"\x1b[{code}m{word}\x1b[0m")
+    "Mark states with the palette's ANSI colours (callers check `use_color` first)."
+    for word, code in ANSI.items(): text = text.replace(word, f"\x1b[{code}m{word}\x1b[0m")
     return text
 
+# %% ../nbs/20_cli.ipynb #811ef755
 def main(argv=None) -> int:
     "Entry point of the `tito` console script."
     argv = sys.argv[1:] if argv is None else argv
@@ -51,6 +52,6 @@ def main(argv=None) -> int:
         if os.environ.get("TITO_DEBUG"): raise
         return 1
 
-# %% ../nbs/20_cli.ipynb #6ce19080
+# %% ../nbs/20_cli.ipynb #98fc46a3
 #| eval: false
 if __name__ == "__main__": sys.exit(main())

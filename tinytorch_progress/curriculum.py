@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_PATH', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'module_folders', 'load_curriculum',
            'module_dir', 'module_notebook']
 
-# %% ../nbs/02_curriculum.ipynb #bbcc44ea
+# %% ../nbs/02_curriculum.ipynb #e449eb56
 import json, re
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from typing import Optional
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
-# %% ../nbs/02_curriculum.ipynb #cc143962
+# %% ../nbs/02_curriculum.ipynb #80a7eccb
 @light_dataclass(frozen=True)
 class Module:
     "One module of the course."
@@ -27,6 +27,7 @@ class Module:
     @property
     def key(self) -> str: return f"{self.number:02d}"
 
+# %% ../nbs/02_curriculum.ipynb #eb1ba853
 @light_dataclass(frozen=True)
 class Milestone:
     "A historical result the student re-creates once the modules it needs are complete."
@@ -37,7 +38,7 @@ class Milestone:
     parts: tuple[str, ...] = ()
     timeout_s: float = 600
 
-# %% ../nbs/02_curriculum.ipynb #87d8f67a
+# %% ../nbs/02_curriculum.ipynb #f9940ce3
 @light_dataclass
 class Curriculum:
     "Modules and milestones of one course; look-ups accept any ID spelling."
@@ -64,10 +65,11 @@ class Curriculum:
         for m in self.modules: out.setdefault(m.tier, []).append(m)
         return {t: ms for t, ms in out.items() if ms}
 
-# %% ../nbs/02_curriculum.ipynb #a6d1d85b
+# %% ../nbs/02_curriculum.ipynb #8c04563c
 import tinytorch_progress
 DEFAULT_PATH = Path(tinytorch_progress.__file__).with_name("curriculum.json")
 
+# %% ../nbs/02_curriculum.ipynb #0d970c13
 def curriculum_from_dict(d: dict) -> Curriculum:
     mods = sorted((Module(m["number"], m["slug"], m["title"], m["tier"]) for m in d["modules"]), key=lambda m: m.number)
     mss = [Milestone(milestone_id(m["id"]), m["name"], m["year"], tuple(sorted(module_number(r) for r in m["requires"])),
@@ -75,6 +77,7 @@ def curriculum_from_dict(d: dict) -> Curriculum:
     return Curriculum(mods, sorted(mss, key=lambda m: m.id), d.get("name", "TinyTorch"), list(d.get("tiers", [])),
                       bool(d.get("sequential_gating", False)))
 
+# %% ../nbs/02_curriculum.ipynb #51f0bed0
 def _override(root) -> Optional[dict]:
     p = Path(root) / ".tito" / "curriculum.json"
     if not p.exists(): return None
@@ -82,7 +85,7 @@ def _override(root) -> Optional[dict]:
     try: return load(p, "curriculum").model_dump(mode="json")
     except FormatError as e: raise TitoError(str(e)) from None
 
-# %% ../nbs/02_curriculum.ipynb #ca082d6e
+# %% ../nbs/02_curriculum.ipynb #b9276b9a
 _FOLDER = re.compile(r"^(\d{2,3})_([a-z0-9][a-z0-9_]*)$")
 
 def module_folders(root) -> dict[int, Path]:
@@ -97,6 +100,7 @@ def module_folders(root) -> dict[int, Path]:
             if m and child.is_dir(): out[int(m.group(1))] = child
     return out
 
+# %% ../nbs/02_curriculum.ipynb #1e056941
 def load_curriculum(root=None) -> Curriculum:
     "The curriculum of the workspace at `root` (override, else the default), plus discovered module folders."
     data = _override(root) if root is not None else None
@@ -107,10 +111,12 @@ def load_curriculum(root=None) -> Curriculum:
     if extra: cur.modules = sorted(cur.modules + extra, key=lambda m: m.number)
     return cur
 
+# %% ../nbs/02_curriculum.ipynb #181e56c2
 def module_dir(root, x) -> Optional[Path]:
     "The folder of module `x` in the workspace, or None."
     return module_folders(root).get(module_number(x))
 
+# %% ../nbs/02_curriculum.ipynb #0ed5ab62
 def module_notebook(folder) -> Optional[Path]:
     "The notebook of a module folder: `NN_name.ipynb`, else `NN_name.py` (jupytext), else `*_dev.py`, else its only notebook."
     d = Path(folder)

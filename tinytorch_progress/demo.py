@@ -5,39 +5,47 @@
 # %% auto #0
 __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'module_notebook', 'write_modules', 'build_demo', 'publish_demo']
 
-# %% ../nbs/21_demo.ipynb #ab05f720
+# %% ../nbs/21_demo.ipynb #2da91458
 from pathlib import Path
 
 from .curriculum import Module, load_curriculum
 from .ids import TitoError
 
-# %% ../nbs/21_demo.ipynb #028d8d45
-CODE = {
- "tensor": ('import numpy as np\n\nclass Tensor:\n    "A NumPy array with the operations later modules build on."\n    def __init__(self, data): self.data = np.asarray(data, dtype=float)\n    @property\n    def shape(self): return self.data.shape\n    def __add__(self, other): return Tensor(self.data + np.asarray(getattr(other, "data", other)))',
-            'def matmul(a, b):\n    "Matrix product of two Tensors."\n    # TODO: return a Tensor holding a @ b\n    # HINT: the arrays are in `.data`\n    ### BEGIN SOLUTION\n    return Tensor(a.data @ b.data)\n    ### END SOLUTION',
-            'def test_unit_tensor():\n    t = Tensor([[1, 2], [3, 4]])\n    assert t.shape == (2, 2)\n    assert (matmul(t, Tensor([[1], [1]])).data == [[3], [7]]).all()\n    assert ((t + 1).data == [[2, 3], [4, 5]]).all()'),
- "activations": ('import numpy as np\n\ndef relu(x):\n    "max(0, x), elementwise."\n    return np.maximum(0, x)',
-                 'def sigmoid(x):\n    "1 / (1 + e^-x), elementwise."\n    # TODO: implement the logistic function\n    # HINT: np.exp works on arrays\n    ### BEGIN SOLUTION\n    return 1 / (1 + np.exp(-np.asarray(x, dtype=float)))\n    ### END SOLUTION',
-                 'def test_unit_activations():\n    assert (relu(np.array([-1.0, 2.0])) == [0, 2]).all()\n    assert abs(sigmoid(0) - 0.5) < 1e-12\n    assert sigmoid(50) > 0.999'),
- "layers": ('import numpy as np\n\nclass Linear:\n    "y = x @ W + b."\n    def __init__(self, n_in, n_out, seed=0):\n        rng = np.random.default_rng(seed)\n        self.W = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)); self.b = np.zeros(n_out)',
-            'def linear_forward(layer, x):\n    "Apply a Linear layer."\n    # TODO: compute x @ W + b\n    # HINT: broadcasting adds b to every row\n    ### BEGIN SOLUTION\n    return np.asarray(x) @ layer.W + layer.b\n    ### END SOLUTION',
-            'def test_unit_linear():\n    l = Linear(3, 2)\n    assert linear_forward(l, np.ones((4, 3))).shape == (4, 2)'),
- "losses": ('import numpy as np\n\ndef mse_loss(pred, target):\n    "Mean squared error."\n    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))',
-            'def binary_cross_entropy(p, y, eps=1e-12):\n    "Cross-entropy of probabilities p for labels y in {0, 1}."\n    # TODO: average -(y log p + (1-y) log(1-p))\n    # HINT: clip p away from 0 and 1 first\n    ### BEGIN SOLUTION\n    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps); y = np.asarray(y)\n    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))\n    ### END SOLUTION',
-            'def test_unit_losses():\n    assert mse_loss([1, 2], [1, 4]) == 2.0\n    assert binary_cross_entropy([0.9], [1]) < binary_cross_entropy([0.1], [1])'),
-}
+# %% ../nbs/21_demo.ipynb #e83f05b2
+CODE = {}  # module slug -> (exported code, the solved TODO, a unit test)
 
+# %% ../nbs/21_demo.ipynb #a025f1b8
+CODE["tensor"] = ('import numpy as np\n\nclass Tensor:\n    "A NumPy array with the operations later modules build on."\n    def __init__(self, data): self.data = np.asarray(data, dtype=float)\n    @property\n    def shape(self): return self.data.shape\n    def __add__(self, other): return Tensor(self.data + np.asarray(getattr(other, "data", other)))',
+                  'def matmul(a, b):\n    "Matrix product of two Tensors."\n    # TODO: return a Tensor holding a @ b\n    # HINT: the arrays are in `.data`\n    ### BEGIN SOLUTION\n    return Tensor(a.data @ b.data)\n    ### END SOLUTION',
+                  'def test_unit_tensor():\n    t = Tensor([[1, 2], [3, 4]])\n    assert t.shape == (2, 2)\n    assert (matmul(t, Tensor([[1], [1]])).data == [[3], [7]]).all()\n    assert ((t + 1).data == [[2, 3], [4, 5]]).all()')
+
+# %% ../nbs/21_demo.ipynb #358f2ab4
+CODE["activations"] = ('import numpy as np\n\ndef relu(x):\n    "max(0, x), elementwise."\n    return np.maximum(0, x)',
+                       'def sigmoid(x):\n    "1 / (1 + e^-x), elementwise."\n    # TODO: implement the logistic function\n    # HINT: np.exp works on arrays\n    ### BEGIN SOLUTION\n    return 1 / (1 + np.exp(-np.asarray(x, dtype=float)))\n    ### END SOLUTION',
+                       'def test_unit_activations():\n    assert (relu(np.array([-1.0, 2.0])) == [0, 2]).all()\n    assert abs(sigmoid(0) - 0.5) < 1e-12\n    assert sigmoid(50) > 0.999')
+
+# %% ../nbs/21_demo.ipynb #f3a485dc
+CODE["layers"] = ('import numpy as np\n\nclass Linear:\n    "y = x @ W + b."\n    def __init__(self, n_in, n_out, seed=0):\n        rng = np.random.default_rng(seed)\n        self.W = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)); self.b = np.zeros(n_out)',
+                  'def linear_forward(layer, x):\n    "Apply a Linear layer."\n    # TODO: compute x @ W + b\n    # HINT: broadcasting adds b to every row\n    ### BEGIN SOLUTION\n    return np.asarray(x) @ layer.W + layer.b\n    ### END SOLUTION',
+                  'def test_unit_linear():\n    l = Linear(3, 2)\n    assert linear_forward(l, np.ones((4, 3))).shape == (4, 2)')
+
+# %% ../nbs/21_demo.ipynb #d998b68e
+CODE["losses"] = ('import numpy as np\n\ndef mse_loss(pred, target):\n    "Mean squared error."\n    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))',
+                  'def binary_cross_entropy(p, y, eps=1e-12):\n    "Cross-entropy of probabilities p for labels y in {0, 1}."\n    # TODO: average -(y log p + (1-y) log(1-p))\n    # HINT: clip p away from 0 and 1 first\n    ### BEGIN SOLUTION\n    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps); y = np.asarray(y)\n    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))\n    ### END SOLUTION',
+                  'def test_unit_losses():\n    assert mse_loss([1, 2], [1, 4]) == 2.0\n    assert binary_cross_entropy([0.9], [1]) < binary_cross_entropy([0.1], [1])')
+
+# %% ../nbs/21_demo.ipynb #c41127a0
 GENERIC = ('import numpy as np\n\ndef {slug}_scale(x, factor=2.0):\n    "A stand-in for the {title} module\'s real work: scale an array."\n    return np.asarray(x, dtype=float) * factor',
            'def {slug}_mean(x):\n    "The mean of an array."\n    # TODO: return the mean of x as a float\n    # HINT: np.mean\n    ### BEGIN SOLUTION\n    return float(np.mean(x))\n    ### END SOLUTION',
            'def test_unit_{slug}():\n    assert ({slug}_scale([1, 2]) == [2, 4]).all()\n    assert {slug}_mean([1, 2, 3]) == 2.0')
 
-# %% ../nbs/21_demo.ipynb #544fa446
-def module_notebook(m: Module):
-    "The demo notebook of module `m` (an nbformat notebook)."
+# %% ../nbs/21_demo.ipynb #046d726c
+def _module_cells(m: Module) -> list:
+    "The cells of module `m`'s notebook: what to build, the TODO, the test, the `%tito` cell."
     import nbformat.v4 as v4
     export, todo, test = CODE[m.slug] if m.slug in CODE else (s.format(slug=m.slug, title=m.title) for s in GENERIC)
     test_name = test.split("(")[0].removeprefix("def ")
-    cells = [
+    return [
         v4.new_markdown_cell(f"# Module {m.key}: {m.title}\n\n> {m.tier} tier. Build it, test it, record it.\n\n"
                              "Run the cells in order. When the tests pass, record your progress with `%tito complete`."),
         v4.new_code_cell(f"#| default_exp {m.slug}"),
@@ -51,12 +59,17 @@ def module_notebook(m: Module):
         v4.new_markdown_cell("## Track your progress"),
         v4.new_code_cell("%load_ext tinytorch_progress\n%tito status"),
     ]
-    nb = v4.new_notebook(cells=cells)
+
+# %% ../nbs/21_demo.ipynb #a8313ac1
+def module_notebook(m: Module):
+    "The demo notebook of module `m` (an nbformat notebook)."
+    import nbformat.v4 as v4
+    nb = v4.new_notebook(cells=_module_cells(m))
     nb.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     for i, c in enumerate(nb.cells): c["id"] = f"{m.key}-{i:02d}"
     return nb
 
-# %% ../nbs/21_demo.ipynb #bca06446
+# %% ../nbs/21_demo.ipynb #3e034635
 DEMO_USER = "demo-student"
 
 def write_modules(root) -> list[Path]:
@@ -72,10 +85,11 @@ def write_modules(root) -> list[Path]:
         out.append(p)
     return out
 
+# %% ../nbs/21_demo.ipynb #31206c39
 def build_demo(path, completed: int = 2, log=print) -> Path:
     "Create the demo course at `path`; complete the first `completed` modules (tests run) and start the next."
     from tinytorch_progress import tracker
-    from tinytorch_progress.display import change_text
+    from tinytorch_progress.views.status import change_text
     from tinytorch_progress.store import Workspace, init_workspace
     root = Path(path).resolve()
     if root.exists() and any(root.iterdir()): raise TitoError(f"{root} is not empty; choose a new folder for the demo")
@@ -93,29 +107,34 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
     log(change_text(tracker.start(root, completed + 1)))
     return root
 
-# %% ../nbs/21_demo.ipynb #a0e971c6
+# %% ../nbs/21_demo.ipynb #0b2643ae
 def _free_port() -> int:
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
-def publish_demo(root, log=print) -> dict:
-    "Report cards, the combined export and a synced class website (SQLite) for the demo course at `root`."
-    import threading, time
-    import uvicorn
+# %% ../nbs/21_demo.ipynb #31c72479
+def _reports_and_export(root: Path, log) -> tuple[list, Path]:
+    "Report cards of every module notebook and the student's combined export; (card paths, export path)."
     from tinytorch_progress.export import build_export
     from tinytorch_progress.report_card import report_card_for, workspace_modules, write_card
-    from tinytorch_progress.server import add_user, create_app
     from tinytorch_progress.store import write_json_atomic
-    from tinytorch_progress.sync import login, sync
-    root = Path(root)
     cards = [write_card(report_card_for(d, root), root / "instructor" / "reports") for d in workspace_modules(root)[0]]
     log(f"Wrote {len(cards)} report cards to instructor/reports/")
     export_path = root / "exports" / "progress_export.json"
     export_path.parent.mkdir(exist_ok=True)
     write_json_atomic(export_path, build_export(root).to_json())
     log("Wrote the combined export to exports/progress_export.json")
-    db = f"sqlite:///{root / 'website.db'}"
+    return cards, export_path
+
+# %% ../nbs/21_demo.ipynb #519aecce
+def _sync_to_local_site(root: Path, db: str):
+    "Start the class website on 127.0.0.1 for `db`, log the demo student in, sync, stop the site; the sync result."
+    import threading, time
+    import uvicorn
+    from tinytorch_progress.server.accounts import add_user
+    from tinytorch_progress.server.app import create_app
+    from tinytorch_progress.sync import login, sync
     app = create_app(db)
     token = add_user(app.state.db.engine, DEMO_USER)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
@@ -125,11 +144,18 @@ def publish_demo(root, log=print) -> dict:
             if server.started: break
             time.sleep(0.05)
         else: raise TitoError("the demo website did not start")
-        url = f"http://127.0.0.1:{server.config.port}"
-        login(root, url, token)
-        result = sync(root)
+        login(root, f"http://127.0.0.1:{server.config.port}", token)
+        return sync(root)
     finally:
         server.should_exit = True; thread.join(10)
+
+# %% ../nbs/21_demo.ipynb #923c6bae
+def publish_demo(root, log=print) -> dict:
+    "Report cards, the combined export and a synced class website (SQLite) for the demo course at `root`."
+    root = Path(root)
+    cards, export_path = _reports_and_export(root, log)
+    db = f"sqlite:///{root / 'website.db'}"
+    result = _sync_to_local_site(root, db)
     log(f"Synced to a class website on SQLite (website.db): {result.message}")
     if not result.ok: raise TitoError(f"demo sync failed: {result.message}")
     return {"report_cards": [str(c) for c in cards], "export": str(export_path), "website_db": db, "sync": result.to_json()}

@@ -6,14 +6,20 @@
 __all__ = ['SPEC_DEVIATIONS', 'last_modules', 'export_user_id', 'export_dict', 'build_export', 'spec_blocks',
            'write_spec_workspace', 'leaves']
 
-# %% ../nbs/07_export.ipynb #938342b1
+# %% ../nbs/07_export.ipynb #c8e67945
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 from .ids import TitoError
 
-# %% ../nbs/07_export.ipynb #7881dc5d
+# %% ../nbs/07_export.ipynb #b9024324
+def _naive(d: datetime) -> datetime:
+    "Compare dates of mixed zones: aware ones in UTC, naive ones as written."
+    from datetime import timezone
+    return d.astimezone(timezone.utc).replace(tzinfo=None) if d.tzinfo else d
+
+# %% ../nbs/07_export.ipynb #d72549ce
 def last_modules(state) -> tuple[Optional[int], Optional[int]]:
     "(last_worked, last_completed) of a `store.State`, corrected when the root file is stale."
     dated = {n: d for n, d in state.completed.items() if d is not None}
@@ -24,12 +30,7 @@ def last_modules(state) -> tuple[Optional[int], Optional[int]]:
     last_worked = last_completed if stale or state.last_worked is None else state.last_worked
     return last_worked, last_completed
 
-def _naive(d: datetime) -> datetime:
-    "Compare dates of mixed zones: aware ones in UTC, naive ones as written."
-    from datetime import timezone
-    return d.astimezone(timezone.utc).replace(tzinfo=None) if d.tzinfo else d
-
-# %% ../nbs/07_export.ipynb #36fdc247
+# %% ../nbs/07_export.ipynb #fad89614
 def export_user_id(root, user_id: Optional[str] = None) -> str:
     "The user id: `user_id`, else `.tito/config.json` `user_id`, else a `TitoError`."
     from tinytorch_progress.store import Workspace
@@ -38,31 +39,43 @@ def export_user_id(root, user_id: Optional[str] = None) -> str:
         raise TitoError("no user id: pass --user-id ID, or set it once with `tito login --server URL --token T --user-id ID`")
     return str(uid)
 
-def export_dict(root, user_id: Optional[str], now: Optional[datetime] = None) -> dict:
-    "The raw combined export; `user_id=None` leaves the key out (an upload body the server fills in)."
-    from tinytorch_progress import tracker
-    from tinytorch_progress.store import Workspace, now_local
-    now = now or now_local()
-    st = tracker.status(root)  # the same module and milestone states every view shows
+# %% ../nbs/07_export.ipynb #f8518285
+def _module_progress(st) -> dict:
+    "The `module_progress` section of a `tracker.Status`."
     s, cur = st.state, st.curriculum
     done = [r.module.number for r in st.modules if r.state == "completed"]
     worked, last = last_modules(s)
-    mp = {"total_modules": len(cur.modules), "completed_count": len(done), "completed_modules": done,
-          "completion_dates": {str(n): s.completed[n] for n in done if s.completed[n] is not None},
-          "last_worked": worked, "last_completed": last,
-          "completion_percentage": st.percentage}
+    return {"total_modules": len(cur.modules), "completed_count": len(done), "completed_modules": done,
+            "completion_dates": {str(n): s.completed[n] for n in done if s.completed[n] is not None},
+            "last_worked": worked, "last_completed": last,
+            "completion_percentage": st.percentage}
+
+# %% ../nbs/07_export.ipynb #178956c6
+def _milestone_progress(st) -> dict:
+    "The `milestone_progress` section of a `tracker.Status`: unlocked (with dates) and locked milestones."
     unlocked, locked = [], []
     for r in st.milestones:
         if r.state == "locked": locked.append({"id": r.milestone.id, "name": r.milestone.name}); continue
         unlocked.append({"id": r.milestone.id, "name": r.milestone.name, "unlocked_at": r.unlocked_at,
                          "completed": r.state == "completed", "completed_at": r.completed_at})
-    sp = {"total_milestones": len(cur.milestones), "unlocked_count": len(unlocked),
-          "completed_count": sum(m["completed"] for m in unlocked), "unlocked_milestones": unlocked, "locked_milestones": locked}
-    out = {"user_id": user_id, "timestamp": now, "version": "1.0", "module_progress": mp, "milestone_progress": sp,
-           "statistics": tracker.statistics(s, Workspace(root).events(), now), "achievements": tracker.achievements(s, cur)}
+    return {"total_milestones": len(st.curriculum.milestones), "unlocked_count": len(unlocked),
+            "completed_count": sum(m["completed"] for m in unlocked), "unlocked_milestones": unlocked, "locked_milestones": locked}
+
+# %% ../nbs/07_export.ipynb #43588cab
+def export_dict(root, user_id: Optional[str], now: Optional[datetime] = None) -> dict:
+    "The raw combined export; `user_id=None` leaves the key out (an upload body the server fills in)."
+    from tinytorch_progress import tracker
+    from tinytorch_progress.store import Workspace, now_local
+    now = now or now_local()
+    st = tracker.status(root)
+    out = {"user_id": user_id, "timestamp": now, "version": "1.0", "module_progress": _module_progress(st),
+           "milestone_progress": _milestone_progress(st),
+           "statistics": tracker.statistics(st.state, Workspace(root).events(), now),
+           "achievements": tracker.achievements(st.state, st.curriculum)}
     if user_id is None: del out["user_id"]
     return out
 
+# %% ../nbs/07_export.ipynb #b7e34ba2
 def build_export(root, user_id: Optional[str] = None, now: Optional[datetime] = None):
     "The combined export of the workspace at `root`, validated (`schemas.CombinedExport`)."
     from tinytorch_progress.schemas import CombinedExport, FormatError, validate
@@ -73,12 +86,13 @@ def build_export(root, user_id: Optional[str] = None, now: Optional[datetime] = 
     if errs: raise TitoError("export is inconsistent: " + "; ".join(errs))
     return e
 
-# %% ../nbs/07_export.ipynb #335da22e
+# %% ../nbs/07_export.ipynb #1eff6774
 def spec_blocks(spec_path) -> list:
     "The ```json blocks of the format spec, parsed."
     import json, re
     return [json.loads(b) for b in re.findall(r"```json\n(.*?)```", Path(spec_path).read_text(), re.S)]
 
+# %% ../nbs/07_export.ipynb #0e4bf32c
 def write_spec_workspace(root, spec_path) -> dict:
     "Make `root` a workspace holding the spec's three progress files; return the spec's combined example."
     import json
@@ -90,7 +104,7 @@ def write_spec_workspace(root, spec_path) -> dict:
     (root / ".tito" / "milestones.json").write_text(json.dumps(pick("unlocked_milestones"), indent=2))
     return pick("module_progress")
 
-# %% ../nbs/07_export.ipynb #39a5c482
+# %% ../nbs/07_export.ipynb #f1962a34
 SPEC_DEVIATIONS = {  # path in the export → (spec's example value, our value)
     ("milestone_progress", "unlocked_milestones", 0, "completed"): (True, False),
     ("milestone_progress", "unlocked_milestones", 0, "completed_at"): ("2025-11-16T15:00:00", None),
@@ -104,6 +118,7 @@ SPEC_DEVIATIONS = {  # path in the export → (spec's example value, our value)
     ("achievements", "halfway_point"): ("2025-11-20T14:00:00", None),
 }
 
+# %% ../nbs/07_export.ipynb #29cb7a2b
 def leaves(x, path=()):
     "Every (path, value) leaf of a JSON value; empty containers are leaves."
     if isinstance(x, dict) and x:

@@ -5,15 +5,18 @@
 # %% auto #0
 __all__ = ['TitoError', 'InvalidId', 'module_number', 'module_key', 'milestone_id']
 
-# %% ../nbs/00_ids.ipynb #b5df9c7c
+# %% ../nbs/00_ids.ipynb #7b74a988
 import re
 
+# %% ../nbs/00_ids.ipynb #b91cfbd1
 class TitoError(Exception):
     "An error the user can act on. Front ends print `str(e)` as one line, never a traceback."
 
+# %% ../nbs/00_ids.ipynb #708a3015
 class InvalidId(TitoError, ValueError):
     "A module or milestone ID that cannot be read (a `ValueError`, so pydantic reports it as a field error)."
 
+# %% ../nbs/00_ids.ipynb #46ee328e
 _ID = re.compile(r"^(?:module_|milestone_|m)?0*(\d{1,3})(?:[_-][a-z0-9_\-]*)?$", re.ASCII)
 
 def _number(x, kind: str) -> int:
@@ -28,15 +31,17 @@ def _number(x, kind: str) -> int:
     if not 1 <= n <= 999: raise InvalidId(f"{kind} numbers run from 1 to 999, got {x!r}")
     return n
 
+# %% ../nbs/00_ids.ipynb #52c3e316
 def module_number(x) -> int:
     "The module number of `x`, whether it is `1`, `'1'`, `'01'`, `'01_tensor'` or `'module_01'`."
     return _number(x, "module")
 
-# %% ../nbs/00_ids.ipynb #9a1a0aa6
+# %% ../nbs/00_ids.ipynb #12f417f1
 def module_key(x) -> str:
     "`'01'`: the spelling of root progress.json and of combined-export `last_worked`."
     return f"{module_number(x):02d}"
 
+# %% ../nbs/00_ids.ipynb #04dcccf4
 def milestone_id(x) -> str:
     "Milestone IDs are always two-digit strings: `1`, `'1'`, `'01'`, `'01_perceptron'` → `'01'`."
     return f"{_number(x, 'milestone'):02d}"

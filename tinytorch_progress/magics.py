@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['notebook_path', 'TitoMagics', 'log_notebook_open', 'load_ipython_extension']
 
-# %% ../nbs/19_magics.ipynb #7a9303b6
+# %% ../nbs/19_magics.ipynb #8c0d77cc
 import argparse, os, shlex
 from pathlib import Path
 
@@ -13,10 +13,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
-from .commands import parse
+from .commands import COMMANDS, parse
 from .ids import TitoError
 
-# %% ../nbs/19_magics.ipynb #a1c2ab15
+# %% ../nbs/19_magics.ipynb #b92e5f14
 def notebook_path(user_ns: dict):
     "The path of the running notebook, if the front end tells the kernel."
     for key in ("__vsc_ipynb_file__", "__session__"):
@@ -27,13 +27,13 @@ def notebook_path(user_ns: dict):
             return path
     return None
 
-# %% ../nbs/19_magics.ipynb #88e9d291
+# %% ../nbs/19_magics.ipynb #38bc18ac
 @magics_class
 class TitoMagics(Magics):
     "The `%tito` line magic."
 
     @magic_arguments()
-    @argument("command", nargs="?", default="status", help="status, start, complete, milestone, report, perf, export, sync, plot, help, …")
+    @argument("command", nargs="?", default="status", help=", ".join(n for n in COMMANDS if " " not in n))
     @argument("args", nargs=argparse.REMAINDER, help="arguments of the command (see `%%tito help`)")
     @line_magic
     def tito(self, line: str = ""):
@@ -53,6 +53,7 @@ class TitoMagics(Magics):
         except Exception as e:  # a bug of ours: one line in the notebook, as in the terminal
             raise UsageError(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
+# %% ../nbs/19_magics.ipynb #7148fed4
 def log_notebook_open(user_ns: dict):
     "Record that a module notebook was opened (activity for study time and streaks); never fails the load."
     try:
@@ -66,6 +67,7 @@ def log_notebook_open(user_ns: dict):
         record_activity(find_root(start=here), "open", module=module, notebook=nb.name if nb else None)
     except Exception: pass  # outside a workspace, or a read-only one: loading the extension still works
 
+# %% ../nbs/19_magics.ipynb #0de14342
 def load_ipython_extension(ipython):
     "Register `%tito` and note the notebook's opening in the activity log."
     ipython.register_magics(TitoMagics)

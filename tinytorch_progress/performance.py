@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['MAX_VALUE_CHARS', 'RESULTS_DIR', 'SUFFIX', 'PerfTest', 'parse_value', 'PerfModule', 'read_results', 'PerfSummary',
-           'summarize', 'test_line', 'summary_text', 'summary_html']
+           'summarize']
 
-# %% ../nbs/06_performance.ipynb #709ae247
+# %% ../nbs/06_performance.ipynb #b16f303e
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,16 @@ from typing import Any, Optional
 
 from .ids import TitoError, module_number
 
-# %% ../nbs/06_performance.ipynb #f8b85141
-MAX_VALUE_CHARS = 100_000
+# %% ../nbs/06_performance.ipynb #276f5c55
+def _bools(v, path=""):
+    "(path, bool) for every boolean inside a literal."
+    if isinstance(v, bool): yield path or "value", v
+    elif isinstance(v, dict):
+        for k, x in v.items(): yield from _bools(x, f"{path}.{k}" if path else str(k))
+    elif isinstance(v, (list, tuple, set, frozenset)):
+        for i, x in enumerate(v): yield from _bools(x, f"{path}[{i}]")
 
+# %% ../nbs/06_performance.ipynb #83fcbd55
 @dataclass
 class PerfTest:
     "One performance test: its verdict, parsed values and error message."
@@ -44,13 +51,8 @@ class PerfTest:
         return {"name": self.name, "status": self.status, "passed": self.passed, "failed_checks": self.failed_checks,
                 "numbers": self.numbers, "message": self.message}
 
-def _bools(v, path=""):
-    "(path, bool) for every boolean inside a literal."
-    if isinstance(v, bool): yield path or "value", v
-    elif isinstance(v, dict):
-        for k, x in v.items(): yield from _bools(x, f"{path}.{k}" if path else str(k))
-    elif isinstance(v, (list, tuple, set, frozenset)):
-        for i, x in enumerate(v): yield from _bools(x, f"{path}[{i}]")
+# %% ../nbs/06_performance.ipynb #d5c759cf
+MAX_VALUE_CHARS = 100_000
 
 def parse_value(name: str, raw) -> PerfTest:
     "Parse one results value with `ast.literal_eval`; never raises."
@@ -65,7 +67,7 @@ def parse_value(name: str, raw) -> PerfTest:
     ok = all(b for _, b in _bools(v))
     return PerfTest(name, "pass" if ok else "fail", v, raw=raw)
 
-# %% ../nbs/06_performance.ipynb #27224401
+# %% ../nbs/06_performance.ipynb #942d8c69
 RESULTS_DIR = Path("tests") / "performance" / "performance_results"
 SUFFIX = "_performance_results.json"
 
@@ -88,6 +90,7 @@ class PerfModule:
         return {"module": self.module, "path": str(self.path), "passed": self.passed, "failed": self.failed,
                 "total": len(self.tests), "error": self.error, "tests": [t.to_json() for t in self.tests]}
 
+# %% ../nbs/06_performance.ipynb #11f4e080
 def read_results(path) -> PerfModule:
     "Read and judge one `{module}_performance_results.json`."
     from tinytorch_progress.schemas import FormatError, read_json, validate
@@ -99,7 +102,7 @@ def read_results(path) -> PerfModule:
     m.tests = [parse_value(k, v) for k, v in data.items()]
     return m
 
-# %% ../nbs/06_performance.ipynb #f0728852
+# %% ../nbs/06_performance.ipynb #e9347089
 @dataclass
 class PerfSummary:
     "Every module's performance results and the totals."
@@ -120,6 +123,7 @@ class PerfSummary:
                 "totals": {"modules": len(self.modules), "passed": self.passed, "failed": self.failed,
                            "tests": self.passed + self.failed, "unreadable_files": self.unreadable}}
 
+# %% ../nbs/06_performance.ipynb #d56a4a63
 def _number(name: str) -> Optional[int]:
     try: return module_number(name)
     except ValueError: return None
@@ -128,6 +132,7 @@ def _matches(name: str, want) -> bool:
     a, b = _number(name), _number(str(want))
     return a == b if a is not None and b is not None else name == str(want)
 
+# %% ../nbs/06_performance.ipynb #d3d0deed
 def summarize(root, module=None) -> PerfSummary:
     "Performance results of the workspace at `root` (only `module`'s if given)."
     folder = Path(root) / RESULTS_DIR
@@ -138,39 +143,3 @@ def summarize(root, module=None) -> PerfSummary:
     mods = [read_results(p) for p in paths]
     mods.sort(key=lambda m: (_number(m.module) is None, _number(m.module) or 0, m.module))
     return PerfSummary(mods, folder)
-
-# %% ../nbs/06_performance.ipynb #d92e3eec
-def test_line(t: PerfTest) -> str:
-    mark = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unparseable": "UNPARSEABLE"}[t.status]
-    detail = ""
-    if t.status == "fail": detail = "failed: " + ", ".join(t.failed_checks)
-    elif t.message: detail = t.message
-    nums = ", ".join(f"{k}={v}" for k, v in t.numbers.items())
-    return "  ".join(x for x in (f"  {mark:11} {t.name}", detail, f"[{nums}]" if nums else "") if x)
-
-def summary_text(s: PerfSummary) -> str:
-    if not s.modules: return f"No performance results in {s.folder}"
-    out = []
-    for m in s.modules:
-        if m.error: out.append(f"{m.module}: unreadable: {m.error}"); continue
-        out.append(f"{m.module}: {m.passed}/{len(m.tests)} passed")
-        out += [test_line(t) for t in m.tests]
-    tail = f"Total: {s.passed}/{s.passed + s.failed} tests passed in {len(s.modules)} module(s)"
-    if s.unreadable: tail += f", {s.unreadable} unreadable file(s)"
-    return "\n".join(out + [tail])
-
-def summary_html(s: PerfSummary) -> str:
-    from html import escape
-    if not s.modules: return f"<p>No performance results in <code>{escape(str(s.folder))}</code></p>"
-    colour = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#cf222e", "unparseable": "#9a6700"}
-    rows = []
-    for m in s.modules:
-        if m.error:
-            rows.append(f"<tr><td>{escape(m.module)}</td><td colspan=3 style='color:#cf222e'>unreadable: {escape(m.error)}</td></tr>"); continue
-        for t in m.tests:
-            detail = "failed: " + ", ".join(t.failed_checks) if t.status == "fail" else (t.message or "")
-            nums = ", ".join(f"{k}={v}" for k, v in t.numbers.items())
-            rows.append(f"<tr><td>{escape(m.module)}</td><td>{escape(t.name)}</td>"
-                        f"<td style='color:{colour[t.status]}'>{t.status}</td><td>{escape(detail)} {escape(nums)}</td></tr>")
-    return ("<table><thead><tr><th>module</th><th>test</th><th>result</th><th>details</th></tr></thead><tbody>"
-            + "".join(rows) + f"</tbody></table><p>{s.passed}/{s.passed + s.failed} tests passed</p>")

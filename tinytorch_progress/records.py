@@ -5,44 +5,59 @@
 # %% auto #0
 __all__ = ['factory', 'light_dataclass']
 
-# %% ../nbs/00a_records.ipynb #57ebc85f
+# %% ../nbs/00a_records.ipynb #e9f924e6
 class factory:
     "A default made fresh for each instance, like `dataclasses.field(default_factory=...)`."
     def __init__(self, make): self.make = make
 
+# %% ../nbs/00a_records.ipynb #22566ec8
 _REQUIRED = object()
 
+def _fields_of(cls) -> dict:
+    "Field name → default (`_REQUIRED` when there is none): the base record's fields, then `cls`'s annotations."
+    fields = dict(getattr(cls, "__record_fields__", {}))
+    for name in cls.__dict__.get("__annotations__", {}):
+        fields[name] = cls.__dict__.get(name, _REQUIRED)
+    return fields
+
+# %% ../nbs/00a_records.ipynb #9e215bee
+def _init_for(cls, fields: dict):
+    "The `__init__` of record `cls` with `fields` (name → default)."
+    names = tuple(fields)
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(names): raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, got {len(args)}")
+        values = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in fields: raise TypeError(f"{cls.__name__}() got an unexpected argument {k!r}")
+            if k in values: raise TypeError(f"{cls.__name__}() got multiple values for {k!r}")
+            values[k] = v
+        for n, default in fields.items():
+            if n not in values:
+                if default is _REQUIRED: raise TypeError(f"{cls.__name__}() is missing the argument {n!r}")
+                values[n] = default.make() if isinstance(default, factory) else default
+            object.__setattr__(self, n, values[n])
+    return __init__
+
+# %% ../nbs/00a_records.ipynb #4523ca7d
+def _add_methods(cls, names: tuple, frozen: bool):
+    "Give `cls` a `__repr__`, `__eq__` and `__hash__` over the fields `names` (and a refusing `__setattr__` if frozen)."
+    def _values(self): return tuple(getattr(self, n) for n in names)
+    cls.__repr__ = lambda self: f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
+    cls.__eq__ = lambda self, other: type(other) is type(self) and _values(self) == _values(other)
+    if frozen:
+        def __setattr__(self, name, value): raise AttributeError(f"{cls.__name__} is frozen: cannot set {name!r}")
+        cls.__setattr__ = __setattr__
+        cls.__hash__ = lambda self: hash(_values(self))
+    else:
+        cls.__hash__ = None
+
+# %% ../nbs/00a_records.ipynb #dcdf1297
 def light_dataclass(cls=None, *, frozen: bool = False):
     "Make `cls` a record: fields are its annotations (in order, bases first), defaults are their values."
     def build(cls):
-        fields = dict(getattr(cls, "__record_fields__", {}))
-        for name in cls.__dict__.get("__annotations__", {}):
-            fields[name] = cls.__dict__.get(name, _REQUIRED)
+        fields = _fields_of(cls)
         cls.__record_fields__ = fields
-        names = tuple(fields)
-
-        def __init__(self, *args, **kwargs):
-            if len(args) > len(names): raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, got {len(args)}")
-            values = dict(zip(names, args))
-            for k, v in kwargs.items():
-                if k not in fields: raise TypeError(f"{cls.__name__}() got an unexpected argument {k!r}")
-                if k in values: raise TypeError(f"{cls.__name__}() got multiple values for {k!r}")
-                values[k] = v
-            for n, default in fields.items():
-                if n not in values:
-                    if default is _REQUIRED: raise TypeError(f"{cls.__name__}() is missing the argument {n!r}")
-                    values[n] = default.make() if isinstance(default, factory) else default
-                object.__setattr__(self, n, values[n])
-
-        def _values(self): return tuple(getattr(self, n) for n in names)
-        cls.__init__ = __init__
-        cls.__repr__ = lambda self: f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
-        cls.__eq__ = lambda self, other: type(other) is type(self) and _values(self) == _values(other)
-        if frozen:
-            def __setattr__(self, name, value): raise AttributeError(f"{cls.__name__} is frozen: cannot set {name!r}")
-            cls.__setattr__ = __setattr__
-            cls.__hash__ = lambda self: hash(_values(self))
-        else:
-            cls.__hash__ = None
+        cls.__init__ = _init_for(cls, fields)
+        _add_methods(cls, tuple(fields), frozen)
         return cls
     return build(cls) if cls is not None else build
