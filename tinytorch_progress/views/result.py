@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['Result']
 
-# %% ../../nbs/09a_views_result.ipynb #198a3166
-import html
-
 # %% ../../nbs/09a_views_result.ipynb #a23228a2
 class Result:
     "What a command returns: plain text, HTML and JSON views of the same thing."
     def __init__(self, text: str = "", data=None, html_: str | None = None, ok: bool = True):
         self._text, self._data, self._html, self.ok = text, data, html_, ok
     def text(self) -> str: return self._text
-    def html(self) -> str: return self._html if self._html is not None else f"<pre>{html.escape(self.text())}</pre>"
+    def html(self) -> str:
+        if self._html is not None: return self._html
+        from html import escape  # here, not at the top: `tito status` in a terminal never pays for html.entities
+        return f"<pre>{escape(self.text())}</pre>"
     def data(self): return self._data if self._data is not None else {"text": self.text()}
     def __repr__(self): return self.text()
     def _repr_mimebundle_(self, include=None, exclude=None):
