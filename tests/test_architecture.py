@@ -25,10 +25,10 @@ PKG_DIR = ROOT / PKG
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
     "readers": ["ids", "records", "schemas", "notebooks", "curriculum"],
-    "core": ["store", "runner", "child", "runner_child", "tracker", "report_card", "performance", "export", "sync", "milestones"],
+    "core": ["store", "runner", "child", "tracker", "report_card", "performance", "export", "sync", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
-    "front ends": ["commands", "cmd_*", "magics", "cli", "demo"],
+    "front ends": ["commands", "cmd_*", "magics", "cli", "demo", "__main__"],
 }
 # What each layer may import besides itself. The server is a package of its own beside the views: it reads with the
 # readers and core (schemas, ids, store) and renders its own pages; the front ends (`cmd_server`, `demo`) start it.

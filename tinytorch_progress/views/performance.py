@@ -9,7 +9,7 @@ __all__ = ['VERDICT_COLORS', 'test_line', 'summary_text', 'summary_html', 'perf_
 from html import escape
 
 from ..performance import PerfSummary, PerfTest
-from .palette import BAD, OK, WARN
+from .palette import BAD, OK, WARN, ink
 from .result import Result
 
 # %% ../../nbs/09e_views_performance.ipynb #7d4d1b6f
@@ -42,8 +42,8 @@ def summary_text(s: PerfSummary) -> str:
 VERDICT_COLORS = {"pass": OK, "fail": BAD, "error": BAD, "unparseable": WARN}
 
 def _rows(m) -> list[str]:
-    if m.error: return [f"<tr><td>{escape(m.module)}</td><td colspan=3 style='color:{BAD}'>unreadable: {escape(m.error)}</td></tr>"]
-    return [f"<tr><td>{escape(m.module)}</td><td>{escape(t.name)}</td><td style='color:{VERDICT_COLORS[t.status]}'>{t.status}</td>"
+    if m.error: return [f"<tr><td>{escape(m.module)}</td><td colspan=3 style='{ink(BAD)}'>unreadable: {escape(m.error)}</td></tr>"]
+    return [f"<tr><td>{escape(m.module)}</td><td>{escape(t.name)}</td><td style='{ink(VERDICT_COLORS[t.status])}'>{t.status}</td>"
             f"<td>{escape(_detail(t))} {escape(_nums(t))}</td></tr>" for t in m.tests]
 
 # %% ../../nbs/09e_views_performance.ipynb #bb07f74a
