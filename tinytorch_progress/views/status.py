@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Optional
 
 from ..tracker import Change, Status
-from .palette import BAD, BANNERS, OK, STATE_STYLE, theme
+from .palette import BAD, BANNERS, OK, STATE_STYLE, ink, theme
 from .result import Result
 
 # %% ../../nbs/09c_views_status.ipynb #6f678041
@@ -40,9 +40,9 @@ def summary_lines(st: Status) -> list[str]:
             f"Next        {st.next_action.text}", f"            $ {st.next_action.command}"]
 
 # %% ../../nbs/09c_views_status.ipynb #429a8ece
-def status_text(st: Status, detail: bool = False) -> str:
-    "`tito status` (and `--progress` with `detail`): fits an 80-column terminal."
-    out = [f"{st.curriculum.name} progress — {st.root}"]
+def status_text(st: Status, detail: bool = False, where=None) -> str:
+    "`tito status` (and `--progress` with `detail`): fits an 80-column terminal. `where` names the workspace (default: its path)."
+    out = [f"{st.curriculum.name} progress — {st.root if where is None else where}"]
     if detail:
         out += ["", f" #  {'Module':24} {'Tier':13} {'State':13} Completed"]
         for r in st.modules:
@@ -96,7 +96,7 @@ def status_data(st: Status) -> dict:
     iso = lambda d: d.isoformat() if d else None
     return {"root": str(st.root), "course": st.curriculum.name,
             "modules": [{"number": r.module.number, "key": r.module.key, "name": r.module.name, "title": r.module.title, "tier": r.module.tier,
-                         "state": r.state, "completed_at": iso(r.completed_at)} for r in st.modules],
+                         "state": r.state, "completed_at": iso(r.completed_at), "file": r.file} for r in st.modules],
             "milestones": [{"id": r.milestone.id, "name": r.milestone.name, "year": r.milestone.year, "requires": list(r.milestone.requires),
                             "state": r.state, "missing": r.missing, "unlocked_at": iso(r.unlocked_at), "completed_at": iso(r.completed_at)}
                            for r in st.milestones],
@@ -120,7 +120,9 @@ def header_html(st: Status, title: str = "progress") -> str:
     "The themed header band: logo, course name and the view's title."
     name, t = theme(st.theme)
     return (f"<div class='tito-header' style='background:{t['header_bg']};color:{t['header_fg']};padding:4px 10px;border-radius:4px;"
-            f"font-weight:bold;font-family:{t['font'] or 'inherit'}'>{t['logo']} {_esc(st.curriculum.name)} {_esc(title)}</div>")
+            f"font-weight:bold;font-family:{t['font'] or 'inherit'}"
+            + (f";border-bottom:4px solid transparent;border-image:{t['rule']} 1" if t['rule'] else "") + "'>"
+            f"{t['logo']} {_esc(st.curriculum.name)} {_esc(title)}</div>")
 
 # %% ../../nbs/09c_views_status.ipynb #ab08aa46
 def pct_text(st: Status) -> str: return f"{st.completed_count}/{st.total} modules ({st.percentage}%)"
@@ -176,7 +178,7 @@ def next_html(st: Status) -> str:
 
 def warnings_html(st: Status) -> str:
     "The workspace's warnings, in red."
-    return "".join(f"<div class='tito-warning' style='color:{BAD}'>warning: {_esc(w)}</div>" for w in st.warnings)
+    return "".join(f"<div class='tito-warning'><span style='{ink(BAD)}'>warning: {_esc(w)}</span></div>" for w in st.warnings)
 
 # %% ../../nbs/09c_views_status.ipynb #0ba2c057
 def _panel_style(st: Status) -> str:
@@ -199,7 +201,7 @@ def status_html(st: Status, parts=("modules", "milestones"), title: str = "progr
 LIVE_PANELS = collections.deque(maxlen=20)
 
 def _note(text: str, color: str = "") -> str:
-    style = f" style='color:{color}'" if color else ""
+    style = f" style='{ink(color)}'" if color else ""
     return f"<small class='tito-note'{style}>{_esc(text)}</small>"
 
 # %% ../../nbs/09c_views_status.ipynb #0ce2740f
@@ -253,14 +255,15 @@ WIDGETS = None
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 def widgets_wanted(include=None, exclude=None) -> bool:
-    "Whether a bundle should carry a widget view: asked for, and a kernel that may render it."
+    "Whether a bundle should carry a widget view: asked for, and a kernel with a person at its front end."
     if (include and WIDGET_MIME not in include) or (exclude and WIDGET_MIME in exclude): return False
     if WIDGETS is not None: return WIDGETS
     if "ipykernel" not in sys.modules: return False
     try:
         from IPython import get_ipython
-        return getattr(get_ipython(), "kernel", None) is not None
+        kernel = getattr(get_ipython(), "kernel", None)
     except Exception: return False
+    return kernel is not None and bool(getattr(kernel, "_allow_stdin", True))  # False in batch runs: see above
 
 # %% ../../nbs/09c_views_status.ipynb #58698708
 def widget_bundle(make) -> dict:
@@ -286,7 +289,7 @@ class StatusView(Result):
     def data(self) -> dict:
         from tinytorch_progress.schemas import StatusReport
         return StatusReport.model_validate(status_data(self.status)).model_dump(mode="json")
-    def plain(self) -> str: return status_text(self.status, detail=True)
+    def plain(self) -> str: return status_text(self.status, detail=True, where=self.status.root.name)  # saved: no machine path
     def html(self) -> str: return status_html(self.status, self.parts, self.title)
     def panel(self) -> Panel: return Panel(self.status, self.parts, self.title)
     def widget(self):
@@ -320,14 +323,14 @@ def banner_html(kind: str, inner: str) -> str:
 # %% ../../nbs/09c_views_status.ipynb #86abf7b6
 def _tests_html(t) -> list[str]:
     if t is None: return []
-    if t.passed: return [f"<div class='tito-tests-passed' style='color:{OK}'>✓ tests passed ({_esc(t.how)}{tests_ran(t)})</div>"]
-    return [f"<div class='tito-tests-failed' style='color:{BAD}'>✗ FAILED {_esc(n)}: {_esc(why)}</div>" for n, why in t.failed]
+    if t.passed: return [f"<div class='tito-tests-passed'><span style='{ink(OK)}'>✓ tests passed ({_esc(t.how)}{tests_ran(t)})</span></div>"]
+    return [f"<div class='tito-tests-failed'><span style='{ink(BAD)}'>✗ FAILED {_esc(n)}: {_esc(why)}</span></div>" for n, why in t.failed]
 
 # %% ../../nbs/09c_views_status.ipynb #601fec53
 def change_html(c: Change) -> str:
     "The HTML of a change: its message, test results and banners."
     out = [f"<div class='tito-message'>{_esc(c.message)}</div>", *_tests_html(c.tests)]
-    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — run <code>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
+    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — run <code style='background:none;color:inherit'>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
     if c.action == "milestone_complete" and c.changed: out.append(banner_html("milestone-complete", f"<b>{_esc(c.milestone.name)} achieved!</b>"))
     if c.course_complete: out.append(banner_html("course-complete", "<b>Course complete: every module is done!</b>"))
     return f"<div class='tito-change'>{''.join(out)}</div>"
