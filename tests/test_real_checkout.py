@@ -278,3 +278,24 @@ def test_python_dash_m_and_the_second_console_script(course):
     assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
     ini = (ROOT / "settings.ini").read_text()
     assert "tito-progress=tinytorch_progress.cli:main" in ini and "tito=tinytorch_progress.cli:main" in ini
+
+
+def test_the_second_console_script_is_installed_and_is_ours(course):
+    script = Path(sys.executable).parent / "tito-progress"
+    assert script.exists(), "pip install -e . creates tito-progress beside tito"
+    r = subprocess.run([str(script), "--root", str(course), "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
+
+
+def test_commands_that_are_not_ours_go_to_the_course_cli(course, tmp_path):
+    "The course's own `tito` package installed beside ours: its commands keep working under our `tito`."
+    (tmp_path / "tito").mkdir()
+    (tmp_path / "tito" / "__init__.py").write_text("")
+    (tmp_path / "tito" / "main.py").write_text("import sys\ndef main():\n    print('course tito', sys.argv[1:])\n    return 4\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    r = run_tito("setup", "--fast", cwd=course, env=env)
+    assert r.returncode == 4 and "course tito ['setup', '--fast']" in r.stdout, (r.stdout, r.stderr)
+    r = run_tito("status", "--json", cwd=course, env=env)  # ours stays ours
+    assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
+    r = run_tito("setup", cwd=course)  # without the course's CLI: our usage error
+    assert r.returncode == 2 and "invalid choice: 'setup'" in r.stderr
