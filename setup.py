@@ -22,6 +22,7 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 server_requirements = shlex.split(cfg.get('server_requirements', ''))
+notebook_requirements = shlex.split(cfg.get('notebook_requirements', ''))
 min_python = cfg['min_python']
 assert min_python == py_versions[0], f"settings.ini min_python {min_python} is not the oldest tested Python {py_versions[0]}"
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
@@ -39,7 +40,8 @@ setuptools.setup(
     include_package_data = True,
     package_data = {'tinytorch_progress': ['*.json', 'demo/*', 'demo/**/*']},
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements + server_requirements, 'server': server_requirements},
+    extras_require = {'dev': dev_requirements + server_requirements, 'server': server_requirements,
+                      'notebook': notebook_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = f">={min_python},<3.{int(py_versions[-1].split('.')[1]) + 1}",
     long_description = open('README.md', encoding='utf-8').read(),

@@ -1,117 +1,149 @@
-"""Benchmark: `tito report --all` over 20 module notebooks of ~60 cells, against `python -c pass`.
+"""Benchmark: `tito report --all --json` on a TinyTorch-size course, as `.ipynb` and as percent `.py`, against `python -c pass`.
 
-Run: `python benchmarks/bench_report.py [--runs N]`. Prints the ratio (target <= 30x), cards per second and the
-machine, and writes benchmarks/results/report.json.
+The course comes from `gen_course.py` (20 modules of 29–47 cells, 1,100–1,950 lines; deterministic). In one run it
+measures, interleaved run by run with the baseline: the `.ipynb` course (target <= 15x), the percent `.py` course
+(target <= 20x); the first `%tito report` in a fresh kernel started through jupyter_client (target < 0.5 s); and the
+growth of grading time with a module's size (a module of 10x the lines, target <= 12x the time).
+
+Run: `python benchmarks/bench_report.py [--runs N] [--no-kernel]`. Prints the ratios first, writes results/report.json.
 """
-import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGET_RATIO = 30.0
-MODULES = ["tensor", "activations", "layers", "losses", "autograd", "optimizers", "training", "dataloader", "spatial",
-           "tokenization", "embeddings", "attention", "transformers", "profiling", "quantization", "compression",
-           "memoization", "acceleration", "benchmarking", "capstone"]
+sys.path.insert(0, str(HERE))
+from gen_course import MODULES, make_course, module_cells, to_ipynb  # noqa: E402
 
-
-def _cell(kind, src, nbgrader=None):
-    md = {"nbgrader": nbgrader} if nbgrader else {}
-    c = {"cell_type": kind, "metadata": md, "source": src.splitlines(True)}
-    if kind == "code": c.update(execution_count=None, outputs=[])
-    return c
-
-
-def module_notebook(n: int, slug: str) -> dict:
-    "A TinyTorch-style module notebook of 60 cells: concepts, exported solutions with hints, unit tests."
-    Cls = slug.title()
-    cells = [_cell("markdown", f"# Module {n:02d}: {Cls}\n\nWhat is {slug}? In this module you build **{Cls}** from scratch.\n"),
-             _cell("code", f"#| default_exp {slug}\n#| export\nimport numpy as np\nimport math\nfrom typing import Optional\n")]
-    for k in range(1, 18):
-        cells.append(_cell("markdown", f"## Step {k}: Implementing {Cls}Op{k}\n\nThe operation computes $y = f_{k}(x)$ where "
-                                       f"$f_{k}(x) = \\sum_i w_i x_i$. Understanding the tensor shapes is the key step.\n"
-                                       + "More explanation of the gradient flow. " * 8 + "\n"))
-        cells.append(_cell("code", "\n".join([
-            "#| export", f"class {Cls}Op{k}:", f'    """{Cls} operation {k}.', "", "    TODO: implement forward.",
-            "    APPROACH:", "    1. Check the input shape", "    2. Apply the weights", "    EXAMPLE:",
-            f"    >>> {Cls}Op{k}()(np.ones(3))", '    """', "    def __init__(self, size=3):", "        self.w = np.ones(size)",
-            "    def __call__(self, x):", "        ### BEGIN SOLUTION", "        if x.ndim != 1:",
-            "            raise ValueError('expected a vector')", "        out = x @ self.w", "        for i in range(len(x)):",
-            "            out = out + 0.0 * x[i]", "        return np.asarray(out)", "        ### END SOLUTION"]),
-            {"grade": False, "grade_id": f"op{k}", "locked": False, "schema_version": 3, "solution": True}))
-        cells.append(_cell("code", "\n".join([
-            f"def test_unit_op{k}():", f"    op = {Cls}Op{k}()", "    assert op(np.ones(3)) == 3.0",
-            "    print('✅ op works')", f"test_unit_op{k}()"]),
-            {"grade": True, "grade_id": f"test_op{k}", "locked": True, "points": 1, "schema_version": 3, "solution": False}))
-        if k % 3 == 0:
-            cells.append(_cell("markdown", "### 🎯 Checkpoint\n\nReview what you built: shapes, broadcasting and the backward pass.\n"))
-    cells.append(_cell("markdown", "## Summary\n\nYou built the module. Next: the following module.\n"))
-    for i, c in enumerate(cells): c["id"] = f"cell-{i:03d}"
-    return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-            "nbformat": 4, "nbformat_minor": 5}
-
-
-def make_workspace(root: Path) -> int:
-    (root / ".tito").mkdir(parents=True, exist_ok=True)
-    cells = 0
-    for n, slug in enumerate(MODULES, 1):
-        d = root / "modules" / f"{n:02d}_{slug}"
-        d.mkdir(parents=True, exist_ok=True)
-        nb = module_notebook(n, slug)
-        cells += len(nb["cells"])
-        (d / f"{n:02d}_{slug}.ipynb").write_text(json.dumps(nb, indent=1))
-    return cells
+TARGETS = {"ipynb": 15.0, "py": 20.0}
+KERNEL_TARGET_S, SCALING_TARGET = 0.5, 12.0
 
 
 def timed(cmd, cwd, env) -> float:
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t
-    if r.returncode != 0: sys.exit(f"benchmark command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
+    if r.returncode != 0: sys.exit(f"benchmark command failed ({r.returncode}): {' '.join(map(str, cmd))}\n{r.stderr}")
     return dt
+
+
+def cli_ratios(root: Path, runs: int, env) -> dict:
+    "Median seconds of `tito report --all --json` per format and of `python -c pass`, interleaved."
+    base = [sys.executable, "-c", "pass"]
+    courses, out = {}, {}
+    for fmt in TARGETS:
+        d = root / fmt
+        info = make_course(d, fmt)
+        courses[fmt] = ([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(d), "report", "--all", "--json"], d, info)
+        timed(courses[fmt][0], d, env)  # warm the OS cache and .pyc files
+    timed(base, root, env)
+    t_base, t = [], {fmt: [] for fmt in TARGETS}
+    for _ in range(runs):
+        for fmt, (cmd, d, _) in courses.items():
+            t_base.append(timed(base, root, env))
+            t[fmt].append(timed(cmd, d, env))
+    med_base = statistics.median(t_base)
+    for fmt, (cmd, d, info) in courses.items():
+        cards = json.loads(subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True).stdout)
+        assert len(cards) == len(MODULES), cards
+        med = statistics.median(t[fmt])
+        out[fmt] = {"median_s": round(med, 4), "ratio": round(med / med_base, 2), "target_ratio": TARGETS[fmt],
+                    "within_target": med / med_base <= TARGETS[fmt], "cells_total": info["cells"],
+                    "lines_per_module": [min(info["lines"]), max(info["lines"])], "runs_s": [round(x, 4) for x in t[fmt]]}
+    out["baseline_python_c_pass_median_s"] = round(med_base, 4)
+    out["baseline_runs_s"] = [round(x, 4) for x in t_base]
+    return out
+
+
+def scaling(root: Path, repeats: int = 9) -> dict:
+    "Grading time (CPU, best of `repeats`) of one module against the same module with every cell's source repeated 10 times."
+    from tinytorch_progress.report_card import analyze
+    times = {}
+    for k in (1, 10):
+        d = root / f"scale{k}" / "modules" / "05_autograd"
+        d.mkdir(parents=True, exist_ok=True)
+        cells = [(kind, "\n".join([src] * k), g) for kind, src, g in module_cells(5, "autograd")]
+        nb = d / "05_autograd.ipynb"
+        nb.write_text(to_ipynb(cells), encoding="utf-8")
+        analyze(nb)
+        times[k] = min(_clock(analyze, nb) for _ in range(repeats))
+    return {"module_s": round(times[1], 4), "module_10x_lines_s": round(times[10], 4), "ratio": round(times[10] / times[1], 2),
+            "target_ratio": SCALING_TARGET, "within_target": times[10] / times[1] <= SCALING_TARGET}
+
+
+def _clock(f, *a) -> float:
+    "CPU seconds of this process for one call: the work itself, not what other programs on the machine take."
+    t = time.process_time(); f(*a); return time.process_time() - t
+
+
+def kernel_first_report(root: Path) -> dict:
+    "Seconds of the first `%tito report MODULE --no-save` in a fresh IPython kernel (the extension loaded just before)."
+    try: from jupyter_client.manager import start_new_kernel
+    except ImportError as e: return {"skipped": f"jupyter_client is not installed ({e})"}
+    module = root / "ipynb" / "modules" / "05_autograd"
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(root / "ipynb"))
+    try:
+        def run(code):
+            t = time.perf_counter()
+            reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+            dt = time.perf_counter() - t
+            if reply["content"]["status"] != "ok": raise RuntimeError(f"kernel: {code!r}: {reply['content']}")
+            return dt
+        load = run("%load_ext tinytorch_progress.magics")
+        first = run(f"%tito report {module} --no-save")
+        second = run(f"%tito report {module} --no-save")
+        try: loaded = not run("import sys; assert 'rfc3987_syntax' not in sys.modules") and False
+        except RuntimeError: loaded = True
+    finally:
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+    return {"load_ext_s": round(load, 4), "first_report_s": round(first, 4), "second_report_s": round(second, 4),
+            "target_s": KERNEL_TARGET_S, "within_target": first < KERNEL_TARGET_S, "rfc3987_syntax_loaded": loaded}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=7, help="timed runs of each command (median reported)")
+    ap.add_argument("--runs", type=int, default=9, help="timed runs of each command (median reported)")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the kernel measurement")
     ap.add_argument("--out", default=str(HERE / "results" / "report.json"))
     args = ap.parse_args(argv)
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("TITO_ROOT", None)
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
-        cells = make_workspace(root)
-        tito = [sys.executable, "-m", "tinytorch_progress.cli", "--root", str(root), "report", "--all"]
-        base = [sys.executable, "-c", "pass"]
-        timed(tito, root, env); timed(base, root, env)  # warm the OS cache and .pyc files
-        t_tito, t_base = [], []
-        for _ in range(args.runs):
-            t_base.append(timed(base, root, env))
-            t_tito.append(timed(tito, root, env))
-        written = sorted((root / "instructor" / "reports").glob("*_report_card_*.json"))
-        cards = json.loads(subprocess.run(tito + ["--json", "--no-save"], cwd=root, env=env, capture_output=True, text=True).stdout)
-    med_tito, med_base = statistics.median(t_tito), statistics.median(t_base)
-    ratio = med_tito / med_base
-    result = {
-        "benchmark": "tito report --all",
-        "notebooks": len(MODULES), "cells_total": cells, "cells_per_notebook": round(cells / len(MODULES), 1),
-        "runs": args.runs, "median_s": round(med_tito, 4), "baseline_python_c_pass_median_s": round(med_base, 4),
-        "ratio": round(ratio, 2), "target_ratio": TARGET_RATIO, "within_target": ratio <= TARGET_RATIO,
-        "cards_per_second": round(len(MODULES) / med_tito, 1),
-        "all_runs_s": [round(x, 4) for x in t_tito], "baseline_runs_s": [round(x, 4) for x in t_base],
-        "cards_checked": len(cards), "files_written_last_run": len(written) > 0,
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "implementation": platform.python_implementation(),
-                    "platform": platform.platform(), "machine": platform.machine()},
-    }
-    assert len(cards) == len(MODULES) and all(c["total_cells"] == len(module_notebook(1, "x")["cells"]) for c in cards)
+    root = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    try:
+        cli = cli_ratios(root, args.runs, env)
+        scale = scaling(root)
+        kernel = {"skipped": "--no-kernel"} if args.no_kernel else kernel_first_report(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    ok = cli["ipynb"]["within_target"] and cli["py"]["within_target"] and scale["within_target"] and kernel.get("within_target", True)
+    result = {"benchmark": "tito report --all --json", "modules": len(MODULES), "runs": args.runs, **cli, "scaling": scale,
+              "kernel": kernel, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+              "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                          "implementation": platform.python_implementation(), "platform": platform.platform(),
+                          "processor": platform.processor() or platform.machine()}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"tito report --all: {len(MODULES)} notebooks x ~{result['cells_per_notebook']:.0f} cells")
-    print(f"  median {med_tito * 1000:.0f} ms vs python -c pass {med_base * 1000:.1f} ms  ->  ratio {ratio:.1f}x "
-          f"(target <= {TARGET_RATIO:.0f}x: {'OK' if ratio <= TARGET_RATIO else 'MISSED'})")
-    print(f"  {result['cards_per_second']} cards/second")
-    print(f"  machine: {os.cpu_count()} cores, Python {platform.python_version()} ({platform.platform()})")
+    base = cli["baseline_python_c_pass_median_s"]
+    for fmt, name in (("ipynb", ".ipynb"), ("py", "percent .py")):
+        r = cli[fmt]
+        print(f"report: tito report --all --json ({name}) / python -c pass = {r['ratio']:.1f}x "
+              f"(target <= {r['target_ratio']:.0f}x: {'OK' if r['within_target'] else 'MISSED'})")
+    print(f"  medians: .ipynb {cli['ipynb']['median_s'] * 1000:.0f} ms, .py {cli['py']['median_s'] * 1000:.0f} ms, "
+          f"python -c pass {base * 1000:.1f} ms ({args.runs} runs each, interleaved); "
+          f"{len(MODULES)} modules, {cli['ipynb']['cells_total']} cells, {cli['py']['lines_per_module'][0]}–"
+          f"{cli['py']['lines_per_module'][1]} lines per .py module")
+    print(f"  10x the lines: {scale['ratio']:.1f}x the time (target <= {SCALING_TARGET:.0f}x: "
+          f"{'OK' if scale['within_target'] else 'MISSED'}; {scale['module_s'] * 1000:.0f} ms -> {scale['module_10x_lines_s'] * 1000:.0f} ms)")
+    if "skipped" in kernel: print(f"  kernel: skipped ({kernel['skipped']})")
+    else:
+        print(f"  first %tito report in a fresh kernel: {kernel['first_report_s'] * 1000:.0f} ms (target < "
+              f"{KERNEL_TARGET_S * 1000:.0f} ms: {'OK' if kernel['within_target'] else 'MISSED'}); second "
+              f"{kernel['second_report_s'] * 1000:.0f} ms; %load_ext {kernel['load_ext_s'] * 1000:.0f} ms")
+    load = f", load average {result['load_average_1_5_15'][0]:.1f}" if result["load_average_1_5_15"] else ""
+    print(f"  machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()} ({platform.platform()}){load}")
     print(f"  wrote {out}")
-    return 0 if ratio <= TARGET_RATIO else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

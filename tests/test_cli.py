@@ -73,7 +73,7 @@ def test_json_of_every_read_command_validates(ws):
         data = validate(json.loads(r.stdout), "status")
         assert data.completed_count == 1 and data.milestones[0].state == "unlocked"
     r = run_tito("validate", ws / ".tito" / "progress.json", "--json")
-    assert json.loads(r.stdout) == [{"path": str(ws / ".tito" / "progress.json"), "format": "progress", "ok": True, "error": None}]
+    assert json.loads(r.stdout) == [{"path": str(ws / ".tito" / "progress.json"), "format": "progress", "ok": True, "error": None, "errors": []}]
     r = run_tito("schema", "--list", "--json")
     assert "export" in json.loads(r.stdout)
 

@@ -91,8 +91,8 @@ def test_themes(tmp_path, widgets_on):
     from tinytorch_progress.store import Workspace
     complete(tmp_path, 1, skip_tests=True)
     seen = {}
-    for name, expect in (("standard", "#ff6b35"), ("pride", "linear-gradient(90deg,#e40303"), ("retro", "#000000"),
-                         ("<b>neon</b>", "#ff6b35")):
+    for name, expect in (("standard", "#c2410c"), ("pride", "linear-gradient(90deg,#e40303"), ("retro", "#000000"),
+                         ("<b>neon</b>", "#c2410c")):
         Workspace(tmp_path).update_config(logo_theme=name)
         st = status(tmp_path)
         assert st.theme == name
@@ -113,7 +113,7 @@ def test_banners(tmp_path):
     assert [m.name for m in c.unlocked] == ["1986: MLP Revival"]
     v = ChangeView(c)
     assert "★ 1986: MLP Revival unlocked — run `tito milestone run 03`" in v.text()
-    assert "tito-banner tito-unlock" in v.html() and "<b>1986: MLP Revival unlocked</b> — run <code>%tito milestone run 03</code>" in v.html()
+    assert "tito-banner tito-unlock" in v.html() and "<b>1986: MLP Revival unlocked</b> — run <code style='background:none;color:inherit'>%tito milestone run 03</code>" in v.html()
     m = ChangeView(complete_milestone(tmp_path, 3))
     assert "tito-banner tito-milestone-complete" in m.html() and "1986: MLP Revival achieved!" in m.html()
     for n in range(8, 20): complete(tmp_path, n, skip_tests=True)
@@ -159,8 +159,8 @@ def kernel(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ws), env={**os.environ, "TITO_NO_SYNC": "1", "TITO_ROOT": str(ws)})
 
-    def run(code, timeout=60):
-        msg_id = kc.execute(code)
+    def run(code, timeout=60, **kw):
+        msg_id = kc.execute(code, **kw)
         outs = []
         while True:
             m = kc.get_iopub_msg(timeout=timeout)
@@ -190,3 +190,12 @@ def test_kernel_status_and_complete(kernel):
     assert d["image/png"] and "text/plain" in d
     out = run("import sys; print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))")
     assert "['ipywidgets', 'matplotlib']" in out[0]["content"]["text"]
+
+
+def test_batch_run_gets_html_not_a_widget(kernel):
+    "nbconvert, papermill and nbclient execute with stdin closed: no widget view, so exported HTML shows the panel."
+    run, ws = kernel
+    [d] = _data(run("%tito status", allow_stdin=False))
+    assert sorted(d) == ["text/html", "text/plain"] and "tito-status" in d["text/html"]
+    [d] = _data(run("%tito status"))  # a person at the front end again
+    assert WIDGET_MIME in d

@@ -36,7 +36,7 @@ def test_a_bad_config_does_not_block_status(tmp_path):
 def test_bad_config_value_is_a_one_line_error(tmp_path):
     init_workspace(tmp_path)
     r = run_tito("--root", tmp_path, "login", "--server", "http://127.0.0.1:9", "--token", "t", "--user-id", "a\tb")
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "user_id" in r.stderr, r.stderr
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and ("user_id" in r.stderr or "--user-id" in r.stderr), r.stderr
 
 
 def test_torn_event_line_keeps_the_next_events(tmp_path):
@@ -58,7 +58,8 @@ def test_non_utf8_gitignore_is_a_one_line_error(tmp_path):
 def test_magic_arguments_are_shell_quoted(tmp_path, monkeypatch):
     init_workspace(tmp_path); monkeypatch.chdir(tmp_path)
     ip = ipython_shell()
-    ip.run_line_magic("tito", "login --server http://127.0.0.1:9 --token t --user-id 'alice smith'")
-    assert json.loads((tmp_path / ".tito" / "config.json").read_text())["user_id"] == "alice smith"
+    # quotes are removed as a shell removes them (IPython's own splitter would keep them, and `'alice'` is not a valid id)
+    ip.run_line_magic("tito", "login --server 'http://127.0.0.1:9' --token t --user-id 'alice'")
+    assert json.loads((tmp_path / ".tito" / "config.json").read_text())["user_id"] == "alice"
     ip.run_line_magic("tito", 'export -o "my file.json"')
-    assert json.loads((tmp_path / "my file.json").read_text())["user_id"] == "alice smith"
+    assert json.loads((tmp_path / "my file.json").read_text())["user_id"] == "alice"

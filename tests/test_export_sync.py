@@ -144,11 +144,19 @@ class Recorder(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.server.seen.append(("POST", self.path, self.headers.get("authorization"), body))
         if self.path != "/api/progress/upload": return self.send(404, {"detail": "not found"})
-        self.server.received.append(json.loads(body))
-        self.send(201, {"status": "stored", "user_id": "ada", "snapshot_id": len(self.server.received), "latest": True})
+        if self.server.upload_reply is not None:  # a captive portal, a proxy, a server of another API
+            status, ctype, data = self.server.upload_reply
+            return self.send_raw(status, ctype, data)
+        sent = json.loads(body)
+        self.server.received.append(sent)
+        self.send(201, {"status": "stored", "user_id": sent.get("user_id") or "ada", "snapshot_id": len(self.server.received),
+                        "latest": True, "modules_completed": sent["module_progress"]["completed_count"],
+                        "milestones_completed": sent["milestone_progress"]["completed_count"]})
 
     def do_GET(self):
         self.server.seen.append(("GET", self.path, self.headers.get("authorization"), b""))
+        if self.server.held_reply is not None:
+            return self.send_raw(*self.server.held_reply)
         if self.path != "/api/progress/ada" or not self.server.received: return self.send(404, {"detail": "no progress"})
         held = dict(self.server.received[-1], user_id="ada")
         if self.server.lie:  # upstream's failure: accepted, but the dashboard stays at 0
@@ -157,9 +165,12 @@ class Recorder(BaseHTTPRequestHandler):
         self.send(200, held)
 
     def send(self, status, body):
-        data = json.dumps(body).encode()
+        self.send_raw(status, "application/json", json.dumps(body).encode())
+
+    def send_raw(self, status, ctype, data: bytes):
         self.send_response(status)
-        self.send_header("content-type", "application/json"); self.send_header("content-length", str(len(data)))
+        if ctype: self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(data)))
         self.end_headers(); self.wfile.write(data)
 
 
@@ -168,7 +179,7 @@ def recorder():
     srvs = []
     def make(lie=False):
         s = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-        s.seen, s.received, s.lie = [], [], lie
+        s.seen, s.received, s.lie, s.upload_reply, s.held_reply = [], [], lie, None, None
         threading.Thread(target=s.serve_forever, daemon=True).start()
         srvs.append(s)
         return s, f"http://127.0.0.1:{s.server_address[1]}"
@@ -403,3 +414,137 @@ def test_perf_cli(tmp_path):
     assert [m["module"] for m in data["modules"]] == ["15_quantization"] and data["totals"]["failed"] == 1
     p = tito("--root", tmp_path, "perf", "3")
     assert p.returncode == 1 and p.stderr.startswith("tito: error: no performance results for module 3")
+
+
+# ---------------------------------------------------------------- only the API's reply counts (issue 19, item 8)
+
+PORTAL = b"<html><body>Sign in to the campus wifi to continue</body></html>"
+
+
+@pytest.mark.parametrize("reply,why", [
+    ((200, "text/html; charset=utf-8", PORTAL), "HTTP 200 with text/html, not the progress API's reply (a captive portal or a proxy?)"),
+    ((200, "application/json", b""), "HTTP 200 with an empty body, not the progress API's reply"),
+    ((204, "", b""), "HTTP 204 with no content type, not the progress API's reply"),
+    ((200, "application/json", b'{"ok": true}'), "HTTP 200 with application/json that is not the progress API's reply (status: required field is missing"),
+    ((201, "application/json", b'{"status": "stored", "user_id": "ada", "snapshot_id": 1, "latest": true, "modules_completed": 0,'
+                                b' "milestones_completed": 0}'), "the server's reply does not match what was sent (modules_completed: sent 2, reply 0)"),
+    ((200, "application/json", b'{"status": "stored", "status": "stored"}'), 'that is not the progress API\'s reply (line 1: duplicate key "status")'),
+    ((201, "application/json", b'{"status": "stored", "user_id": "ad'), "that is not the progress API's reply (line 1 column"),
+])
+def test_a_2xx_that_is_not_the_apis_reply_keeps_the_outbox(tmp_path, recorder, reply, why):
+    srv, url = recorder()
+    root = workspace(tmp_path, completed=[1, 2])
+    login(root, url, "tt_x", "ada")
+    srv.upload_reply = reply
+    code, res = sync_json(root)
+    assert code == 1 and not res["ok"] and res["sent"] == 0 and res["queued"] == 1, res
+    assert res["message"].startswith("upload not confirmed: ") and why in res["message"], res["message"]
+    assert res["message"].endswith("1 snapshot(s) kept in .tito/outbox/ and sent on the next sync") and "\n" not in res["message"]
+    assert not (root / ".tito" / "last_sync.json").exists()
+    p = tito("--root", root, "sync")  # the text form: one line, no traceback
+    assert p.returncode == 1 and len(p.stdout.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    srv.upload_reply = None  # the portal is gone: the same snapshot is delivered once
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"] and res["queued"] == 0 and "server has 2/20 modules" in res["message"], res
+    assert len(srv.received) == 1
+
+
+def test_an_error_page_that_is_not_the_apis_keeps_the_item_queued(tmp_path, recorder):
+    srv, url = recorder()
+    root = workspace(tmp_path, completed=[1])
+    login(root, url, "tt_x", "ada")
+    srv.upload_reply = (403, "text/html", b"<html>Forbidden by the proxy</html>")
+    code, res = sync_json(root)
+    assert code == 1 and res["queued"] == 1 and res["rejected"] == [], res
+    assert res["message"].startswith("upload refused: HTTP 403 (text/html, not the progress API's reply)")
+    assert not (root / ".tito" / "outbox" / "rejected").exists()
+    srv.upload_reply = (302, "text/html", b"")
+    code, res = sync_json(root)
+    assert code == 1 and res["queued"] == 1 and "HTTP 302" in res["message"] and "captive portal" in res["message"]
+    srv.upload_reply = (422, "application/json", json.dumps({"detail": "inconsistent upload: \x1b[31mred\nline"}).encode())
+    code, res = sync_json(root)  # the API's own refusal: the body moves aside, and the server's text stays on one clean line
+    assert code == 1 and res["queued"] == 0 and res["rejected"][0].endswith("HTTP 422: inconsistent upload: [31mred line"), res
+
+
+@pytest.mark.parametrize("held,why", [
+    ((200, "text/html", PORTAL), "uploaded, but the server's progress reply is text/html, not JSON"),
+    ((200, "application/json", b'{"user_id": "ada"}'), "uploaded, but the server's progress reply is not a combined export (timestamp: required field is missing"),
+    ((200, "application/json", b"[1, 2]"), "uploaded, but the server's progress reply is not a combined export ((top level): expected a JSON object"),
+])
+def test_a_progress_reply_that_is_not_an_export_is_an_error(tmp_path, recorder, held, why):
+    srv, url = recorder()
+    root = workspace(tmp_path, completed=[1])
+    login(root, url, "tt_x", "ada")
+    srv.held_reply = held
+    code, res = sync_json(root)
+    assert code == 1 and not res["ok"] and res["sent"] == 1 and res["message"].startswith(why), res["message"]
+
+
+def test_the_client_reads_the_reply_the_server_sends():
+    "The client's `UploadReply` is the server's `UploadResult`, field for field, so the two cannot drift apart."
+    from tinytorch_progress.schemas import UploadReply
+    from tinytorch_progress.server.app import UploadResult
+    ours, theirs = UploadReply.model_json_schema(), UploadResult.model_json_schema()
+    assert set(ours["properties"]) == set(theirs["properties"]) and set(ours["required"]) == set(theirs["required"])
+    for name, prop in theirs["properties"].items():
+        assert ours["properties"][name].get("type") == prop.get("type") and ours["properties"][name].get("enum") == prop.get("enum"), name
+
+
+# ---------------------------------------------------------------- a snapshot queued for another user id (issue 16)
+
+def demo_left_a_snapshot(tmp_path):
+    "A workspace the demo logged in as demo-student to a server that is gone, leaving a queued snapshot."
+    root = workspace(tmp_path, completed=[1])
+    login(root, f"http://127.0.0.1:{free_port()}", "tt_demo", "demo-student")
+    code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "0"})
+    assert code == 1 and res["queued"] == 1
+    tracker.complete(root, 2, skip_tests=True)
+    return root
+
+
+@pytest.mark.parametrize("with_user_id", [True, False])
+def test_a_snapshot_queued_for_another_user_is_not_sent(tmp_path, website, with_user_id):
+    root = demo_left_a_snapshot(tmp_path)
+    w = website()
+    token = w.add_user("ada")
+    extra = ["--user-id", "ada"] if with_user_id else []  # without it, the server names the login's user on the first reply
+    assert tito("--root", root, "login", "--server", w.url, "--token", token, *extra).returncode == 0
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"] and res["sent"] == 1 and res["queued"] == 0 and res["rejected"] == [], res
+    assert len(res["not_sent"]) == 1 and "queued for user id 'demo-student', but the login is 'ada'" in res["not_sent"][0]
+    assert res["message"].startswith(f"synced to {w.url} as ada: server has 2/20 modules")
+    assert "1 snapshot(s) not sent, kept in .tito/outbox/not-sent/" in res["message"]
+    assert w.faults.count("POST", "/api/progress/upload") == 1 and w.snapshots("ada") == 1  # never sent to be refused
+    kept = list((root / ".tito" / "outbox" / "not-sent").glob("*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["user_id"] == "demo-student"
+    assert json.loads((root / ".tito" / "config.json").read_text())["user_id"] == "ada"
+    p = tito("--root", root, "sync")  # nothing left to set aside: a plain success
+    assert p.returncode == 0 and "not sent" not in p.stdout, p.stdout + p.stderr
+
+
+def test_damaged_outbox_items_are_set_aside(tmp_path, recorder):
+    srv, url = recorder()
+    root = workspace(tmp_path, completed=[1])
+    login(root, url, "tt_x", "ada")
+    ob = root / ".tito" / "outbox"; ob.mkdir()
+    (ob / "00000000000000000001-a.json").write_bytes(b"\xff\xfe not json")
+    (ob / "00000000000000000002-b.json").write_text('{"user_id": "ada", "module_progress": []}')
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"] and res["sent"] == 1 and len(res["not_sent"]) == 2, res
+    assert "not a JSON object" in res["not_sent"][0] and "not a valid upload (module_progress" in res["not_sent"][1]
+    assert len(list((ob / "not-sent").glob("*.json"))) == 2 and len(srv.received) == 1
+
+
+def test_an_older_snapshot_of_the_same_user_is_superseded_not_sent_after_a_newer_one(tmp_path, website):
+    "Logged in without a user id, the first reply names the login's; an older snapshot naming it stays unsent (kept)."
+    root = workspace(tmp_path, completed=[1])
+    login(root, f"http://127.0.0.1:{free_port()}", "tt_old", "ada")  # a server that is gone
+    code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "0"})
+    assert code == 1 and res["queued"] == 1
+    tracker.complete(root, 2, skip_tests=True)
+    w = website()
+    assert tito("--root", root, "login", "--server", w.url, "--token", w.add_user("ada")).returncode == 0
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"] and res["sent"] == 1 and "server has 2/20 modules" in res["message"], res
+    assert "an older snapshot of 'ada', superseded by the newer one sent after it" in res["not_sent"][0]
+    assert w.snapshots("ada") == 1 and len(list((root / ".tito" / "outbox" / "not-sent").glob("*.json"))) == 1

@@ -10,7 +10,8 @@ generated variants (hypothesis):
 - pydantic rejects  =>  fast does not accept (the contrapositive, reported separately because it is the dangerous half).
 
 The fast side is run through the real `Workspace.load_one` with the model path blocked, so the test follows whatever
-glue the store puts between the bytes and `decode`.
+glue the store puts between the bytes and `decode`. The one piece of glue both paths share — module entries that carry
+a name (`"02_tensor"`, `"tensor"`) read by name against the course (`store.by_name`) — is applied on the model side too.
 """
 import json, tempfile
 from contextlib import ExitStack
@@ -24,7 +25,8 @@ from conftest import spec_json_blocks
 from test_store_faults import LOCATION, corpus_cases
 from tinytorch_progress import schemas
 from tinytorch_progress.schemas import FormatError, detect_format
-from tinytorch_progress.store import FILES, Workspace
+from tinytorch_progress.curriculum import load_curriculum
+from tinytorch_progress.store import FILES, Workspace, by_name
 
 FAST_FORMATS = tuple(FILES)  # the files `tito status` reads: root-progress, progress, milestones
 
@@ -53,7 +55,8 @@ def local(d):
 
 def slow(fmt: str, raw: bytes):
     "What the pydantic models read from `raw`, in the store's normalised parts, or None if they reject it."
-    try: m = schemas.validate(schemas.parse_json(raw, "x.json"), fmt, "x.json")
+    numbers = lambda: {m.slug: m.number for m in load_curriculum().modules}
+    try: m = schemas.validate(by_name(fmt, schemas.parse_json(raw, "x.json"), numbers)[0], fmt, "x.json")
     except FormatError: return None
     extras = dict(m.model_extra or {})
     if fmt == "root-progress":
@@ -107,7 +110,7 @@ def test_the_corpus_covers_the_fast_formats():
 MISSING = object()
 modules = st.one_of(st.integers(-2, 1002), st.sampled_from([0, 1, 2, 20, 999, 1000, True, False, None, 1.0, 2.5, 1e400, -0.0]),
                     st.sampled_from(["01", "1", "001", "01_tensor", "module_01", "m01", " 01 ", "1.0", "", "x", "0", "1000",
-                                     "01-tensor", "MODULE_01", "\uff11", "\u0661", "1\n", "01_Tensor", "١"]),
+                                     "01-tensor", "MODULE_01", "\uff11", "\u0661", "1\n", "01_Tensor", "١", "tensor", "02_tensor", "01_setup"]),
                     st.text(alphabet="0123456789_m-. ", max_size=5))
 stamps = st.one_of(st.sampled_from(["2025-01-15T10:30:00", "2025-01-15T10:30:00Z", "2025-01-15T10:30:00+05:30",
                                     "2025-01-15T10:30:00.123456", "2025-01-15", "2025-02-30T00:00:00", " 2025-01-15T10:30:00 ",
@@ -177,6 +180,8 @@ def test_generated_variants(fmt):
     @example(b'{"version": "1.0", "total_unlocked": 100001}')
     @example(b'{"version": "1.0", "part_results": []}')           # an empty list is not an object
     @example(json.dumps({"version": "1.0"}).encode("utf-16"))    # the models read UTF-8 only
+    @example(b'{"version": "1.0", "completed_modules": ["x", "02_tensor", "1_m"], "completion_dates": {"tensor": "2025-01-15T10:30:00"}}')
+    @example(b'{"started_modules": ["01_setup", "tensor"], "last_worked": "01_setup", "last_updated": "0001-01-01T00:00:00+01:00"}')
     def run(raw):
         check(fmt, raw, "generated")
     run()

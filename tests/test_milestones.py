@@ -359,3 +359,25 @@ def test_module_code_loads_from_jupytext_percent_and_light_files(ws):
     d = ws / "modules/02_activations"; d.mkdir(parents=True)
     (d / "02_activations.py").write_text("# | export\ndef relu(x): return max(0, x)\n\n\nassert False, 'not exported'\n")
     assert load_module_code(2, root=ws).relu(-1) == 0
+
+
+# ---------------------------------------------------------------- the real course's layout (issue 13)
+def test_numbered_programs_are_parts_in_name_order_with_helpers_importable(ws):
+    program(ws, "data_manager.py", "def data():\n    return [1, 2, 3]\n")                    # next to the milestone folders
+    program(ws, "02_1969_xor/README.md", "# XOR\n")
+    program(ws, "02_1969_xor/xor_utils.py", "raise SystemExit('a helper is not a part')\n")
+    program(ws, "02_1969_xor/00_setup.py", "import sys\nprint('interpreter', sys.executable)\n")
+    program(ws, "02_1969_xor/01_minsky_fails.py", "from data_manager import data\nprint('points', len(data()))\n")
+    program(ws, "02_1969_xor/02_hidden_layer.ipynb", notebook("from data_manager import data", "assert sum(data()) == 6"))
+    p = run_tito("--root", ws, "milestone", "run", "02", "--json", cwd=ws / "milestones")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [x["part"] for x in json.loads(p.stdout)["parts"]] == ["00_setup", "01_minsky_fails", "02_hidden_layer"]
+    assert f"interpreter {TITO[0]}" in p.stderr and "points 3" in p.stderr   # live output goes to stderr with --json
+    assert milestones_json(ws)["completed_milestones"] == ["02"]
+    for part, ran in (("1", "01_minsky_fails"), ("02_hidden_layer.ipynb", "02_hidden_layer"), ("00_setup", "00_setup")):
+        p = run_tito("--root", ws, "milestone", "run", "02", "--part", part, "--json")
+        assert [x["part"] for x in json.loads(p.stdout)["parts"]] == [ran], (part, p.stdout, p.stderr)
+    program(ws, "02_1969_xor/01_minsky_plot.py", "print('plot')\n")
+    p = run_tito("--root", ws, "milestone", "run", "02", "--part", "01")
+    assert p.returncode == 1 and p.stderr.strip() == ("tito: error: milestone 02: part 01 is ambiguous "
+                                                      "(01_minsky_fails.py, 01_minsky_plot.py); pass the file name")

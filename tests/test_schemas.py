@@ -107,3 +107,94 @@ def test_json_errors_use_our_wording_and_the_decoders_position(text, tmp_path):
     assert (e.value.path, e.value.where) == ("f.json", where) and e.value.what.startswith("invalid JSON: ")
     p = tmp_path / "progress.json"; p.write_text(text)
     with pytest.raises(FormatError, match=rf"^{re.escape(str(p))}: {where}: invalid JSON: "): load(p)
+
+
+# ---------------------------------------------------------------- issue 19: repeated keys, self-consistency, user ids
+
+@pytest.mark.parametrize("i,fmt", list(enumerate(EXPECTED)))
+def test_a_repeated_key_is_refused_strictly_and_read_leniently(i, fmt, tmp_path):
+    "In every format: `unique_keys=True` (tito validate, uploads) names the file, the line and the key; a plain read keeps the last."
+    from tinytorch_progress.schemas import load, parse_json
+    data = BLOCKS[i]
+    key = next(iter(data))
+    text = json.dumps(data, indent=2)[:-2] + f',\n  {json.dumps(key)}: {json.dumps(data[key])}\n}}'
+    line = text.count("\n")  # the repeated key is on the last line but one
+    assert parse_json(text, "f.json") == data  # read leniently: the same value, the last one wins
+    with pytest.raises(FormatError) as e: parse_json(text, "f.json", unique_keys=True)
+    assert str(e.value) == f"f.json: line {line}: duplicate key {json.dumps(key)}"
+    p = tmp_path / "x.json"; p.write_text(text)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(p))}: line {line}: duplicate key"): load(p, fmt, unique_keys=True)
+    assert load(p, fmt) is not None
+
+
+@pytest.mark.parametrize("text,line,key", [
+    ('{"a": {"b": 1, "c": [{"b": 2}], "b": 3}}', 1, "b"),               # nested object
+    ('{"a": "{\\"a\\": 1, \\"a\\": 2}",\n"b": 1}', None, None),           # keys inside a string are not keys
+    ('[{"x": 1}, {"x": 2}]', None, None),                                # the same key in two objects is fine
+    ('{"k": 1,\n "\\u006b": 2}', 2, "k"),                                # the same key spelled with an escape
+    ('{"é": 1,\n\n "é": 2}', 3, "é"),
+])
+def test_repeated_keys_are_found_where_they_are(text, line, key):
+    from tinytorch_progress.schemas import parse_json
+    if key is None: parse_json(text, unique_keys=True); return
+    with pytest.raises(FormatError) as e: parse_json(text, "f.json", unique_keys=True)
+    assert str(e.value) == f"f.json: line {line}: duplicate key {json.dumps(key)}"
+
+
+def test_the_spec_milestones_file_is_consistent_and_each_contradiction_is_reported():
+    m = validate(BLOCKS[2], "milestones")
+    assert m.consistency_errors() == []
+    bad = validate({**BLOCKS[2], "completed_milestones": ["03", "06"], "unlocked_milestones": ["01", "03", "01"],
+                    "unlock_dates": {"01": "2025-11-15T10:00:00"}, "total_unlocked": 5}, "milestones")
+    assert bad.consistency_errors() == [
+        "unlocked_milestones: milestone 01 is listed 2 times",
+        "completed_milestones: milestone 06 is completed but not in unlocked_milestones",
+        "completion_dates: no date for completed milestone 06",
+        "unlock_dates: no date for unlocked milestone 03",
+        "total_unlocked: 5 but unlocked_milestones lists 2"]
+    # total_unlocked is only checked when the file has it
+    assert validate({"unlocked_milestones": ["01"], "unlock_dates": {"01": "2025-11-15T10:00:00"}}, "milestones").consistency_errors() == []
+
+
+@pytest.mark.parametrize("uid", ["cs101/bob", "\u202eevil", "bob\u200b", " bob", "bob ", "", ".bob", "x" * 129, "Ådа"])
+def test_api_formats_follow_the_user_id_rule(uid):
+    export = {**BLOCKS[6], "user_id": uid}
+    with pytest.raises(FormatError, match=r"^<input>: user_id: value .*; use 1–128 ASCII letters, digits or \. _ @ \+ -"):
+        validate(export, "export")
+    with pytest.raises(FormatError, match="user_id"): validate({k: v for k, v in export.items() if k != "timestamp"}, "upload")
+    with pytest.raises(FormatError, match=r"leaderboard\[0\]\.user_id"):
+        validate({"leaderboard": [{"user_id": uid, "username": "ok", "modules_completed": 1, "milestones_completed": 0, "rank": 1}]},
+                 "leaderboard")
+
+
+def test_an_old_config_user_id_still_loads_and_validate_reports_it(tmp_path):
+    from tinytorch_progress.cmd_validate import validate_files
+    assert validate({"user_id": "Ada Lovelace"}, "config").consistency_errors()[0].startswith("user_id: value 'Ada Lovelace'")
+    p = tmp_path / ".tito" / "config.json"; p.parent.mkdir(); p.write_text('{"user_id": "Ada Lovelace"}')
+    row, = validate_files([p])
+    assert not row["ok"] and row["error"].startswith(f"{p}: user_id: value 'Ada Lovelace': character ' ' (U+0020) at position 4")
+
+
+def test_json_schemas_carry_the_user_id_rule():
+    from tinytorch_progress.ids import USER_ID_PATTERN
+    from tinytorch_progress.schemas import json_schema
+    assert json_schema("export")["properties"]["user_id"]["pattern"] == USER_ID_PATTERN
+    assert json_schema("config")["properties"]["user_id"]["anyOf"][0]["pattern"] != USER_ID_PATTERN  # any printable text
+
+
+def test_upload_reply_is_strict():
+    from tinytorch_progress.schemas import UploadReply
+    ok = {"status": "unchanged", "user_id": "ada", "snapshot_id": 9, "latest": False, "modules_completed": 0, "milestones_completed": 0}
+    assert UploadReply.model_validate({**ok, "served_by": "x"}).status == "unchanged"  # a field added later is fine
+    for wrong in ({**ok, "snapshot_id": "9"}, {**ok, "latest": "false"}, {**ok, "user_id": "a/b"}, {**ok, "modules_completed": -1},
+                  {**ok, "snapshot_id": True}, {k: v for k, v in ok.items() if k != "latest"}):
+        with pytest.raises(ValueError): UploadReply.model_validate(wrong)
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+    from tinytorch_progress.schemas import read_json
+    fifo = tmp_path / "pipe.json"; os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="is not a regular file"): read_json(fifo)  # would block forever if opened
+    link = tmp_path / "zero.json"; link.symlink_to("/dev/zero")
+    with pytest.raises(FormatError, match="is not a regular file"): read_json(link)  # st_size 0, never ends

@@ -58,8 +58,8 @@ def db_url(request, tmp_path):
 def make_client(db_url):
     "make_client(**create_app kwargs) -> (TestClient, app); apps are disposed at the end."
     apps = []
-    def make(**kw):
-        app = srv.create_app(db_url, **kw)
+    def make(**kw):  # public unless a test says otherwise: these tests are about uploads and ranking (privacy: test_class_view.py)
+        app = srv.create_app(db_url, **{"public": True, **kw})
         apps.append(app)
         return TestClient(app, raise_server_exceptions=False), app
     yield make
@@ -186,14 +186,15 @@ def test_identical_reupload_is_idempotent(site):
     assert count(app, srv.Event) == n_events
 
 
-def test_history_is_kept_and_older_uploads_do_not_replace_latest(site):
+def test_history_is_kept_and_the_latest_is_the_last_received(site):
+    "The server's receive order decides the latest, not the client's timestamp (issue 19.3; more in test_server_hardening)."
     client, app, tok = site
     h = auth(tok["ada"])
     client.post("/api/progress/upload", json=upload_body((1,), timestamp="2025-11-10T10:00:00"), headers=h)
     client.post("/api/progress/upload", json=upload_body((1, 2, 3, 4), timestamp="2025-11-20T10:00:00"), headers=h)
     late = client.post("/api/progress/upload", json=upload_body((1, 2), timestamp="2025-11-15T10:00:00"), headers=h)
-    assert late.status_code == 201 and late.json()["latest"] is False
-    assert client.get("/api/progress/ada").json()["module_progress"]["completed_count"] == 4
+    assert late.status_code == 201 and late.json()["latest"] is True
+    assert client.get("/api/progress/ada").json()["module_progress"]["completed_count"] == 2
     assert count(app, srv.Snapshot) == 3
 
 
@@ -216,12 +217,18 @@ def test_get_progress_errors(site):
     assert_json_error(client.get("/api/progress/" + "x" * 200), 422)
 
 
-def test_unicode_user_id(make_client):
+def test_non_ascii_user_ids_are_refused_with_the_one_rule(make_client):
+    "User ids follow `ids.check_user_id` (ASCII letters, digits, . _ @ + -): refused when created, uploaded or read."
     client, app = make_client()
-    tok = srv.add_user(app.state.db.engine, "zoe", "zoë-Ω")
+    with pytest.raises(TitoError, match="user id 'zoë-Ω': character 'ë' \\(U\\+00EB\\) at position 3"):
+        srv.add_user(app.state.db.engine, "zoe", "zoë-Ω")
+    tok = srv.add_user(app.state.db.engine, "zoe", "zoe-o")
     r = client.post("/api/progress/upload", json=upload_body(user_id="zoë-Ω"), headers=auth(tok))
-    assert r.status_code == 201, r.text
-    assert client.get("/api/progress/zo%C3%AB-%CE%A9").json()["user_id"] == "zoë-Ω"
+    assert_json_error(r, 422)
+    assert r.json()["detail"].startswith("body: user_id") and "'zoë-Ω': character 'ë' (U+00EB)" in r.json()["detail"]
+    assert_json_error(client.get("/api/progress/zo%C3%AB-%CE%A9"), 422)
+    assert client.post("/api/progress/upload", json=upload_body(user_id="zoe-o"), headers=auth(tok)).status_code == 201
+    assert client.get("/api/progress/zoe-o").json()["user_id"] == "zoe-o"
 
 
 # ---- security --------------------------------------------------------------------------------------------------------
@@ -348,8 +355,11 @@ def test_concurrent_uploads_store_each_distinct_body_once(site):
     with ThreadPoolExecutor(8) as ex: statuses = list(ex.map(send, jobs))
     assert statuses.count("stored") == 10 and statuses.count("unchanged") == 30
     assert count(app, srv.Snapshot) == 10
-    for n in ("ada", "bob"):  # the latest is the newest export, whatever order the threads ran in
-        assert client.get(f"/api/progress/{n}").json()["module_progress"]["completed_count"] == 5
+    for u in users:  # the latest is the snapshot stored last, whatever order the threads ran in
+        with app.state.db.read() as c:
+            last = c.execute(select(srv.Snapshot.data).where(srv.Snapshot.user_pk == u["pk"])
+                             .order_by(srv.Snapshot.id.desc()).limit(1)).scalar()
+        assert client.get(f"/api/progress/{u['user_id']}").json() == json.loads(last)
     assert_counters_consistent(app)
 
 
@@ -476,9 +486,12 @@ def test_dashboard_pages(site):
 def test_dashboard_escapes_user_text(make_client):
     client, app = make_client()
     eng = app.state.db.engine
-    tok = srv.add_user(eng, "mal", '<img src=x onerror=alert(1)>')
-    body = upload_body(user_id='<img src=x onerror=alert(1)>')
+    with pytest.raises(TitoError, match="character '<'"):  # names cannot carry markup at all
+        srv.add_user(eng, "mal", '<img src=x onerror=alert(1)>')
+    tok = srv.add_user(eng, "mal")
+    body = upload_body(user_id="mal")
     body["milestone_progress"]["unlocked_milestones"][0]["name"] = '<script>alert("x")</script>'
+    body["milestone_progress"]["unlocked_milestones"][1]["name"] = '<img src=x onerror=alert(1)>'
     body["statistics"]["<b>note</b>"] = "<i>hi</i>"
     assert client.post("/api/progress/upload", json=body, headers=auth(tok)).status_code == 201
     page = client.get("/u/mal").text

@@ -3,7 +3,12 @@ must match the documented status codes, content types and schemas.
 
 Bounded: a fixed number of examples per operation, derandomized, so the run is reproducible and well under 2 minutes.
 The upload operation always carries a valid token (401s are covered in test_server.py); part of the generated bodies
-are made consistent and owned by the token's user, so the storing path is fuzzed too, not only the rejections."""
+are made consistent and owned by the token's user, so the storing path is fuzzed too, not only the rejections.
+
+Then hypothesis over the upload path itself (issue 19), on both databases: bodies with a key repeated at any depth,
+timestamps from year 1 to 9999 (naive, `Z`, any offset, past the calendar's ends, not timestamps at all), and user ids
+drawn from every Unicode general category — never a 5xx, always a JSON 4xx or a 200/201, and an accepted upload reads
+back as the export it was validated into and is the latest (the server's receive order, not the timestamp, decides)."""
 import atexit, os, shutil, tempfile, zlib
 
 import pytest
@@ -111,3 +116,167 @@ def test_fuzzing_reached_the_store():
         n = c.execute(select(func.count()).select_from(srv.Snapshot.__table__)).scalar()
     if n <= 1: pytest.skip("run together with test_fuzz_sqlite")
     assert n > 5
+
+
+# ---- hypothesis over the upload path: duplicate keys, extreme timestamps, every Unicode category in names ------------
+# Issue 19: none of these may be a 5xx; each answer is a JSON 4xx or a 200/201, and what is accepted reads back as the
+# export it was validated into — and, being received last, as the student's latest, whatever its timestamp says.
+import json as _json
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+from fastapi.testclient import TestClient
+from hypothesis import given, strategies as st
+
+from tinytorch_progress.ids import InvalidId, USER_ID_PATTERN, check_user_id
+from tinytorch_progress.schemas import CombinedExport
+from test_server import upload_body
+
+CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
+              "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn")
+any_category = st.one_of(*(st.characters(categories=[c]) for c in CATEGORIES))  # each category equally likely
+names = st.one_of(st.from_regex(USER_ID_PATTERN, fullmatch=True), st.text(any_category, max_size=6),
+                  st.builds(lambda a, c, b: a + c + b, st.sampled_from(["", "fu", "fuzz"]), any_category,
+                            st.sampled_from(["", "zz", "-x"])))
+
+_zones = st.integers(-1439, 1439).map(lambda m: timezone(timedelta(minutes=m)))
+_instants = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999))
+timestamps = st.one_of(
+    _instants.map(datetime.isoformat),  # naive
+    st.builds(lambda d, z: d.replace(tzinfo=z).isoformat(), _instants, _zones),  # any offset, also past the calendar's ends
+    st.builds(lambda d: d.isoformat() + "Z", _instants),
+    st.sampled_from(["0001-01-01T00:00:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59.999999",
+                     "9999-12-31T23:59:59-14:00", "2099-01-01T00:00:00", "2025-11-20 10:00", "20251120T100000",
+                     "2025-02-30T00:00:00", "10000-01-01T00:00:00", "-0001-01-01T00:00:00", "2025-11-20T10:00:00+24:00"]),
+    st.one_of(st.text(max_size=20), st.integers(), st.none()))  # not a timestamp at all
+
+
+def encode(x, dup_at: int, seen: list) -> str:
+    "JSON text of `x` in which the `dup_at`-th object (pre-order) repeats its first key; `seen[0]` counts objects."
+    if isinstance(x, dict):
+        i, seen[0] = seen[0], seen[0] + 1
+        items = [f"{_json.dumps(k)}: {encode(v, dup_at, seen)}" for k, v in x.items()]
+        if i == dup_at and x:
+            k, v = next(iter(x.items()))
+            items.append(f"{_json.dumps(k)}: {_json.dumps(v)}")
+            seen.append("dup")
+        return "{" + ", ".join(items) + "}"
+    if isinstance(x, list): return "[" + ", ".join(encode(v, dup_at, seen) for v in x) + "]"
+    return _json.dumps(x)
+
+
+@st.composite
+def uploads(draw):
+    "(raw body, the body as a dict, whether a key is repeated): a consistent upload with hostile parts."
+    mods = tuple(sorted(draw(st.sets(st.integers(1, 20), max_size=20))))
+    body = upload_body(mods)
+    uid = draw(st.sampled_from(["absent", "fuzz", "other"]))
+    if uid != "absent": body["user_id"] = uid if uid == "fuzz" else draw(names)
+    if draw(st.integers(0, 3)): body["timestamp"] = draw(timestamps)
+    dup_at = draw(st.integers(0, 12)) if draw(st.integers(0, 2)) == 2 else -1  # a repeated key in one body of three
+    seen = [0]
+    raw = encode(body, dup_at, seen).encode("utf-8", "surrogatepass")  # ensure_ascii escapes: surrogates travel as \ud800
+    return raw, body, "dup" in seen
+
+
+def _valid_name(s) -> bool:
+    try: return check_user_id(s) == s
+    except InvalidId: return False
+
+
+def check_upload(client, auth_headers, raw, body, dup):
+    r = client.post("/api/progress/upload", content=raw, headers=auth_headers | {"content-type": "application/json"})
+    assert r.status_code in (200, 201) or 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
+    reply = r.json()
+    if r.status_code >= 400:
+        assert isinstance(reply["detail"], str) and reply["detail"] and "\n" not in reply["detail"]
+    if dup: assert r.status_code == 422 and "duplicate key" in reply["detail"], reply
+    uid = body.get("user_id")
+    if dup: pass
+    elif uid is not None and not _valid_name(uid): assert r.status_code == 422 and ("user_id" in reply["detail"] or "Unicode" in reply["detail"]), reply
+    elif uid not in (None, "fuzz"): assert r.status_code in (403, 422), reply
+    if r.status_code == 201: assert reply["latest"] is True  # received last: the latest, whatever the timestamp
+    if r.status_code in (200, 201) and reply["latest"]:
+        got = client.get("/api/progress/fuzz").json()
+        sent = {**body, "user_id": "fuzz", "timestamp": body["timestamp"] if body.get("timestamp") is not None else got["timestamp"]}
+        assert got == CombinedExport.model_validate(sent).to_json()
+    return r.status_code
+
+
+SQLITE_CLIENT = TestClient(SQLITE_APP, raise_server_exceptions=False)
+PG_CLIENT = TestClient(PG_APP, raise_server_exceptions=False)
+_stored = []
+
+
+@FUZZ
+@given(uploads())
+def test_fuzz_uploads_sqlite(upload):
+    _stored.append(check_upload(SQLITE_CLIENT, SQLITE_AUTH, *upload))
+
+
+@FUZZ
+@given(uploads())
+def test_fuzz_uploads_postgresql(upload):
+    if _pg is None: pytest.skip(pg_unavailable())
+    check_upload(PG_CLIENT, PG_AUTH, *upload)
+
+
+def _in_calendar(ts: str) -> bool:
+    "Whether an ISO timestamp reads as a datetime whose UTC time is inside years 1–9999 (what the server stores)."
+    from tinytorch_progress.schemas import parse_timestamp
+    try: d = parse_timestamp(ts)
+    except ValueError: return False
+    try: d.astimezone(timezone.utc) if d.tzinfo else d
+    except (OverflowError, ValueError): return False
+    return True
+
+
+@st.composite
+def stamped(draw):
+    "A consistent upload whose timestamp is any instant of the calendar, naive or at any offset."
+    body = upload_body(tuple(range(1, draw(st.integers(0, 20)) + 1)))
+    body["timestamp"] = draw(st.one_of(_instants.map(datetime.isoformat),
+                                       st.builds(lambda d, z: d.replace(tzinfo=z).isoformat(), _instants, _zones)))
+    return body
+
+
+def check_stamped(client, auth_headers, body):
+    r = client.post("/api/progress/upload", json=body, headers=auth_headers)
+    assert r.status_code in (200, 201, 422), (r.status_code, r.text)
+    assert (r.status_code != 422) == _in_calendar(body["timestamp"]), (body["timestamp"], r.text)
+    if r.status_code == 422: assert r.json()["detail"] == "body: timestamp: out of range"
+    elif r.json()["latest"]:  # a future timestamp does not keep a later upload from being the latest
+        got = client.get("/api/progress/fuzz").json()
+        assert got["timestamp"] == body["timestamp"]
+        assert got == CombinedExport.model_validate({**body, "user_id": "fuzz"}).to_json()
+
+
+@FUZZ
+@given(stamped())
+def test_fuzz_timestamps_sqlite(body):
+    check_stamped(SQLITE_CLIENT, SQLITE_AUTH, body)
+
+
+@FUZZ
+@given(stamped())
+def test_fuzz_timestamps_postgresql(body):
+    if _pg is None: pytest.skip(pg_unavailable())
+    check_stamped(PG_CLIENT, PG_AUTH, body)
+
+
+def test_upload_fuzzing_reached_the_store():
+    "Part of the fuzzed uploads were stored and part refused, so both paths ran."
+    if not _stored: pytest.skip("run together with test_fuzz_uploads_sqlite")
+    assert {201} <= set(_stored) and {422} <= set(_stored), sorted(set(_stored))
+
+
+@FUZZ
+@given(names)
+def test_fuzz_names_in_urls(name):
+    "A name in the URL of the API or of a page: 422 exactly when it breaks the rule, never a 5xx."
+    seg = quote(name.encode("utf-8", "surrogatepass"), safe="")
+    for url in (f"/api/progress/{seg}", f"/u/{seg}"):
+        r = SQLITE_CLIENT.get(url)
+        assert r.status_code in (200, 404, 422) and r.headers["content-type"].startswith("application/json"), (url, r.status_code)
+        assert (r.status_code == 422) == (not _valid_name(name)), (url, r.text)

@@ -872,3 +872,92 @@ def test_reports_and_results_in_a_workspace_are_left_alone(corpus, history_templ
         assert r.returncode == 0, r.stderr
     after = snapshot(root)
     assert all(after[str(p.relative_to(root))] == before[str(p.relative_to(root))] for p in placed)
+
+
+# ---------------------------------------------------------------- size caps (issue 19 item 6) and fast-decoder escapes
+def padded_progress(n_bytes: int) -> bytes:
+    "A valid `.tito/progress.json` of about `n_bytes`: an unknown padding field, which the store keeps and writes back."
+    return json.dumps({"version": "1.0", "completed_modules": [1], "completion_dates": {"1": "2025-01-01T10:00:00"},
+                       "padding": "x" * n_bytes}).encode()
+
+
+def bak_files(root: Path) -> list:
+    d = root / ".tito" / "backups"
+    return sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+
+
+def test_a_50MB_progress_file_is_refused_in_one_line_and_never_backed_up(tmp_path):
+    make_workspace(tmp_path)
+    big = padded_progress(50 * 1024 * 1024)
+    (tmp_path / ".tito" / "progress.json").write_bytes(big)
+    before = {p.name for p in bak_files(tmp_path)}
+    for args in (["status"], ["module", "complete", "03", "--skip-tests"], ["module", "start", "04"], ["doctor"]):
+        r = run_tito("--root", tmp_path, *args)
+        line = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.stdout
+        no_traceback(r.stdout, r.stderr)
+        assert r.returncode == 1 and "too large" in (r.stderr + r.stdout) and "not backed up" in (r.stderr + r.stdout), (args, r.stdout, r.stderr)
+        if args[0] != "doctor": one_error_line(r)
+    assert (tmp_path / ".tito" / "progress.json").read_bytes() == big  # left as it is
+    assert {p.name for p in bak_files(tmp_path)} == before             # and not copied into the backups
+    assert sum(p.stat().st_size for p in bak_files(tmp_path)) < 1024 * 1024
+
+
+def test_the_limit_is_the_one_validate_uses(tmp_path):
+    from tinytorch_progress import schemas, store
+    assert store.MAX_FILE_BYTES == schemas.MAX_FILE_BYTES
+    init_workspace(tmp_path)
+    p = tmp_path / ".tito" / "progress.json"
+    p.write_bytes(padded_progress(store.MAX_FILE_BYTES - 200))          # just under: read, kept, written back
+    assert read_state(tmp_path).completed == {1: datetime(2025, 1, 1, 10)}
+    p.write_bytes(padded_progress(store.MAX_FILE_BYTES + 1))
+    with pytest.raises(Exception, match="too large"): Workspace(tmp_path).read()
+    assert "too large" in validate_cli(p).stdout + validate_cli(p).stderr
+
+
+def test_a_fifo_or_a_device_as_progress_file_is_refused_without_hanging(tmp_path):
+    init_workspace(tmp_path)
+    p = tmp_path / ".tito" / "progress.json"; p.unlink(); os.mkfifo(p)
+    r = run_tito("--root", tmp_path, "status", timeout=30)
+    assert "not a regular file" in one_error_line(r)
+    p.unlink(); p.symlink_to("/dev/zero")
+    r = run_tito("--root", tmp_path, "status", timeout=30)
+    assert "not a regular file" in one_error_line(r)
+
+
+def test_backup_folder_total_size_is_bounded(tmp_path, monkeypatch):
+    from tinytorch_progress import store
+    monkeypatch.setattr(store, "BACKUPS_MAX_BYTES", 400_000)
+    init_workspace(tmp_path)
+    (tmp_path / ".tito" / "progress.json").write_bytes(padded_progress(60_000))  # ~60 KB kept in every copy
+    (tmp_path / ".tito" / "backups").mkdir(exist_ok=True)
+    (tmp_path / ".tito" / "backups" / "corrupt-20200101T000000000000-progress.json").write_bytes(b"x" * 150_000)  # an old quarantined file
+    for n in range(1, 16):
+        tracker.complete(tmp_path, n, skip_tests=True)
+        total = sum(p.stat().st_size for p in bak_files(tmp_path))
+        assert total <= 400_000, (n, total)
+    assert not (tmp_path / ".tito" / "backups" / "corrupt-20200101T000000000000-progress.json").exists()  # oldest first
+    for fmt in FILES:  # the newest backup of every file is always kept, and holds what the file holds now
+        newest = list_backups(Workspace(tmp_path), fmt)[0]
+        assert newest.read_bytes() == Workspace(tmp_path).path(fmt).read_bytes()
+    assert sorted(read_state(tmp_path).completed) == list(range(1, 16))
+
+
+@pytest.mark.slow
+def test_six_completes_with_a_big_valid_file_keep_the_backups_bounded(tmp_path):
+    "The issue's numbers: a valid file near the cap, six completes; the backup folder stays within its bound."
+    from tinytorch_progress.store import BACKUPS_MAX_BYTES
+    init_workspace(tmp_path)
+    (tmp_path / ".tito" / "progress.json").write_bytes(padded_progress(15 * 1024 * 1024))
+    for n in range(1, 7): tracker.complete(tmp_path, n, skip_tests=True)
+    assert sum(p.stat().st_size for p in bak_files(tmp_path)) <= BACKUPS_MAX_BYTES
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"started_modules": ["01"], "completed_modules": [], "last_updated": "0001-01-01T00:00:00+01:00"}',
+])
+def test_a_timestamp_without_local_time_is_a_one_line_error(tmp_path, raw):
+    init_workspace(tmp_path)
+    (tmp_path / "progress.json").write_bytes(raw)
+    r = run_tito("--root", tmp_path, "status")
+    line = one_error_line(r)
+    assert "progress.json" in line and "0001-01-01T00:00:00+01:00" in line and "internal error" not in line, line

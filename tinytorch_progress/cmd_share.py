@@ -84,7 +84,7 @@ def _perf_parser(sub):
 def _export_parser(sub):
     p = sub.add_parser("export", help="print the combined export (JSON)", description="Print the combined export of your progress, "
                        "the format the class website receives.")
-    p.add_argument("--user-id", metavar="ID", help="user id (default: user_id in .tito/config.json)")
+    p.add_argument("--user-id", metavar="ID", help="user id, same rule as `tito login --user-id` (default: user_id in .tito/config.json)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the export is JSON already")
     p.set_defaults(run=export_command)
@@ -95,7 +95,8 @@ def _login_parser(sub):
                        "(from `tito server add-user`) in .tito/config.json, readable only by you.")
     p.add_argument("--server", required=True, metavar="URL", help="e.g. https://progress.example.edu")
     p.add_argument("--token", required=True, metavar="T", help="your token; `-` reads it from stdin")
-    p.add_argument("--user-id", metavar="ID", help="your user id on the server (default: learned on the first sync)")
+    p.add_argument("--user-id", metavar="ID", help="your user id on the server: 1-128 ASCII letters, digits or . _ @ + -, first a letter or digit "
+                   "(default: learned on the first sync)")
     add_json_flag(p).set_defaults(run=login_command)
 
 # %% ../nbs/15_cmd_share.ipynb #2ed562ab
@@ -106,7 +107,8 @@ def _logout_parser(sub):
 # %% ../nbs/15_cmd_share.ipynb #5b16734b
 def _sync_parser(sub):
     p = sub.add_parser("sync", help="upload your progress to the class website", description="Upload your progress (queued "
-                       "offline in .tito/outbox/), then check what the server holds. Exits 1 unless the server confirms it. "
+                       "offline in .tito/outbox/), then check what the server holds. Exits 1 unless the server confirms it. Snapshots "
+                       "queued for another user id than the login's are not sent; they are kept in .tito/outbox/not-sent/. "
                        "Nothing is sent without `tito login` or --server; TITO_NO_SYNC=1 disables sync.")
     p.add_argument("--server", metavar="URL", help="server to use (default: the one from `tito login`)")
     add_json_flag(p).set_defaults(run=sync_command)

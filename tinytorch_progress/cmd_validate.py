@@ -14,15 +14,17 @@ from .views.result import Result
 
 # %% ../nbs/12_cmd_validate.ipynb #30f5010b
 def validate_files(paths, fmt=None) -> list[dict]:
-    "Validate each path; a list of `{path, format, ok, error}`."
-    from tinytorch_progress.schemas import FormatError, detect_format, load
+    "Validate each path; a list of `{path, format, ok, error, errors}` (`error` is the first of `errors`)."
+    from tinytorch_progress.schemas import FormatError, load_as
     out = []
     for p in paths:
         try:
-            m = load(p, fmt)
-            out.append({"path": str(p), "format": fmt or detect_format(p, m.model_dump(mode="json")), "ok": True, "error": None})
+            found, m = load_as(p, fmt, unique_keys=True)
+            errs = [str(FormatError(p, "", e)) for e in getattr(m, "consistency_errors", list)()]
+            out.append({"path": str(p), "format": found, "ok": not errs,
+                        "error": errs[0] if errs else None, "errors": errs})
         except FormatError as e:
-            out.append({"path": str(p), "format": fmt, "ok": False, "error": str(e)})
+            out.append({"path": str(p), "format": fmt, "ok": False, "error": str(e), "errors": [str(e)]})
     return out
 
 # %% ../nbs/12_cmd_validate.ipynb #cc2ecc2b
@@ -30,7 +32,7 @@ def _validate(args):
     from tinytorch_progress.schemas import FORMATS
     if args.format and args.format not in FORMATS: raise TitoError(f"unknown format {args.format!r}; see `tito schema --list`")
     rows = validate_files(args.files, args.format)
-    lines = [f"OK {r['path']} ({r['format']})" if r["ok"] else f"ERROR {r['error']}" for r in rows]
+    lines = [line for r in rows for line in ([f"OK {r['path']} ({r['format']})"] if r["ok"] else [f"ERROR {e}" for e in r["errors"]])]
     return Result("\n".join(lines), data=rows, ok=all(r["ok"] for r in rows))
 
 # %% ../nbs/12_cmd_validate.ipynb #75dd360c

@@ -32,12 +32,15 @@ def last_modules(state) -> tuple[Optional[int], Optional[int]]:
 
 # %% ../nbs/07_export.ipynb #fad89614
 def export_user_id(root, user_id: Optional[str] = None) -> str:
-    "The user id: `user_id`, else `.tito/config.json` `user_id`, else a `TitoError`."
+    "The user id: `user_id`, else `.tito/config.json` `user_id`, else a `TitoError`; either must follow the user-id rule."
+    from tinytorch_progress.ids import InvalidId, check_user_id
     from tinytorch_progress.store import Workspace
-    uid = user_id if user_id is not None else Workspace(root).config().get("user_id")
-    if uid is None or not str(uid).strip():
+    if user_id is not None: return check_user_id(user_id, "--user-id")
+    uid = Workspace(root).config().get("user_id")
+    if uid is None:
         raise TitoError("no user id: pass --user-id ID, or set it once with `tito login --server URL --token T --user-id ID`")
-    return str(uid)
+    try: return check_user_id(uid, "user_id in .tito/config.json:")
+    except InvalidId as e: raise TitoError(f"{e}; set a valid one with `tito login --server URL --token T --user-id ID`") from None
 
 # %% ../nbs/07_export.ipynb #f8518285
 def _module_progress(st) -> dict:

@@ -4,17 +4,18 @@
 
 # %% auto #0
 __all__ = ['SUFFIXES', 'PART_HISTORY', 'PERCEPTRON', 'XOR_PART1', 'XOR_PART2', 'milestone_folders', 'part_name', 'Program',
-           'MilestonePrograms', 'discover', 'module_source', 'export_cells', 'load_module_code', 'PartRun',
-           'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone', 'write_demo_milestones']
+           'MilestonePrograms', 'discover', 'module_source', 'export_cells', 'load_module_code', 'importable',
+           'PartRun', 'MilestoneRun', 'latest_results', 'check_unlocked', 'run_milestone', 'write_demo_milestones']
 
 # %% ../nbs/23_milestones.ipynb #95529280
 import linecache, os, re, sys, types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
-from .curriculum import Milestone, load_curriculum, module_dir, module_notebook
+from .curriculum import Milestone, load_curriculum, module_file
 from .ids import TitoError, milestone_id, module_key
 from .notebooks import read_notebook, split_directives
 from .runner import run_program
@@ -35,11 +36,12 @@ def milestone_folders(root) -> dict[str, Path]:
 # %% ../nbs/23_milestones.ipynb #dad4ce64
 _PART = re.compile(r"^(?:part[_\-]?(\d+)(?:[_\-].*)?|.*[_\-]part[_\-]?(\d+))$", re.I)
 SUFFIXES = (".ipynb", ".py")
+_NUMBERED = re.compile(r"^(\d{1,3})[_\-]")
 
 def part_name(x) -> str:
     "The canonical name of a part: `2`, `'2'`, `'part2'`, `'Part_2'` → `'part2'`; other names as given."
     s = str(x).strip()
-    m = re.fullmatch(r"(?:part[_\-]?)?0*(\d+)", s, re.I)
+    m = re.fullmatch(r"(?:part[_\-]?)?(\d+)", s, re.I)  # int() drops leading zeros
     return f"part{int(m.group(1))}" if m else s
 
 # %% ../nbs/23_milestones.ipynb #ad2c3e8c
@@ -70,11 +72,23 @@ class MilestonePrograms:
     missing: list[str]  # required parts without a program
 
     def program(self, part) -> Program:
-        name = part_name(part)
+        "The part named `part`: its name (`part2`, `01_rosenblatt_forward`), its file name, or its number (`2`, `02`)."
+        s, name = str(part).strip(), part_name(part)
         for p in self.programs:
-            if p.part.lower() == name.lower(): return p
+            if s.lower() in (p.part.lower(), p.path.name.lower(), p.path.stem.lower()) or p.part.lower() == name.lower(): return p
+        hits = [p for p in self.programs if s.isdigit() and (m := _NUMBERED.match(p.part)) and int(m.group(1)) == int(s)]
+        if len(hits) == 1: return hits[0]
+        if hits: raise TitoError(f"milestone {self.milestone.id}: part {s} is ambiguous ({', '.join(p.path.name for p in hits)}); pass the file name")
         have = ", ".join(p.part for p in self.programs) or "none"
         raise TitoError(f"milestone {self.milestone.id} has no part {name} (parts: {have})")
+
+# %% ../nbs/23_milestones.ipynb #e83bc906
+def _numbered(folder: Path, files: list[Path]) -> list[Program]:
+    "Numbered programs (`01_rosenblatt_forward.py`), each a part named by its file, in name order."
+    by_stem: dict[str, list[Path]] = {}
+    for p in files:
+        if _NUMBERED.match(p.stem) and p.stem != folder.name: by_stem.setdefault(p.stem, []).append(p)
+    return [Program(stem, _prefer(ps)) for stem, ps in sorted(by_stem.items())]
 
 # %% ../nbs/23_milestones.ipynb #3c2440ce
 def discover(root, ms: Milestone) -> MilestonePrograms:
@@ -92,6 +106,7 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
         if hits: parts[name] = hits
     progs = [Program(n, _prefer(ps)) for n, ps in parts.items()]
     progs.sort(key=lambda p: (not p.part.startswith("part") or not p.part[4:].isdigit(), int(p.part[4:]) if p.part[4:].isdigit() else 0, p.part))
+    if not progs: progs = _numbered(folder, files)
     if not progs and files:
         named = [p for p in files if p.stem in (folder.name, "main")]
         if named or len({p.stem for p in files}) == 1: progs = [Program("main", _prefer(named or files))]
@@ -103,12 +118,10 @@ def discover(root, ms: Milestone) -> MilestonePrograms:
 
 # %% ../nbs/23_milestones.ipynb #d03d241a
 def module_source(root, module) -> Path:
-    "The notebook (or jupytext `.py`) of `module` in the workspace."
-    d = module_dir(root, module)
-    if d is None: raise TitoError(f"module {module_key(module)} has no folder in {root} (expected modules/{module_key(module)}_<name>/)")
-    nb = module_notebook(d)
+    "The notebook (or jupytext `.py`) of `module` in the workspace: `curriculum.module_file`, the one lookup."
+    nb = module_file(root, module)
     if nb is not None: return nb
-    raise TitoError(f"{d}: no notebook {d.name}.ipynb or {d.name}.py")
+    raise TitoError(f"module {module_key(module)} has no notebook in {root} (`tito doctor` lists where each module was looked for)")
 
 # %% ../nbs/23_milestones.ipynb #329e0f22
 def export_cells(path: Path) -> list[str]:
@@ -133,6 +146,17 @@ def load_module_code(*modules, root=None) -> types.ModuleType:
             linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
             exec(compile(src, fname, "exec"), mod.__dict__)
     return mod
+
+# %% ../nbs/23_milestones.ipynb #d13efe34
+@contextmanager
+def importable(*folders):
+    "Put `folders` first on the `PYTHONPATH` that child processes started meanwhile inherit (the runner passes it on)."
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([*map(str, folders), *([old] if old else [])])
+    try: yield
+    finally:
+        if old is None: os.environ.pop("PYTHONPATH", None)
+        else: os.environ["PYTHONPATH"] = old
 
 # %% ../nbs/23_milestones.ipynb #735a7e19
 PART_HISTORY = 50
@@ -215,7 +239,7 @@ def _run_parts(root: Path, ms: Milestone, todo: list[Program], limit: float, say
         head = f"[{i}/{len(todo)}] " if len(todo) > 1 else ""
         say(f"▶ {head}Milestone {ms.id} ({ms.name}), {prog.part}: {rel}")
         when = now_seconds()
-        r = run_program(prog.path, root, limit, say)
+        with importable(root / "milestones", root): r = run_program(prog.path, root, limit, say)
         say(f"{'✓' if r.passed else '✗'} {head}{prog.part} {'passed' if r.passed else 'FAILED'} in {r.duration_s:.1f} s"
             + ("" if r.passed else f": {r.message}"))
         runs.append(PartRun(prog.part, rel, r.passed, r.duration_s, when, r.message))

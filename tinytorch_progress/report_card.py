@@ -8,11 +8,13 @@ __all__ = ['HINT_MARKERS', 'TECH_TERMS', 'MATH_OPS', 'nonblank_lines', 'has_todo
            'heading_terms', 'markdown_headings', 'code_concepts', 'cell_concepts', 'test_functions',
            'overwhelm_factors', 'CellAnalysis', 'analyze_cell', 'scaffolding_quality', 'learning_progression', 'letter',
            'category_scores', 'grades', 'critical_issues', 'recommendations', 'nbgrader_summary',
-           'find_module_notebook', 'resolve_notebook', 'module_name_for', 'Analysis', 'analyze', 'report_card_for',
-           'card_filename', 'default_reports_dir', 'write_card', 'workspace_modules', 'load_report_cards']
+           'find_module_notebook', 'resolve_notebook', 'module_name_for', 'Card', 'Analysis', 'analyze',
+           'report_card_for', 'card_filename', 'default_reports_dir', 'write_card', 'workspace_modules',
+           'load_report_cards']
 
 # %% ../nbs/05_report_card.ipynb #8c2614e8
-import ast, keyword, os, re, statistics, unicodedata, warnings
+import ast, gc, json, keyword, os, re, statistics, unicodedata, warnings
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +37,7 @@ def directives(text: str) -> list: return [l.strip() for l in text.split("\n") i
 def math_indicators(text: str) -> int: return text.count("$") + text.count("\\") + text.count("equation")
 
 # %% ../nbs/05_report_card.ipynb #8f9b954b
-_MAGIC = re.compile(r"^(\s*)([%!])", re.M)
+_MAGIC = re.compile(r"^([^\S\n]*)([%!])", re.M)  # whitespace within the line only: `\s*` over blank lines is quadratic
 
 # %% ../nbs/05_report_card.ipynb #8f2b2b0f
 def parse_code(text: str) -> Optional[ast.AST]:
@@ -48,9 +50,16 @@ def parse_code(text: str) -> Optional[ast.AST]:
 
 # %% ../nbs/05_report_card.ipynb #c772e95c
 def ast_nodes(tree) -> Optional[list]:
-    "All nodes of a tree (as `ast.walk`), once; a list passes through, None stays None."
+    "All nodes of a tree in `ast.walk`'s order, once; a list passes through, None stays None."
     if tree is None or isinstance(tree, list): return tree
-    return list(ast.walk(tree))
+    out, i, AST = [tree], 0, ast.AST
+    while i < len(out):  # breadth first, like ast.walk, without its generator per node
+        n, i = out[i], i + 1
+        for f in n._fields:
+            v = getattr(n, f, None)
+            if isinstance(v, AST): out.append(v)
+            elif v.__class__ is list: out += [x for x in v if isinstance(x, AST)]
+    return out
 
 # %% ../nbs/05_report_card.ipynb #9037950a
 def complexity(text: str, cell_type: str, tree=None) -> int:
@@ -61,9 +70,10 @@ def complexity(text: str, cell_type: str, tree=None) -> int:
         return min(c, 5)
     c, nodes = 1, ast_nodes(tree)
     if nodes is not None:
-        c += sum(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in nodes) // 2
-        c += sum(isinstance(n, (ast.For, ast.While, ast.If)) for n in nodes) // 3
-        c += sum(isinstance(n, (ast.ListComp, ast.Lambda, ast.Try)) for n in nodes) // 2
+        k = Counter(map(type, nodes))  # node classes are final, so counting types is counting isinstance
+        c += (k[ast.FunctionDef] + k[ast.ClassDef]) // 2
+        c += (k[ast.For] + k[ast.While] + k[ast.If]) // 3
+        c += (k[ast.ListComp] + k[ast.Lambda] + k[ast.Try]) // 2
     else:
         c += sum(text.count(s) for s in ("def ", "class ", "for ", "while ", "if ", "try:", "lambda "))
     c += min(len(text.split("\n")) // 25, 2)
@@ -93,7 +103,18 @@ def educational_type(text: str, cell_type: str) -> str:
 # %% ../nbs/05_report_card.ipynb #14d26580
 _HEADER = re.compile(r"^#+\s+(.+)$", re.M)
 _BOLD = re.compile(r"\*\*(.*?)\*\*")
-_DEFINITIONS = (re.compile(r"(\w+)\s+is\s+defined\s+as"), re.compile(r"(\w+)\s*:\s*[A-Z]"), re.compile(r"\*\*(\w+)\*\*\s*:"))
+_DEFINED_AS = (re.compile(r"(?<!\s)\s+is\s+defined\s+as"), re.compile(r"(?<!\s)\s*:\s*[A-Z]"))
+_BOLD_DEF = re.compile(r"\*\*(\w+)\*\*\s*:")
+
+def _defined_words(text: str, tail) -> list:
+    "What `re.findall(r'(\\w+)' + tail, text)` finds, from each place `tail` matches: linear where that regex is quadratic."
+    out, pos = [], 0
+    while (m := tail.search(text, pos)):
+        s = e = m.start()
+        while s > pos and (text[s - 1].isalnum() or text[s - 1] == "_"): s -= 1  # `\w`, back to the word's start
+        if s < e: out.append(text[s:e]); pos = m.end()
+        else: pos = e + 1
+    return out
 
 def concept_count(text: str, cell_type: str, tree=None) -> int:
     "How many concepts upstream would say the cell introduces (0–5)."
@@ -101,7 +122,8 @@ def concept_count(text: str, cell_type: str, tree=None) -> int:
     if cell_type == "markdown":
         items.update(h.strip() for h in _HEADER.findall(text) if len(h.strip()) < 50)
         items.update(b for b in _BOLD.findall(text) if len(b) < 30)
-        for rx in _DEFINITIONS: items.update(rx.findall(text))
+        for tail in _DEFINED_AS: items.update(_defined_words(text, tail))
+        items.update(_BOLD_DEF.findall(text))
     elif tree is not None:
         for n in ast_nodes(tree):
             if isinstance(n, ast.ClassDef): items.add("Class: " + n.name)
@@ -129,9 +151,11 @@ _GENERIC = {"summary", "conclusion", "conclusions", "overview", "setup", "set up
             "resources", "production context", "real world", "real-world", "module", "lesson", "part", "step",
             "section", "problem", "task", "welcome", "context", "discussion", "concepts", "key concepts",
             "core concepts", "big picture", "why this matters", "main", "code", "done", "success", "verification"}
-_SPLIT = re.compile(r"\s*(?::|\s[-–—]\s|[–—|()\[\],;/?!&]|\s+(?:and|vs\.?|versus)\s+)\s*", re.I)
+# A separator takes the whitespace around it, matched once from the start of its run (the lookbehinds): linear on long
+# runs of spaces, where `\s*` tried at every space is quadratic. The last branch is a separator right after the previous one.
+_SPLIT = re.compile(r"(?<!\s)\s*(?:[:–—|()\[\],;/?!&]\s*|(?<=\s)(?:-|(?:and|vs\.?|versus)(?=\s))\s+)|(?<=\s)[:–—|()\[\],;/?!&]\s*", re.I)
 _NUMBERING = re.compile(r"^(?:(?:step|part|section|module|lesson|chapter|unit|exercise|task|problem|milestone|stage|phase)"
-                        r"\s*#?\s*\d+[a-z]?\b\.?|\d+(?:\.\d+)*[.)]?(?=\s|$))\s*[:.)\-–—]*\s*", re.I)
+                        r"\s*(?:#\s*)?\d+[a-z]?\b\.?|\d+(?:\.\d+)*[.)]?(?=\s|$))\s*[:.)\-–—]*\s*", re.I)
 
 # %% ../nbs/05_report_card.ipynb #7166e480
 def is_meaningful(term: str) -> bool:
@@ -141,10 +165,32 @@ def is_meaningful(term: str) -> bool:
     if keyword.iskeyword(t) or keyword.iskeyword(t.lower()): return False
     return True
 
+# %% ../nbs/05_report_card.ipynb #370ece65
+def _unlink(h: str) -> str:
+    "What `re.sub(r'!?\\[([^\\]]*)\\]\\([^)]*\\)', r'\\1', h)` gives: `[text](url)` and `![text](url)` become `text`."
+    out, pos, i = [], 0, h.find("[")
+    while i >= 0 and (j := h.find("]", i)) >= 0:
+        if not h.startswith("(", j + 1): i = h.find("[", j + 1); continue  # every `[` before j fails the same way
+        k = h.find(")", j + 2)
+        if k < 0: break
+        start = i - 1 if i > pos and h[i - 1] == "!" else i
+        out += [h[pos:start], h[i + 1:j]]
+        pos = k + 1
+        i = h.find("[", pos)
+    return "".join(out) + h[pos:]
+
+# %% ../nbs/05_report_card.ipynb #50f2a8b6
+def _untag(h: str) -> str:
+    "What `re.sub(r'<[^>]+>', ' ', h)` gives: each tag becomes a space."
+    out, pos, i = [], 0, h.find("<")
+    while i >= 0 and (j := h.find(">", i + 1)) >= 0:
+        if j > i + 1: out += [h[pos:i], " "]; pos = j + 1; i = h.find("<", pos)
+        else: i = h.find("<", i + 1)
+    return "".join(out) + h[pos:]
+
 # %% ../nbs/05_report_card.ipynb #f477adfd
 def _plain(h: str) -> str:
-    h = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", h)
-    h = re.sub(r"<[^>]+>", " ", h).replace("`", "").replace("*", "")
+    h = _untag(_unlink(h)).replace("`", "").replace("*", "")
     return "".join(ch if (unicodedata.category(ch)[0] in "LN" or ch in " -_:'.,/&()+–—|;?!") else " " for ch in h)
 
 # %% ../nbs/05_report_card.ipynb #7fe28936
@@ -166,7 +212,17 @@ def heading_terms(heading: str) -> list:
     return out
 
 # %% ../nbs/05_report_card.ipynb #6062fa87
-_ATX = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+def _atx(line: str) -> Optional[str]:
+    "The text of an ATX heading line (as `^ {0,3}#{1,6}\\s+(.+?)\\s*#*\\s*$` would capture it), or None; by hand, in linear time."
+    i = len(line) - len(line.lstrip(" "))
+    k = len(line) - i - len(line[i:].lstrip("#"))
+    rest = line[i + k:]
+    if i > 3 or not 1 <= k <= 6 or not rest[:1].isspace(): return None
+    body = rest.lstrip()
+    if not body: return rest[-1] if len(rest) > 1 else None
+    end = len(body.rstrip())
+    end = len(body[:end].rstrip("#"))
+    return body[:max(1, len(body[:end].rstrip()))]
 
 def markdown_headings(text: str) -> list:
     "ATX headings of a markdown cell, outside fenced code blocks."
@@ -178,7 +234,7 @@ def markdown_headings(text: str) -> list:
             if fence is None: fence = m.group(1)[0]
             elif s.startswith(fence * 3): fence = None
             continue
-        if fence is None and (m := _ATX.match(line)): out.append(m.group(1))
+        if fence is None and (h := _atx(line)) is not None: out.append(h)
     return out
 
 # %% ../nbs/05_report_card.ipynb #f0bd234f
@@ -201,7 +257,7 @@ def cell_concepts(text: str, cell_type: str, tree: Optional[ast.AST] = None) -> 
 # %% ../nbs/05_report_card.ipynb #15a8fc60
 def test_functions(tree, text: str) -> list:
     "Names of `test_*` functions defined in a code cell."
-    if tree is None: return re.findall(r"^\s*(?:async\s+)?def\s+(test_\w+)", text, re.M)
+    if tree is None: return re.findall(r"^[^\S\n]*(?:async\s+)?def\s+(test_\w+)", text, re.M)
     return [n.name for n in ast_nodes(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
 
 # %% ../nbs/05_report_card.ipynb #b278267f
@@ -404,6 +460,24 @@ def _test_files(folder: Path, nb_path: Path) -> int:
     files.discard(nb_path.resolve())
     return len(files)
 
+# %% ../nbs/05_report_card.ipynb #5de79fca
+class _Grades:
+    "The category letters of a card, as attributes."
+    def __init__(self, letters: dict): self.__dict__.update(letters)
+    def model_dump(self) -> dict: return dict(self.__dict__)
+
+class Card:
+    "A report card: the format's fields as attributes; `to_json()` is its JSON."
+    def __init__(self, data: dict): self._data = data
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self._data: raise AttributeError(name)
+        return _Grades(self._data[name]) if name == "category_grades" else self._data[name]
+    def to_json(self) -> dict:
+        j = json.loads(json.dumps({**self._data, "analysis_date": None}))
+        j["analysis_date"] = self._data["analysis_date"].isoformat()
+        return j
+    def __repr__(self) -> str: return f"Card({self._data['module_name']!r}, {self._data['overall_grade']!r})"
+
 # %% ../nbs/05_report_card.ipynb #e0cd2020
 @dataclass
 class Analysis:
@@ -415,13 +489,22 @@ class Analysis:
     @property
     def labels(self) -> dict: return {c.number: c.label for c in self.cells}
 
+# %% ../nbs/05_report_card.ipynb #ca0ba39c
+def _analyze_cells(cells: list) -> list:
+    "`analyze_cell` of every non-empty code and markdown cell, with the cycle collector paused."
+    # Syntax trees hold no cycles, and collecting while a big cell's tree is built made grading grow faster than the cell.
+    paused = gc.isenabled()
+    gc.disable()
+    try: return [analyze_cell(c) for c in cells if c.cell_type in ("code", "markdown") and c.source.strip()]
+    finally:
+        if paused: gc.enable()
+
 # %% ../nbs/05_report_card.ipynb #ef5617fb
 def analyze(path, root=None, now: Optional[datetime] = None) -> Analysis:
     "Analyse a module notebook (or module folder) into a report card."
-    from tinytorch_progress.schemas import FormatError, validate
     nb_path = resolve_notebook(path)
     nb = read_notebook(nb_path)
-    cells = [analyze_cell(c) for c in nb.cells if c.cell_type in ("code", "markdown") and c.source.strip()]
+    cells = _analyze_cells(nb.cells)
     n = len(cells)
     mean = statistics.mean(c.lines for c in cells) if cells else 0.0
     dist = {str(i): sum(c.complexity == i for c in cells) for i in range(1, 6)}
@@ -435,8 +518,8 @@ def analyze(path, root=None, now: Optional[datetime] = None) -> Analysis:
     tests = len({t for c in cells for t in c.tests}) + _test_files(nb_path.parent, nb_path)
     data = {
         "module_name": module_name_for(nb_path), "module_path": _relpath(nb_path.parent, root),
-        "analysis_date": (now or datetime.now()).isoformat(), "total_lines": nb.total_lines, "total_cells": n,
-        "avg_cell_length": round(mean, 2), "scaffolding_quality": scaff, "complexity_distribution": dist,
+        "analysis_date": now or datetime.now(), "total_lines": nb.total_lines, "total_cells": n,
+        "avg_cell_length": float(round(mean, 2)), "scaffolding_quality": scaff, "complexity_distribution": dist,
         "learning_progression_quality": learning_progression(cells), "concepts_covered": concepts,
         "todo_count": sum(c.has_todo for c in cells), "hint_count": sum(c.has_hints for c in cells), "test_count": tests,
         "critical_issues": critical_issues(cells, nb.total_lines, nbg),
@@ -445,9 +528,7 @@ def analyze(path, root=None, now: Optional[datetime] = None) -> Analysis:
         "overall_grade": overall, "category_grades": cats,
         "nbgrader": {k: nbg[k] for k in ("solution_cells", "graded_cells", "locked_cells", "points")},
     }
-    try: card = validate(data, "report-card", nb_path)
-    except FormatError as e: raise TitoError(str(e)) from None
-    return Analysis(card, cells, nb)
+    return Analysis(Card(data), cells, nb)
 
 # %% ../nbs/05_report_card.ipynb #a890fd96
 def report_card_for(path, root=None, now: Optional[datetime] = None):
@@ -463,14 +544,19 @@ def default_reports_dir(root) -> Path: return Path(root) / "instructor" / "repor
 
 # %% ../nbs/05_report_card.ipynb #f2dabaf5
 def write_card(card, out_dir) -> Path:
-    "Write a card atomically into `out_dir`; its path."
-    from tinytorch_progress.store import write_json_atomic
+    "Write a card into `out_dir` (temp file, then rename: never a torn card); its path."
+    from tinytorch_progress.store import json_bytes
     out = Path(out_dir)
-    try:
+    target = out / card_filename(card)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:  # no fsync: a card is regenerated in a second, and a flush per card cost more than grading the course
         out.mkdir(parents=True, exist_ok=True)
-        target = out / card_filename(card)
-        write_json_atomic(target, card.to_json(), 0o644)
-    except OSError as e: raise TitoError(f"{out}: cannot write report card: {e.strerror or e}") from None
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as f: f.write(json_bytes(card.to_json()))
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        raise TitoError(f"{out}: cannot write report card: {e.strerror or e}") from None
     return target
 
 # %% ../nbs/05_report_card.ipynb #ca97b532

@@ -4,25 +4,25 @@
 
 # %% auto #0
 __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId', 'Count', 'Score', 'Grade', 'UserId',
-           'ComplexityKey', 'FORMATS', 'MAX_FILE_BYTES', 'parse_timestamp', 'format_timestamp', 'Model',
+           'ConfigUserId', 'ComplexityKey', 'FORMATS', 'MAX_FILE_BYTES', 'parse_timestamp', 'format_timestamp', 'Model',
            'version_tuple', 'Versioned', 'SimpleProgress', 'ModuleProgressFile', 'PartResult', 'MilestonesFile',
            'UserConfig', 'CategoryGrades', 'ReportCard', 'PerformanceResults', 'ExportModuleProgress',
            'UnlockedMilestone', 'LockedMilestone', 'ExportMilestoneProgress', 'Statistics', 'Achievements',
-           'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'CurriculumModule',
+           'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'UploadReply', 'CurriculumModule',
            'CurriculumMilestone', 'CurriculumFile', 'StatusModule', 'StatusMilestone', 'NextStep', 'StatusReport',
            'json_schema', 'detect_format', 'FormatError', 'describe_validation_error', 'parse_json', 'read_json',
-           'validate', 'load']
+           'validate', 'load_as', 'load']
 
 # %% ../nbs/01_schemas.ipynb #db468ce7
-import json
+import json, re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, RootModel,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, RootModel,
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
 
-from .ids import milestone_id, module_key, module_number
+from .ids import USER_ID_MAX, USER_ID_PATTERN, check_user_id, milestone_id, module_key, module_number
 
 # %% ../nbs/01_schemas.ipynb #75b11a55
 def parse_timestamp(v) -> datetime:
@@ -58,7 +58,16 @@ MilestoneId = Annotated[str, BeforeValidator(_milestone)]
 Count = Annotated[int, Field(ge=0, le=100_000)]
 Score = Annotated[int, Field(ge=1, le=5)]
 Grade = Literal["A", "B", "C", "D", "F"]
-UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+# %% ../nbs/01_schemas.ipynb #5d79b452
+def _user_id(v): return check_user_id(v, "value")
+
+UserId = Annotated[str, AfterValidator(_user_id),
+                   WithJsonSchema({"type": "string", "pattern": USER_ID_PATTERN, "minLength": 1, "maxLength": USER_ID_MAX})]
+"A user id under the one rule of `ids.check_user_id`."
+ConfigUserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"The user id a `.tito/config.json` may hold: any printable text, so a file written before the rule still loads."
+
 
 # %% ../nbs/01_schemas.ipynb #a1a7a1b7
 class Model(BaseModel):
@@ -145,20 +154,44 @@ class MilestonesFile(Versioned):
     achievements: list[Any] = []
     part_results: dict[MilestoneId, list[PartResult]] = {}
 
+    def consistency_errors(self) -> list[str]:
+        "Contradictions inside the file (see `_milestone_file_errors` below); empty when it is consistent."
+        return _milestone_file_errors(self)
+
 MilestonesFile.MIGRATIONS = {"0": lambda d: {**d, "version": "1.0"},
                              "1.0": lambda d: {**d, "version": "1.1", "part_results": d.get("part_results", {})}}
+
+# %% ../nbs/01_schemas.ipynb #a4059848
+def _milestone_file_errors(m: MilestonesFile) -> list[str]:
+    "Contradictions inside a `.tito/milestones.json`, one message per problem, each naming its field."
+    from collections import Counter
+    errs, unlocked, done = [], dict.fromkeys(m.unlocked_milestones), dict.fromkeys(m.completed_milestones)
+    for field, ids in (("unlocked_milestones", m.unlocked_milestones), ("completed_milestones", m.completed_milestones)):
+        errs += [f"{field}: milestone {i} is listed {n} times" for i, n in Counter(ids).items() if n > 1]
+    errs += [f"completed_milestones: milestone {i} is completed but not in unlocked_milestones" for i in done if i not in unlocked]
+    errs += [f"completion_dates: no date for completed milestone {i}" for i in done if i not in m.completion_dates]
+    errs += [f"unlock_dates: no date for unlocked milestone {i}" for i in unlocked if i not in m.unlock_dates]
+    if "total_unlocked" in m.model_fields_set and m.total_unlocked != len(unlocked):
+        errs.append(f"total_unlocked: {m.total_unlocked} but unlocked_milestones lists {len(unlocked)}")
+    return errs
 
 # %% ../nbs/01_schemas.ipynb #fc68ce32
 class UserConfig(Model):
     "`.tito/config.json`."
     logo_theme: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
-    user_id: Optional[UserId] = None
+    user_id: Optional[ConfigUserId] = None
     server: Optional[Annotated[str, Field(max_length=2048)]] = None
     token: Optional[Annotated[str, Field(max_length=512)]] = None
 
     def to_json(self) -> dict:
         "Unset preferences stay out of the file rather than appearing as nulls."
         return self.model_dump(mode="json", exclude_none=True)
+
+    def consistency_errors(self) -> list[str]:
+        "A user id that breaks the rule (the file still loads; sync and export would refuse it)."
+        try: self.user_id is None or check_user_id(self.user_id, "value")
+        except ValueError as e: return [f"user_id: {e}; set a valid one with `tito login --server URL --token T --user-id ID`"]
+        return []
 
 # %% ../nbs/01_schemas.ipynb #a3e7c7de
 class CategoryGrades(Model):
@@ -320,6 +353,17 @@ class LeaderboardEntry(Model):
 class Leaderboard(Model):
     "Body of `GET /api/leaderboard`."
     leaderboard: list[LeaderboardEntry]
+
+# %% ../nbs/01_schemas.ipynb #2571a380
+class UploadReply(Model):
+    "Body of a successful `POST /api/progress/upload` (201 stored, 200 unchanged)."
+    model_config = ConfigDict(extra="allow", strict=True)
+    status: Literal["stored", "unchanged"]
+    user_id: UserId
+    snapshot_id: Annotated[int, Field(ge=1)]
+    latest: bool
+    modules_completed: Count
+    milestones_completed: Count
 
 # %% ../nbs/01_schemas.ipynb #31c734b4
 class CurriculumModule(Model):
@@ -484,34 +528,69 @@ class _NotJSON(ValueError): "A constant Python reads but JSON does not have."
 # %% ../nbs/01_schemas.ipynb #e89eabbd
 def _no_constant(c): raise _NotJSON(f"{c} is not valid JSON")
 
+# %% ../nbs/01_schemas.ipynb #b4881a7a
+class _DuplicateKey(ValueError): "A key given twice in one JSON object."
+
+def _unique_pairs(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return d
+
+# %% ../nbs/01_schemas.ipynb #e7416481
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]', re.S)
+
+def _duplicate_line(text: str, key: str) -> Optional[int]:
+    "The line where `key` appears a second time in one object of the valid JSON `text`."
+    stack = []  # per open container: the keys seen (None for an array), and whether a key comes next
+    for m in _TOKEN.finditer(text):
+        t = m.group()
+        if t in "{[": stack.append([set() if t == "{" else None, t == "{"])
+        elif t in "}]": stack and stack.pop()
+        elif t == "," and stack: stack[-1][1] = stack[-1][0] is not None
+        elif t == ":" and stack: stack[-1][1] = False
+        elif t[0] == '"' and stack and stack[-1][1]:
+            k = json.loads(t)
+            if k == key and k in stack[-1][0]: return text.count("\n", 0, m.start()) + 1
+            stack[-1][0].add(k); stack[-1][1] = False
+    return None
+
 # %% ../nbs/01_schemas.ipynb #1ba285e8
-def parse_json(text, path="<input>"):
-    "Parse JSON text strictly, raising `FormatError` with line and column."
+def parse_json(text, path="<input>", *, unique_keys: bool = False):
+    "Parse JSON text strictly (a repeated key too, with `unique_keys`), raising `FormatError` with the line."
     if isinstance(text, bytes):
         try: text = text.decode("utf-8-sig")
         except UnicodeDecodeError as e: raise FormatError(path, f"byte {e.start}", "not UTF-8 text (binary file?)") from None
     if not text.strip(): raise FormatError(path, "", "empty file (expected a JSON object)")
-    try: return json.loads(text, parse_constant=_no_constant)
+    try: return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs if unique_keys else None)
     except json.JSONDecodeError as e: raise FormatError(path, f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}") from None
     except RecursionError: raise FormatError(path, "", "invalid JSON: nested too deeply") from None
     except _NotJSON as e: raise FormatError(path, "", f"invalid JSON: {e}") from None
+    except _DuplicateKey as e:
+        line = _duplicate_line(text, e.args[0])
+        raise FormatError(path, f"line {line}" if line else "", f"duplicate key {json.dumps(e.args[0])[:80]}") from None
     except ValueError: raise FormatError(path, "", "invalid JSON: a number too long to read (thousands of digits)") from None
 
 # %% ../nbs/01_schemas.ipynb #7afc6cfb
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
-def read_json(path):
+def read_json(path, *, unique_keys: bool = False):
     "Read and parse a JSON file; every failure is a one-line `FormatError`."
+    import stat
     p = Path(path)
     try:
-        if p.is_dir(): raise FormatError(p, "", "is a directory, not a JSON file")
-        if p.stat().st_size > MAX_FILE_BYTES: raise FormatError(p, "", f"file is too large ({p.stat().st_size} bytes)")
-        data = p.read_bytes()
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode): raise FormatError(p, "", "is a directory, not a JSON file")
+        if not stat.S_ISREG(st.st_mode): raise FormatError(p, "", "is not a regular file (a device, FIFO or socket)")
+        if st.st_size > MAX_FILE_BYTES: raise FormatError(p, "", f"file is too large ({st.st_size} bytes)")
+        with open(p, "rb") as f: data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES: raise FormatError(p, "", f"file is too large (over {MAX_FILE_BYTES} bytes)")
     except FileNotFoundError: raise FormatError(p, "", "no such file") from None
     except PermissionError: raise FormatError(p, "", "permission denied") from None
     except IsADirectoryError: raise FormatError(p, "", "is a directory, not a JSON file") from None
     except OSError as e: raise FormatError(p, "", f"cannot read: {e.strerror or e}") from None
-    return parse_json(data, p)
+    return parse_json(data, p, unique_keys=unique_keys)
 
 # %% ../nbs/01_schemas.ipynb #b699a83b
 def validate(data, fmt: str, path="<input>") -> BaseModel:
@@ -523,9 +602,13 @@ def validate(data, fmt: str, path="<input>") -> BaseModel:
     except ValidationError as e: raise FormatError(path, *describe_validation_error(e)) from None
 
 # %% ../nbs/01_schemas.ipynb #d9efcf25
-def load(path, fmt: Optional[str] = None) -> BaseModel:
-    "Read the file at `path` and validate it as `fmt` (detected when not given)."
-    data = read_json(path)
+def load_as(path, fmt: Optional[str] = None, *, unique_keys: bool = False) -> tuple[str, BaseModel]:
+    "`(format, model)` of the file at `path`, validated as `fmt` (detected by name, then by the keys written, when not given)."
+    data = read_json(path, unique_keys=unique_keys)
     fmt = fmt or detect_format(path, data)
     if fmt is None: raise FormatError(path, "", f"unrecognised format (expected one of: {', '.join(FORMATS)})")
-    return validate(data, fmt, path)
+    return fmt, validate(data, fmt, path)
+
+def load(path, fmt: Optional[str] = None, *, unique_keys: bool = False) -> BaseModel:
+    "Read the file at `path` and validate it as `fmt` (detected when not given)."
+    return load_as(path, fmt, unique_keys=unique_keys)[1]

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['NO_SYNC_ENV', 'REJECTED_BODY', 'sync_disabled', 'server_url', 'login', 'logout', 'progress_part', 'same_snapshot',
-           'encode_body', 'Outbox', 'Unreachable', 'request', 'compare', 'holds_text', 'last_sent', 'remember_sent',
-           'SyncResult', 'snapshot', 'sync']
+           'encode_body', 'Outbox', 'Unreachable', 'api_error', 'request', 'compare', 'holds_text', 'last_sent',
+           'remember_sent', 'SyncResult', 'snapshot', 'confirmation', 'sync']
 
 # %% ../nbs/08_sync.ipynb #648b0db0
 import hashlib, json, os, random, time
@@ -49,16 +49,17 @@ def server_url(url) -> str:
 # %% ../nbs/08_sync.ipynb #a0ebaba3
 def login(root, server, token, user_id: Optional[str] = None) -> dict:
     "Store the server, token (and user id) in `.tito/config.json` (mode 0600). Returns the config without the token."
+    from tinytorch_progress.ids import check_user_id
     from tinytorch_progress.store import Workspace
     url = server_url(server)
     tok = str(token or "").strip()
     if not tok or any(c.isspace() for c in tok) or len(tok) > 512:
         raise TitoError("invalid token: expected the single word printed by `tito server add-user`")
+    ws = Workspace(root)
     changes = {"server": url, "token": tok}
-    if user_id is not None:
-        if not str(user_id).strip(): raise TitoError("invalid user id: empty")
-        changes["user_id"] = str(user_id)
-    cfg = Workspace(root).update_config(**changes)
+    if user_id is not None: changes["user_id"] = check_user_id(user_id, "--user-id")
+    elif ws.config().get("server") not in (None, url): changes["user_id"] = None  # another server: its user id is learned anew
+    cfg = ws.update_config(**changes)
     return {k: v for k, v in cfg.items() if k != "token"}
 
 # %% ../nbs/08_sync.ipynb #85317e73
@@ -92,6 +93,7 @@ class Outbox:
     def __init__(self, root):
         self.dir = Path(root) / ".tito" / "outbox"
         self.rejected_dir = self.dir / "rejected"
+        self.not_sent_dir = self.dir / "not-sent"
 
     def items(self) -> list[Path]:
         if not self.dir.is_dir(): return []
@@ -104,7 +106,7 @@ class Outbox:
         if items:
             try:
                 if same_snapshot(json.loads(items[-1].read_bytes()), body): return None
-            except (OSError, ValueError): pass
+            except (OSError, ValueError, AttributeError, RecursionError): pass  # a damaged item: queue anew
         data = encode_body(body) if data is None else data
         self.dir.mkdir(parents=True, exist_ok=True)
         p = self.dir / f"{time.time_ns():020d}-{hashlib.sha256(data).hexdigest()[:12]}.json"
@@ -117,13 +119,17 @@ class Outbox:
         except FileNotFoundError: pass
         fsync_dir(self.dir)
 
-    def reject(self, p: Path, reason: str) -> Path:
+    def move(self, p: Path, folder: Path, reason: str) -> Path:
+        "Move item `p` into `folder`, with the reason in a `.reason.txt` beside it."
         from tinytorch_progress.store import write_bytes_atomic
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
-        q = self.rejected_dir / p.name
+        folder.mkdir(parents=True, exist_ok=True)
+        q = folder / p.name
         os.replace(p, q)
         write_bytes_atomic(q.with_suffix(".reason.txt"), (reason + "\n").encode(), mode=0o600)
         return q
+
+    def reject(self, p: Path, reason: str) -> Path: return self.move(p, self.rejected_dir, reason)
+    def set_aside(self, p: Path, reason: str) -> Path: return self.move(p, self.not_sent_dir, reason)
 
 # %% ../nbs/08_sync.ipynb #5da888b2
 class Unreachable(Exception):
@@ -142,11 +148,31 @@ def _describe(e) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'transport error'}"
 
 # %% ../nbs/08_sync.ipynb #ca9ff3b6
+def _clean(s, limit: int = 200) -> str:
+    "Text a server sent, fit for one line of ours: no control characters (terminal escapes, line breaks), cut short."
+    s = "".join(c if c.isprintable() else " " for c in str(s)[:limit * 2])
+    return " ".join(s.split())[:limit]
+
+# %% ../nbs/08_sync.ipynb #17a96a76
+def _media_type(r) -> str:
+    "The reply's media type, lower case without parameters (`application/json`)."
+    return _clean(r.headers.get("content-type", "").split(";")[0], 60).lower()
+
+# %% ../nbs/08_sync.ipynb #89dc8866
+def api_error(r) -> Optional[str]:
+    "The `detail` of an error reply of the API's shape (a JSON object `{\"detail\": text}`), else None."
+    from tinytorch_progress.schemas import FormatError, parse_json
+    if _media_type(r) != "application/json": return None
+    try: d = parse_json(r.content, "reply")
+    except FormatError: return None
+    return _clean(d["detail"]) if isinstance(d, dict) and isinstance(d.get("detail"), str) else None
+
+# %% ../nbs/08_sync.ipynb #cb3e01a1
 def _detail(r) -> str:
-    "`: <detail>` from a JSON error body, if any."
-    try: d = r.json().get("detail")
-    except Exception: return ""
-    return f": {str(d).splitlines()[0][:200]}" if d else ""
+    "`: <detail>` from an error reply of the API's shape; otherwise what the reply was instead."
+    d = api_error(r)
+    if d is not None: return f": {d}" if d else ""
+    return f" ({_media_type(r) or 'no content type'}, not the progress API's reply)"
 
 # %% ../nbs/08_sync.ipynb #6529f5c9
 def request(client, method: str, url: str, *, retries: int = 3, backoff: float = 0.5, sleep=time.sleep, **kw):
@@ -215,13 +241,14 @@ class SyncResult:
     sent: int = 0
     queued: int = 0
     rejected: list[str] = field(default_factory=list)
+    not_sent: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     server_progress: Optional[dict] = None
 
     def to_json(self) -> dict:
         s = _summary(self.server_progress) if self.server_progress else None
         return {"ok": self.ok, "server": self.server, "user_id": self.user_id, "message": self.message, "sent": self.sent,
-                "queued": self.queued, "rejected": self.rejected, "mismatches": self.mismatches,
+                "queued": self.queued, "rejected": self.rejected, "not_sent": self.not_sent, "mismatches": self.mismatches,
                 "server_has": None if s is None else {"modules_completed": len(s["modules"]), "total_modules": s["total_modules"],
                                                       "milestones_completed": len(s["completed_milestones"]),
                                                       "total_milestones": s["total_milestones"]}}
@@ -267,48 +294,145 @@ def _headers(token: Optional[str]) -> dict:
 # %% ../nbs/08_sync.ipynb #b81a6c56
 def _queue(ob: Outbox, root, url: str, body: dict):
     prev = last_sent(root, url)
-    if not ob.items() and prev is not None and same_snapshot(json.loads(prev), body):
-        ob.add(body, prev)  # nothing changed since the last accepted upload: re-send those very bytes (stored once)
+    try: unchanged = not ob.items() and prev is not None and same_snapshot(json.loads(prev), body)
+    except (ValueError, AttributeError, RecursionError): unchanged = False  # a damaged last_sync.json: send anew
+    if unchanged: ob.add(body, prev)  # nothing changed since the last accepted upload: re-send those very bytes (stored once)
     else: ob.add(body)
+
+# %% ../nbs/08_sync.ipynb #1181e3e3
+def _why(e) -> str:
+    "A `FormatError` as a short clause for a message of ours."
+    return _clean(f"{e.where}: {e.what}" if e.where else e.what, 120)
+
+def confirmation(r, body: dict):
+    "`(reply, None)` when `r` is the API's confirmation of the upload `body`, else `(None, why not)` in one line."
+    from pydantic import ValidationError
+    from tinytorch_progress.schemas import FormatError, UploadReply, describe_validation_error, parse_json
+    what = f"HTTP {r.status_code} with {_media_type(r) or 'no content type'}"
+    if r.status_code not in (200, 201) or _media_type(r) != "application/json":
+        return None, f"{what}, not the progress API's reply (a captive portal or a proxy?)"
+    if not r.content.strip(): return None, f"HTTP {r.status_code} with an empty body, not the progress API's reply"
+    try: reply = UploadReply.model_validate(parse_json(r.content, "reply", unique_keys=True))
+    except FormatError as e: return None, f"{what} that is not the progress API's reply ({_why(e)})"
+    except ValidationError as e:
+        return None, f"{what} that is not the progress API's reply ({_clean(': '.join(describe_validation_error(e)), 120)})"
+    why = _reply_differs(reply, body)
+    return (None, why) if why else (reply, None)
+
+# %% ../nbs/08_sync.ipynb #66e34afa
+def _reply_differs(reply, body: dict) -> Optional[str]:
+    "How the server's `reply` contradicts the `body` sent (one line), or None."
+    sent = {"user_id": body.get("user_id") or reply.user_id,  # a body without one takes the token owner's
+            "modules_completed": (body.get("module_progress") or {}).get("completed_count"),
+            "milestones_completed": (body.get("milestone_progress") or {}).get("completed_count")}
+    got = {k: getattr(reply, k) for k in sent}
+    diff = [f"{k}: sent {sent[k]!r}, reply {got[k]!r}" for k in sent if sent[k] != got[k]]
+    return f"the server's reply does not match what was sent ({_clean('; '.join(diff), 160)})" if diff else None
 
 # %% ../nbs/08_sync.ipynb #af6eb9af
 REJECTED_BODY = {400, 403, 413, 422}
 
+def _queued(item: Path) -> tuple[bytes, Optional[dict]]:
+    "The bytes of a queued item and its JSON object (None when the file holds none)."
+    try: data = item.read_bytes(); body = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError): return b"", None
+    return data, body if isinstance(body, dict) else None
+
+# %% ../nbs/08_sync.ipynb #b7df47bc
+def _sendable(body: Optional[dict], login_user: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
+    "`(the upload, None)` if `body` may go to the login of `login_user`, else `(None, why it is not sent)`."
+    from tinytorch_progress.schemas import FormatError, validate
+    if body is None: return None, "not a JSON object (a damaged outbox file)"
+    try: upload = validate(body, "upload", "upload").to_json()
+    except FormatError as e: return None, f"not a valid upload ({_why(e)})"
+    owner = upload.get("user_id")
+    if owner is not None and login_user is not None and owner != login_user:
+        return None, f"queued for user id {owner!r}, but the login is {login_user!r}"
+    return upload, None
+
+# %% ../nbs/08_sync.ipynb #d287838e
+def _hint(r) -> str:
+    "What to do about an upload the server did not take."
+    if 300 <= r.status_code < 400:
+        return f"; redirected to {_clean(r.headers.get('location', '?'), 100)} (a captive portal, or the server moved)"
+    return {401: "; check the token (`tito login --server URL --token T`)", 404: "; is the server URL right?",
+            429: f"; retry in {_clean(r.headers.get('retry-after', 'a few'), 20)} s"}.get(r.status_code, "")
+
+# %% ../nbs/08_sync.ipynb #94ca5f30
+def _send_one(client, ob: Outbox, root, url: str, headers: dict, res: SyncResult, item: Path, data: bytes, upload: dict,
+              retries: int, backoff: float):
+    "Upload one item: `(None, reply)` when confirmed (it leaves the outbox), `(None, None)` when refused, `(problem, None)`."
+    h = {**headers, "Idempotency-Key": hashlib.sha256(data).hexdigest()}
+    try: r = request(client, "POST", f"{url}/api/progress/upload", content=data, headers=h, retries=retries, backoff=backoff)
+    except Unreachable as e: return f"server unreachable: {e}", None
+    if 200 <= r.status_code < 300:
+        reply, why = confirmation(r, upload)
+        if why: return f"upload not confirmed: {why}", None
+        remember_sent(root, url, data); ob.remove(item); res.sent += 1
+        return None, reply
+    why = f"HTTP {r.status_code}{_detail(r)}"
+    if r.status_code in REJECTED_BODY and api_error(r) is not None:
+        ob.reject(item, why); res.rejected.append(f"{item.name}: {why}"); return None, None
+    return f"upload refused: {why}{_hint(r)}", None
+
+# %% ../nbs/08_sync.ipynb #1587c056
+def _set_aside(ob: Outbox, res: SyncResult, item: Path, why: str):
+    ob.set_aside(item, why); res.not_sent.append(f"{item.name}: {why}")
+
+def _settle_deferred(ob: Outbox, res: SyncResult, deferred: list):
+    "Items held back while the login's user id was unknown: set aside once the server named it, else left queued."
+    if res.user_id is None: return
+    for item, owner in deferred:
+        _set_aside(ob, res, item, f"queued for user id {owner!r}, but the login is {res.user_id!r}" if owner != res.user_id
+                   else f"an older snapshot of {owner!r}, superseded by the newer one sent after it")
+
+# %% ../nbs/08_sync.ipynb #77de2ee8
 def _send_outbox(client, ob: Outbox, root, url: str, headers: dict, res: SyncResult, retries: int, backoff: float):
-    problem, delivered, server_user, unchanged = None, None, None, 0
+    "Send the queued items in order; `(problem, last upload delivered, how many the server already had)`."
+    problem, delivered, unchanged, deferred = None, None, 0, []
     for item in ob.items():
-        data = item.read_bytes()
-        h = {**headers, "Idempotency-Key": hashlib.sha256(data).hexdigest()}
-        try: r = request(client, "POST", f"{url}/api/progress/upload", content=data, headers=h, retries=retries, backoff=backoff)
-        except Unreachable as e:
-            problem = f"server unreachable: {e}"; break
-        if 200 <= r.status_code < 300:
-            try: reply = r.json()
-            except ValueError: reply = {}
-            server_user = reply.get("user_id") if isinstance(reply, dict) else None
-            unchanged += isinstance(reply, dict) and reply.get("status") == "unchanged"
-            delivered = json.loads(data); remember_sent(root, url, data); ob.remove(item); res.sent += 1
-            continue
-        why = f"HTTP {r.status_code}{_detail(r)}"
-        if r.status_code in REJECTED_BODY:
-            ob.reject(item, why); res.rejected.append(f"{item.name}: {why}"); continue
-        hint = {401: "; check the token (`tito login --server URL --token T`)", 404: "; is the server URL right?",
-                429: f"; retry in {r.headers.get('retry-after', 'a few')} s"}.get(r.status_code, "")
-        problem = f"upload refused: {why}{hint}"; break
-    return problem, delivered, server_user, unchanged
+        data, body = _queued(item)
+        upload, why = _sendable(body, res.user_id)
+        if why: _set_aside(ob, res, item, why); continue
+        if res.user_id is None and upload.get("user_id") is not None:
+            deferred.append((item, upload["user_id"])); continue  # whose the login is, the first confirmed reply says
+        problem, reply = _send_one(client, ob, root, url, headers, res, item, data, upload, retries, backoff)
+        if problem: break
+        if reply is None: continue
+        res.user_id, delivered = res.user_id or reply.user_id, upload
+        unchanged += reply.status == "unchanged"
+    _settle_deferred(ob, res, deferred)
+    return problem, delivered, unchanged
 
 # %% ../nbs/08_sync.ipynb #702d479d
+def _not_sent_note(res: SyncResult) -> str:
+    "`; N snapshot(s) not sent …` naming the first few items set aside, or nothing."
+    if not res.not_sent: return ""
+    shown = "; ".join(res.not_sent[:3]) + (f"; and {len(res.not_sent) - 3} more" if len(res.not_sent) > 3 else "")
+    return f"; {len(res.not_sent)} snapshot(s) not sent, kept in .tito/outbox/not-sent/: {shown}"
+
 def _stopped(res: SyncResult, problem: Optional[str], delivered: Optional[dict]) -> bool:
     if problem:
-        res.message = f"{problem}. {res.queued} snapshot(s) kept in .tito/outbox/ and sent on the next sync"
+        res.message = f"{problem}. {res.queued} snapshot(s) kept in .tito/outbox/ and sent on the next sync" + _not_sent_note(res)
         if res.sent: res.message = f"sent {res.sent} snapshot(s), then {res.message}"
         return True
     if delivered is None:
-        res.message = "the server refused the upload: " + "; ".join(res.rejected)
+        res.message = ("the server refused the upload: " + "; ".join(res.rejected) if res.rejected else "nothing was sent") + _not_sent_note(res)
         return True
     return False
 
 # %% ../nbs/08_sync.ipynb #49af4fa1
+def _held(r, uid: str) -> tuple[Optional[dict], Optional[str]]:
+    "`(export, None)` when `r` holds the combined export of `uid`, else `(None, why not)`."
+    from tinytorch_progress.schemas import FormatError, parse_json, validate
+    if _media_type(r) != "application/json":
+        return None, f"the server's progress reply is {_media_type(r) or 'without a content type'}, not JSON"
+    try: held = validate(parse_json(r.content, "reply", unique_keys=True), "export", "reply").to_json()
+    except FormatError as e: return None, f"the server's progress reply is not a combined export ({_why(e)})"
+    if held["user_id"] != uid: return None, f"the server's progress reply is for user {held['user_id']!r}, not {uid!r}"
+    return held, None
+
+# %% ../nbs/08_sync.ipynb #45b1b092
 def _fetch_held(client, res: SyncResult, headers: dict, retries: int, backoff: float) -> Optional[dict]:
     "The progress the server holds for `res.user_id`, or None with `res.message` saying why there is none."
     url, uid = res.server, res.user_id
@@ -318,9 +442,8 @@ def _fetch_held(client, res: SyncResult, headers: dict, retries: int, backoff: f
     if r.status_code != 200:
         res.message = f"uploaded, but the server does not show it: GET /api/progress/{uid} gave HTTP {r.status_code}{_detail(r)}"
         return None
-    try: held = r.json()
-    except ValueError: held = None
-    if not isinstance(held, dict): res.message = "uploaded, but the server's progress reply is not a JSON object"; return None
+    held, why = _held(r, uid)
+    if why: res.message = f"uploaded, but {why}"
     return held
 
 # %% ../nbs/08_sync.ipynb #03e9b894
@@ -329,19 +452,20 @@ def _verdict(res: SyncResult, delivered: dict, held: dict, unchanged: int) -> Sy
     res.mismatches = compare(delivered, held)
     holds = holds_text(held)
     if res.mismatches:
-        res.message = f"sync error: the server does not hold what was sent ({holds}): " + "; ".join(res.mismatches)
+        res.message = f"sync error: the server does not hold what was sent ({holds}): " + "; ".join(res.mismatches) + _not_sent_note(res)
         return res
     res.ok = not res.rejected
     res.message = (f"synced to {res.server} as {res.user_id}: {holds}"
                    + (" (already up to date)" if unchanged == res.sent else "")
                    + (f"; sent {res.sent} queued snapshots" if res.sent > 1 else "")
-                   + (f"; {len(res.rejected)} refused: " + "; ".join(res.rejected) if res.rejected else ""))
+                   + (f"; {len(res.rejected)} refused: " + "; ".join(res.rejected) if res.rejected else "")
+                   + _not_sent_note(res))
     return res
 
 # %% ../nbs/08_sync.ipynb #e9bfed5a
 def sync(root, server: Optional[str] = None, *, retries: Optional[int] = None, backoff: Optional[float] = None,
-         timeout: Optional[float] = None) -> SyncResult:
-    "Queue the current snapshot, send the outbox in order, and check what the server holds."
+         timeout: Optional[float] = None, transport=None) -> SyncResult:
+    "Queue the current snapshot, send the outbox in order, and check what the server holds (`transport`: an httpx one)."
     import httpx
     from tinytorch_progress.store import Workspace, hold_lock
     if sync_disabled(): raise TitoError(f"sync is disabled ({NO_SYNC_ENV}={os.environ[NO_SYNC_ENV]}); nothing was sent")
@@ -353,14 +477,11 @@ def sync(root, server: Optional[str] = None, *, retries: Optional[int] = None, b
     res, headers, ob = SyncResult(False, url, "", user_id), _headers(token), Outbox(root)
     with hold_lock(ob.dir / ".lock", 60, "another `tito sync` is running"):
         _queue(ob, root, url, body)
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False) as client:
-            problem, delivered, server_user, unchanged = _send_outbox(client, ob, root, url, headers, res, retries, backoff)
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False,
+                          transport=transport) as client:
+            problem, delivered, unchanged = _send_outbox(client, ob, root, url, headers, res, retries, backoff)
             res.queued = len(ob.items())
             if _stopped(res, problem, delivered): return res
-            res.user_id = server_user or user_id
-            if not res.user_id:
-                res.message = "uploaded, but the server did not say which user id it stored it under; set one with `tito login ... --user-id ID`"
-                return res
-            if user_id is None and server_user: ws.update_config(user_id=server_user)
+            if user_id is None and res.user_id: ws.update_config(user_id=res.user_id)  # the server named the login's user
             held = _fetch_held(client, res, headers, retries, backoff)
         return res if held is None else _verdict(res, delivered, held, unchanged)

@@ -9,10 +9,10 @@ __all__ = ['METRICS', 'Metric', 'histogram', 'rank_of', 'leaderboard', 'rebuild_
 import json
 from typing import Literal, Optional
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, text
 
-from ..schemas import Leaderboard
-from .db import Counter, Db, Event, Snapshot, Standing, User, _set
+from ..schemas import Leaderboard, LeaderboardEntry
+from .db import RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, User, _set, rank_counter
 from .limits import ApiError
 
 # %% ../../nbs/17e_server_ranking.ipynb #be2d1b07
@@ -55,23 +55,47 @@ def _page_start(hist, offset: int) -> tuple[Optional[int], int]:
         skipped += k
     return None, skipped
 
+# %% ../../nbs/17e_server_ranking.ipynb #e17e0002
+_Q_BLOCK = text("SELECT bucket, cum - students AS before, total FROM (SELECT bucket, students,"
+                " SUM(students) OVER (ORDER BY bucket) AS cum, SUM(students) OVER () AS total FROM counters"
+                " WHERE counter = :c AND students > 0) AS t WHERE cum > :k ORDER BY bucket LIMIT 1")
+
+def _block_of(conn, metric: str, score: int, k: int, size: int) -> Optional[tuple[int, int]]:
+    "The first reached-at id of the block holding the `k`-th student of a score group of `size`, and the students before it."
+    r = conn.execute(_Q_BLOCK, {"c": rank_counter(metric, score), "k": k}).first()
+    return None if r is None or r.total != size else (r.bucket * RANK_BLOCK, r.before)
+
+# %% ../../nbs/17e_server_ranking.ipynb #e17e0003
+def _page_rows(conn, metric: str, start: int, k: int, size: int, limit: int) -> list:
+    "`limit` rows from the `k`-th student of the group scoring `start` (of `size` students) on, in leaderboard order."
+    score, reached = _order(metric)
+    cols = select(_st.c.user_id, _st.c.username, _st.c.modules_completed, _st.c.milestones_completed)
+    blk = _block_of(conn, metric, start, k, size)
+    if blk is None:  # blocks out of step with the counters: correct, just slower
+        return conn.execute(cols.where(score <= start).order_by(score.desc(), reached, _st.c.username)
+                            .limit(limit).offset(k)).all()
+    rows = conn.execute(cols.where(score == start, reached >= blk[0]).order_by(reached, _st.c.username)
+                        .limit(limit).offset(k - blk[1])).all()
+    if len(rows) < limit:
+        rows += conn.execute(cols.where(score < start).order_by(score.desc(), reached, _st.c.username).limit(limit - len(rows))).all()
+    return rows
+
 # %% ../../nbs/17e_server_ranking.ipynb #781aa7d8
 def leaderboard(db: Db, metric: str = "modules_completed", limit: int = 50, offset: int = 0) -> Leaderboard:
-    "One page of the leaderboard by `metric`, validated as `Leaderboard`."
+    "One page of the leaderboard by `metric`, as a `Leaderboard` (its names as stored)."
     if metric not in METRICS: raise ApiError(422, f"metric: must be one of {', '.join(METRICS)}, got {metric[:40]!r}")
-    score, reached = _order(metric)
+    score = _st.c[metric]
     with db.read() as conn:
         hist = histogram(conn, metric)
         higher = _higher(hist)
         start, skipped = _page_start(hist, offset)
-        rows = [] if start is None else conn.execute(
-            select(_st.c.user_id, _st.c.username, _st.c.modules_completed, _st.c.milestones_completed).where(score <= start)
-            .order_by(score.desc(), reached, _st.c.username).limit(limit).offset(offset - skipped)).all()
+        rows = [] if start is None else _page_rows(conn, metric, start, offset - skipped, dict(hist)[start], limit)
         missing = {getattr(r, metric) for r in rows} - higher.keys()  # only if counters were out of step
         for v in missing: higher[v] = conn.execute(select(func.count()).select_from(_st).where(score > v)).scalar()
     out = [{"user_id": r.user_id, "username": r.username, "modules_completed": r.modules_completed,
             "milestones_completed": r.milestones_completed, "rank": 1 + higher[getattr(r, metric)]} for r in rows]
-    return Leaderboard.model_validate({"leaderboard": out, "metric": metric, "limit": limit, "offset": offset})
+    return Leaderboard.model_construct(leaderboard=[LeaderboardEntry.model_construct(**e) for e in out],
+                                       metric=metric, limit=limit, offset=offset)
 
 # %% ../../nbs/17e_server_ranking.ipynb #5d852ad7
 def rebuild_counters(conn):
@@ -80,6 +104,8 @@ def rebuild_counters(conn):
     rows = {}
     for m in METRICS:
         for b, k in conn.execute(select(_st.c[m], func.count()).group_by(_st.c[m])): rows[(m, b)] = k
+        blk = _order(m)[1] // RANK_BLOCK
+        for b, x, k in conn.execute(select(_st.c[m], blk, func.count()).group_by(_st.c[m], blk)): rows[(rank_counter(m, b), x)] = k
     for unl, done in conn.execute(select(_st.c.unlocked_milestones, _st.c.completed_milestones)):
         for counter, ids in (("milestone_unlocked", _set(unl)), ("milestone_completed", _set(done))):
             for i in ids: rows[(counter, int(i))] = rows.get((counter, int(i)), 0) + 1

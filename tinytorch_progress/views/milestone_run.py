@@ -8,8 +8,9 @@ __all__ = ['run_data', 'run_text', 'run_html', 'MilestoneRunView']
 # %% ../../nbs/09x_views_milestone_run.ipynb #0768a029
 import html
 
-from .palette import BAD, OK
+from .palette import BAD, OK, ink
 from .result import Result
+from .status import magic_command, notebook_text
 
 # %% ../../nbs/09x_views_milestone_run.ipynb #323880eb
 def run_data(run, next_action=None) -> dict:
@@ -44,13 +45,13 @@ def run_text(run, next_action=None) -> str:
 
 # %% ../../nbs/09x_views_milestone_run.ipynb #60ea66d7
 def run_html(run, next_action=None) -> str:
-    "The notebook summary of a `MilestoneRun`."
+    "The notebook summary of a `MilestoneRun` (its command spelled as the magic)."
     e = html.escape
     color = OK if run.completed else BAD
     rows = "".join(f"<tr><td>{'✓' if r.passed else '✗'}</td><td>{e(r.part)}</td><td style='text-align:right'>{r.duration_s:.1f} s</td>"
                    f"<td>{e(r.message)}</td></tr>" for r in run.runs)
-    nxt = "" if next_action is None else f"<p>Next: {e(next_action.text)} — <code>{e(next_action.command)}</code></p>"
-    return (f"<div class='tito-milestone-run'><p style='color:{color}'><b>{e(_headline(run))}</b></p>"
+    nxt = "" if next_action is None else f"<p>Next: {e(next_action.text)} — <code>{e(magic_command(next_action.command))}</code></p>"
+    return (f"<div class='tito-milestone-run'><p><b style='{ink(color)}'>{e(_headline(run))}</b></p>"
             f"<table>{rows}</table>{nxt}</div>")
 
 # %% ../../nbs/09x_views_milestone_run.ipynb #6228673c
@@ -59,3 +60,5 @@ class MilestoneRunView(Result):
     def __init__(self, run, next_action=None):
         super().__init__(run_text(run, next_action), run_data(run, next_action), run_html(run, next_action), ok=run.ok)
         self.run = run
+    def _repr_mimebundle_(self, include=None, exclude=None):  # shown in a notebook: commands as the magic
+        return {"text/plain": notebook_text(self.text()), "text/html": self.html()}

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FIGSIZE', 'FILE_FORMATS', 'LEVEL_IN', 'CATEGORIES', 'local_naive', 'new_figure', 'figure_bytes', 'png_base64',
-           'save_figure', 'text_overlaps', 'completion_series', 'progress_figure', 'milestone_label', 'label_levels',
-           'milestone_figure', 'report_figure', 'complexity_chart']
+           'save_figure', 'text_overlaps', 'completion_series', 'time_window', 'progress_figure', 'milestone_label',
+           'label_levels', 'milestone_figure', 'report_figure', 'complexity_chart']
 
 # %% ../../nbs/09f_views_plots.ipynb #e42a38b9
 import base64, io
@@ -91,6 +91,14 @@ def completion_series(st: Status) -> list[tuple[datetime, int, str]]:
 # %% ../../nbs/09f_views_plots.ipynb #07f876e3
 def _count_at(series, t) -> int: return max([c for s, c, _ in series if s <= t], default=0)
 
+# %% ../../nbs/09f_views_plots.ipynb #d7ae75a6
+def time_window(times) -> tuple[datetime, datetime]:
+    "An x range that fits `times`: their span and 8% each side, at least a minute (a first day's steps are seconds apart)."
+    from datetime import timedelta
+    lo, hi = min(times), max(times)
+    pad = max((hi - lo) * 0.08, timedelta(minutes=1))
+    return lo - pad, hi + pad
+
 # %% ../../nbs/09f_views_plots.ipynb #1e5de34a
 def progress_figure(st: Status):
     "Cumulative modules completed over time, with milestone unlock markers."
@@ -105,16 +113,16 @@ def progress_figure(st: Status):
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
     ax.axhline(st.total, color=MUTED, ls="--", lw=1, label=f"course total ({st.total} modules)")
     if series:
-        xs = [series[0][0]] + [t for t, _, _ in series]; ys = [0] + [c for _, c, _ in series]
-        ax.step(xs, ys, where="post", color=accent, lw=2, marker="o", ms=4, label="modules completed")
+        times = [t for t, _, _ in series]; counts = [c for _, c, _ in series]
+        x0, x1 = time_window(times + [local_naive(r.unlocked_at) for r in st.milestones if r.unlocked_at])
+        ax.step([x0, *times, x1], [0, *counts, counts[-1]], where="post", color=accent, lw=2, label="modules completed")
+        ax.plot(times, counts, "o", color=accent, ms=4)
         for r in st.milestones:
             if r.unlocked_at is None: continue
             t = local_naive(r.unlocked_at)
             ax.plot([t], [_count_at(series, t)], marker="*", ms=15, ls="none", color=STATE_COLORS[r.state], markeredgecolor="black",
                     label=f"{r.milestone.name} ({r.state} {t:%Y-%m-%d})")
-        lo, hi = series[0][0], max(series[-1][0], max((local_naive(r.unlocked_at) for r in st.milestones if r.unlocked_at), default=series[-1][0]))
-        pad = max((hi - lo) * 0.05, (hi - lo).__class__(hours=12))
-        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(x0, x1)
         loc = mdates.AutoDateLocator(minticks=3, maxticks=7)
         ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     else:
