@@ -24,8 +24,8 @@ PKG_DIR = ROOT / PKG
 
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
-    "readers": ["ids", "records", "schemas", "notebooks", "curriculum"],
-    "core": ["store", "runner", "child", "tracker", "report_card", "performance", "export", "sync", "milestones"],
+    "readers": ["ids", "records", "files", "schemas", "notebooks", "curriculum"],
+    "core": ["store", "runner", "child", "checks", "tracker", "report_card", "performance", "export", "sync", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
     "front ends": ["commands", "cmd_*", "magics", "cli", "demo", "__main__"],

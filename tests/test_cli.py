@@ -14,7 +14,7 @@ def ws(tmp_path):
 
 HELP = [[], ["status"], ["module"], ["module", "start"], ["module", "complete"], ["module", "reset"], ["module", "status"],
         ["milestone"], ["milestone", "progress"], ["milestone", "complete"], ["milestones", "status"], ["init"], ["doctor"],
-        ["validate"], ["schema"], ["start"], ["complete"], ["demo"]]
+        ["validate"], ["schema"], ["start"], ["complete"], ["demo"], ["test"], ["module", "test"]]
 
 
 @pytest.mark.parametrize("cmd", HELP, ids=lambda c: " ".join(c) or "tito")
@@ -165,3 +165,35 @@ def test_status_imports_only_its_own_command_module():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["tinytorch_progress.cmd_progress"]
+
+
+def test_help_lists_the_students_commands_first_one_line_each():
+    r = run_tito("help")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines.index("Your commands:") < lines.index("Course staff:")
+    mine = lines[lines.index("Your commands:") + 1: lines.index("Course staff:") - 1]
+    staff = lines[lines.index("Course staff:") + 1:]
+    assert {l.split()[1] for l in staff} == {"serve", "server", "demo", "validate", "schema", "report"}
+    assert {"status", "test", "complete", "help"} <= {l.split()[1] for l in mine}
+    assert all(l.startswith("  tito ") for l in mine + staff)  # one line each: no wrapped argparse fragments
+
+
+def test_status_shows_streak_study_time_week_and_achievements(ws):
+    assert run_tito("--root", ws, "module", "complete", "01", "--skip-tests").returncode == 0
+    out = run_tito("--root", ws, "status").stdout
+    assert "Activity    streak 1 day (longest 1)" in out and "1 module this week" in out and "Achieved    first module" in out
+
+
+def test_course_can_refuse_skip_tests(ws):
+    from tinytorch_progress.curriculum import DEFAULT_PATH
+    (ws / ".tito" / "curriculum.json").write_text(json.dumps({**json.loads(DEFAULT_PATH.read_text()), "allow_skip_tests": False}))
+    r = run_tito("--root", ws, "module", "complete", "01", "--skip-tests")
+    assert r.returncode == 1 and r.stderr.startswith("tito: error: this course requires tests") and len(r.stderr.splitlines()) == 1
+    assert json.loads((ws / ".tito" / "progress.json").read_text())["completed_modules"] == []
+
+
+def test_completion_in_a_terminal_says_next_with_terminal_commands(ws):
+    nb = ws / "modules" / "02_activations" / "02_activations.ipynb"; nb.parent.mkdir(parents=True); nb.write_text("{}")
+    out = run_tito("--root", ws, "module", "complete", "01", "--skip-tests").stdout
+    assert "run `tito milestone run 01`" in out and "%tito" not in out
+    assert "Next: module 02 (Activations): modules/02_activations/02_activations.ipynb — tito module start 02" in out

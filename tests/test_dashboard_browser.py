@@ -1,5 +1,6 @@
-"""The dashboard in a real browser: Playwright drives Debian's chromium (found on PATH) with JavaScript disabled —
-the pages must work without it — against the app served by uvicorn on 127.0.0.1. Screenshots go to test-output/."""
+"""The dashboard of a `--public` site in a real browser: Playwright drives Debian's chromium (found on PATH) with
+JavaScript disabled — the pages must work without it — against the app served by uvicorn on 127.0.0.1. Screenshots go
+to test-output/. The private site (sign-in, the class view) is tests/test_class_browser.py."""
 import json, shutil, socket, threading, time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     import uvicorn
-    app = srv.create_app(f"sqlite:///{tmp_path_factory.mktemp('dash') / 'class.db'}")
+    app = srv.create_app(f"sqlite:///{tmp_path_factory.mktemp('dash') / 'class.db'}", public=True)
     db, eng = app.state.db, app.state.db.engine
     students = [("grace", (1, 2, 3, 4, 5, 6, 7), (("01", True), ("02", True), ("03", False))),
                 ("alan", (1, 2, 3, 4, 5, 6, 7), (("01", True), ("02", False), ("03", False))),
@@ -59,7 +60,7 @@ def cells(page, selector):
 
 def test_class_overview(site, page):
     r = page.goto(site + "/")
-    assert r.status == 200 and page.title() == "Class progress"
+    assert r.status == 200 and page.title() == "Class progress · TinyTorch"
     assert cells(page, "#leaderboard") == [["1", "grace", "7", "2"], ["1", "alan", "7", "1"], ["3", "ada", "3", "1"],
                                            ["4", "mallory", "1", "0"]]
     dist = {int(r[0]): int(r[1]) for r in cells(page, "#distribution")}
@@ -91,7 +92,7 @@ def test_user_page_by_following_the_link(site, page):
 
 def test_user_text_is_shown_as_text(site, page):
     page.goto(site + "/u/mallory")
-    assert page.title() == "mallory"
+    assert page.title() == "mallory · TinyTorch"
     assert cells(page, "#milestones")[0][1] == "<b>bold</b><script>document.title='pwned'</script>"
     assert page.locator("#milestones b").count() == 0 and page.locator("script").count() == 0
     page.screenshot(path=str(OUT / "dashboard-escaped.png"), full_page=True)

@@ -199,3 +199,18 @@ def test_batch_run_gets_html_not_a_widget(kernel):
     assert sorted(d) == ["text/html", "text/plain"] and "tito-status" in d["text/html"]
     [d] = _data(run("%tito status"))  # a person at the front end again
     assert WIDGET_MIME in d
+
+
+def test_check_view_reads_in_light_and_dark_themes():
+    "`%tito test`'s report: verdicts in the palette's colours on their own pale backgrounds (readable on any page)."
+    from tinytorch_progress.checks import TestCheck, TestOutcome
+    from tinytorch_progress.curriculum import Module
+    from tinytorch_progress.views.checks import CheckView
+    t = TestOutcome(False, "kernel", ["test_a", "test_b"], [("test_b", "AssertionError: <no>")],
+                    checks=[TestCheck("test_a", True, cell=2, count=3), TestCheck("test_b", False, "AssertionError: <no>", 2, 4, 5, "use <+>")])
+    html = CheckView(Module(1, "tensor", "Tensor", "Foundation"), t, "%tito", live=True).html()
+    for color in (palette.OK, palette.BAD, palette.MUTED):
+        if color in html: assert f"color:{color};background:{palette.TINT[color]}" in html
+        assert palette.contrast(color, palette.TINT[color]) >= 4.5
+    assert "AssertionError: &lt;no&gt;" in html and "hint: use &lt;+&gt;" in html and "cell 4 [5], line 2" in html
+    assert "`%tito test 01`" in html and "tito test" not in html.replace("%tito test", "")

@@ -74,3 +74,21 @@ def test_a_real_notebook_runs_start_complete_status(module_dir):
     assert saved["completed_modules"] == [1] and "1" in saved["completion_dates"]
     events = [json.loads(l) for l in (module_dir.parents[1] / ".tito" / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events][:3] == ["open", "start", "complete"] and events[0]["module"] == 1
+
+
+def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir):
+    "Without cell ids (an IPython shell): what ran is matched to the saved cells by its code."
+    nb = module_dir / "01_tensor.ipynb"
+    cells = ["%load_ext tinytorch_progress", "def add(a, b):\n    return a - b", "def test_add():\n    assert add(1, 2) == 3, 'add'"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), nb)
+    ip.user_ns["__vsc_ipynb_file__"] = str(nb)
+    try:
+        for c in cells[1:]: ip.run_cell(c, store_history=True)
+        r = ip.run_line_magic("tito", "test")
+        assert not r.ok and r.data()["tests"][0]["cell"] == 3 and r.data()["tests"][0]["execution_count"] is not None
+        ip.run_cell("def add(a, b):\n    return a + b", store_history=True)  # the fix, not saved
+        assert ip.run_line_magic("tito", "test").ok
+        c = ip.run_line_magic("tito", "complete")
+        assert not c.ok and "save the notebook (Ctrl/Cmd+S)" in c.text() and "tests failed" not in c.text()
+        assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == []
+    finally: ip.user_ns.pop("__vsc_ipynb_file__", None)

@@ -3,6 +3,7 @@ import json
 import nbformat
 from conftest import run_tito
 from tinytorch_progress.store import init_workspace
+from tinytorch_progress import checks
 
 
 def notebook(path, *cells):
@@ -20,15 +21,37 @@ def test_failing_notebook_test_is_named_and_nothing_recorded(tmp_path):
              "def test_unit_add():\n    assert add(2, 2) == 4, 'add(2, 2) should be 4'", "def test_unit_ok():\n    pass")
     r = run_tito("--root", tmp_path, "module", "complete", "01")
     assert r.returncode == 1
-    assert "not completed: tests failed: test_unit_add (AssertionError: add(2, 2) should be 4)" in r.stdout
-    assert "FAILED test_unit_add" in r.stdout and completed(tmp_path) == []
+    assert "not completed: tests failed: test_unit_add in cell 2, line 2 (AssertionError: add(2, 2) should be 4)" in r.stdout
+    assert "FAILED test_unit_add (cell 2, line 2)" in r.stdout and completed(tmp_path) == []
+
+
+def test_terminal_test_command_reports_each_test_and_records_nothing(tmp_path):
+    "`tito test NN` and `tito module test NN` run the saved notebook in a child process: per test, cell, line, hint."
+    init_workspace(tmp_path)
+    nb = tmp_path / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Tensor"), nbformat.v4.new_markdown_cell("**Hint:** adding is `a + b`"),
+        nbformat.v4.new_code_cell("def add(a, b):\n    return a - b  # bug"),
+        nbformat.v4.new_code_cell("def test_unit_add():\n    x = add(2, 2)\n    assert x == 4, f'add(2, 2) gave {x}'"),
+        nbformat.v4.new_code_cell("def test_unit_ok():\n    pass")]), nb)
+    for argv in (["test", "01"], ["module", "test", "01"]):
+        r = run_tito("--root", tmp_path, *argv)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "✗ test_unit_add  cell 4, line 3: AssertionError: add(2, 2) gave 0" in r.stdout, r.stdout
+        assert "hint: adding is `a + b`" in r.stdout and "✓ test_unit_ok  (cell 5)" in r.stdout
+        assert "Nothing was recorded" in r.stdout and "%tito" not in r.stdout
+    data = json.loads(run_tito("--root", tmp_path, "test", "01", "--json").stdout)
+    assert [(t["name"], t["passed"], t["cell"]) for t in data["tests"]] == [("test_unit_add", False, 4), ("test_unit_ok", True, 5)]
+    assert completed(tmp_path) == []
+    events = [json.loads(l)["event"] for l in (tmp_path / ".tito/events.jsonl").read_text().splitlines()]
+    assert events.count("test") == 3
 
 
 def test_error_in_a_cell_names_the_cell(tmp_path):
     init_workspace(tmp_path)
     notebook(tmp_path / "modules/02_activations/02_activations.ipynb", "x = 1", "import not_a_module_anywhere")
     r = run_tito("--root", tmp_path, "module", "complete", "02")
-    assert r.returncode == 1 and "code cell 2 (ModuleNotFoundError" in r.stdout and completed(tmp_path) == []
+    assert r.returncode == 1 and "tests failed: cell 2 (ModuleNotFoundError" in r.stdout and completed(tmp_path) == []
 
 
 def test_jupytext_module_and_magics_in_it(tmp_path):
@@ -65,7 +88,7 @@ def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
         f"    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
         f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
         "    time.sleep(120)\n")
-    out = tracker.run_module_tests(tmp_path, load_curriculum(tmp_path).module(5), timeout=10)  # pytest must start first, on a busy machine too
+    out = checks.run_module_tests(tmp_path, load_curriculum(tmp_path).module(5), timeout=10)  # pytest must start first, on a busy machine too
     assert not out.passed and "timed out after 10 s" in out.failed[0][1]
     pid = int(pidfile.read_text())
     def alive(pid):  # a killed process may linger as a zombie until something reaps it: that counts as stopped
@@ -83,7 +106,7 @@ def test_pytest_timeout_stops_what_the_tests_started(tmp_path):
 def module_tests(root, number, timeout=120):
     from tinytorch_progress import tracker
     from tinytorch_progress.curriculum import load_curriculum
-    return tracker.run_module_tests(root, load_curriculum(root).module(number), timeout=timeout)
+    return checks.run_module_tests(root, load_curriculum(root).module(number), timeout=timeout)
 
 
 def test_unreadable_notebook_is_a_one_line_failure_naming_the_file(tmp_path):

@@ -76,7 +76,10 @@ import pickle, sys, time
 pattern, inputs, budget = pickle.load(sys.stdin.buffer)
 for text in inputs:
     for op in (pattern.search, pattern.findall):
-        t0 = time.perf_counter(); op(text); dt = time.perf_counter() - t0
+        dt = budget * 2
+        for _ in range(3):  # best of three: a busy machine can pause any call once; a backtracking one is slow every time
+            t0 = time.perf_counter(); op(text); dt = min(dt, time.perf_counter() - t0)
+            if dt <= budget: break
         if dt > budget:
             print(f"{dt * 1000:.0f} ms on {len(text)} chars ({text[:12] + '...' + text[-6:]!r})"); sys.exit(1)
 """

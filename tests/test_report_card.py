@@ -88,11 +88,11 @@ EXPECTED = {
         "Cell 7: Complex implementation without error handling guidance",
     ],
     "recommendations": [
-        "Add hints to 1 implementation cells",
-        "Split 1 long cells into smaller, focused cells",
-        "Add hints to 1 nbgrader solution cells without guidance (cell 7)",
-        "Lock 1 graded test cells so students cannot change the tests (cell 8)",
-        "Give points to 1 graded cells (cell 8)",
+        "Add hints to 1 implementation cell",
+        "Split 1 long cell into smaller, focused cells",
+        "Add hints to 1 nbgrader solution cell without guidance (cell 7)",
+        "Lock 1 graded test cell so students cannot change the tests (cell 8)",
+        "Give points to 1 graded cell (cell 8)",
     ],
     # Scaffolding 4 -> B; Complexity 5 - 4*1/11 = 4.64 -> A; Cell_Length (6.82 <= 20) 5 -> A; mean 4.55 -> A
     "overall_grade": "A",
@@ -233,7 +233,8 @@ def test_write_card_and_views(workspace, tmp_path):
     assert p.name == card_filename(a.card) == "02_activations_report_card_20250712_224840.json"
     assert load(p).to_json() == a.card.to_json()
     html = card_html(a.card, a.labels)
-    assert "<b>Cell 7</b> (<code>class Sigmoid:</code>): Long cell (31 lines)" in html
+    assert '<b>Cell 7</b> (<code style="background:none;color:inherit">class Sigmoid:</code>): Long cell (31 lines)' in html
+    assert "12 Jul 2025, 22:48" in html and "2025-07-12T" not in html                 # a date the way a person writes it
     assert html.count("tito-complexity") == 1 and "data:image" not in html   # the chart is CSS bars: no image library
     v = ReportCardView([a, analyze(workspace / "modules" / "01_tensor", workspace, NOW)])
     bundle = v._repr_mimebundle_()

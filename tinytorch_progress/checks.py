@@ -85,13 +85,14 @@ _LOGS: dict = {}
 
 # %% ../nbs/04a_checks.ipynb #d454d1d0
 def watch(shell):
-    "Log each cell `shell` runs from now on (IPython's `pre_run_cell` event): its `[n]`, source and cell id."
+    "Log each cell `shell` runs from now on (IPython's `post_run_cell` event): its `[n]`, source and cell id."
     if id(shell) in _LOGS: return
     log = _LOGS[id(shell)] = []
-    def pre_run_cell(info):
+    def post_run_cell(result):  # the result carries the cell's own `[n]` (when IPython counts it is version-specific)
+        info = result.info
         if getattr(info, "store_history", True) and not getattr(info, "silent", False):
-            log.append(Run(shell.execution_count, info.raw_cell or "", getattr(info, "cell_id", None)))
-    shell.events.register("pre_run_cell", pre_run_cell)
+            log.append(Run(result.execution_count, info.raw_cell or "", getattr(info, "cell_id", None)))
+    shell.events.register("post_run_cell", post_run_cell)
 
 # %% ../nbs/04a_checks.ipynb #fdc699db
 def kernel_runs(shell) -> list[Run]:
@@ -247,7 +248,8 @@ def run_live(root, m: Module, ns: dict, runs: list, timeout: float = 600) -> Tes
     "Module `m`'s tests against the kernel namespace `ns` (notebook order), then `tests/NN*` with pytest."
     from tinytorch_progress.notebooks import read_notebook
     found = dict(find_tests(root, m))
-    if not found: raise TitoError(f"no tests found for module {m.key}: it has no module notebook and no tests/{m.name}/")
+    if not found: raise TitoError(f"no tests found for module {m.key}: it has no module notebook (`tito doctor` lists where it looked) "
+                                  f"and no tests/{m.name}/")
     checks, outs = [], []
     if "notebook" in found:
         nb = read_notebook(found["notebook"])

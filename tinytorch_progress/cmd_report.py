@@ -116,11 +116,11 @@ def _report(args):
     root = _root(args, args.all)
     paths, skipped = _inputs(args, root)
     analyses = _analyze_all(paths, root, args.json)
-    written = []
-    if not args.no_save:
+    written, in_notebook = [], getattr(args, "prog", "tito") == "%tito"
+    if not args.no_save and (args.save or args.out or not in_notebook):  # a look from a notebook is not an instructor's archive
         out = Path(args.out) if args.out else default_reports_dir(root)
         written = [write_card(a.card, out) for a in analyses]
-    return ReportCardView(analyses, written, skipped)
+    return ReportCardView(analyses, written, skipped, root)
 
 # %% ../nbs/14_cmd_report.ipynb #51430242
 def register(sub, name: str = "report"):
@@ -134,4 +134,6 @@ def register(sub, name: str = "report"):
     g.add_argument("--all", action="store_true", help="every module of the workspace, in module order")
     p.add_argument("--out", metavar="DIR", help="write the cards here (default: instructor/reports/ in the workspace)")
     p.add_argument("--no-save", action="store_true", help="show the cards without writing any file")
+    p.add_argument("--save", action="store_true",
+                   help="in a notebook, also write the cards to instructor/reports/ (the terminal always does, unless --no-save)")
     add_json_flag(p).set_defaults(run=_report)

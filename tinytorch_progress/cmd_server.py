@@ -89,11 +89,10 @@ def _list_users(db, args):
 # %% ../nbs/18_cmd_server.ipynb #64452045
 @_with_db
 def _export(db, args):
-    from tinytorch_progress.server.app import _milestones, _modules
-    from tinytorch_progress.server.classview import gradebook_csv, gradebook_json
+    from tinytorch_progress.server.classview import course_columns, gradebook_csv, gradebook_json
     fmt, path = ("json", args.json_file) if args.json_file else ("csv", args.csv)
     if not path: raise TitoError("say where: tito server export --csv FILE (or --json FILE; - for standard output)")
-    pieces = (gradebook_json if fmt == "json" else gradebook_csv)(db, _modules(db), _milestones(db))
+    pieces = (gradebook_json if fmt == "json" else gradebook_csv)(db, *course_columns(db))
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8", newline="")
     try:
         for piece in pieces: out.write(piece)

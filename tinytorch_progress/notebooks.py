@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_NOTEBOOK_BYTES', 'MAX_NOTEBOOK_LINES', 'split_directives', 'is_export_cell', 'Cell', 'Notebook', 'read_percent',
-           'read_regular_file', 'read_notebook']
+           'read_notebook']
 
 # %% ../nbs/02a_notebooks.ipynb #b5ed3ec4
-import gc, importlib, importlib.util, json, os, re, stat, sys, types, warnings
+import gc, importlib, importlib.util, json, re, sys, types, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import ReadRefused, read_regular_file
 from .ids import TitoError
 
 # %% ../nbs/02a_notebooks.ipynb #86cb4e09
@@ -409,29 +410,11 @@ def _percent_cells(text: str, p: Path, fmt: str = "py:percent") -> list:
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 MAX_NOTEBOOK_LINES = 100_000  # a report card counts at most this many lines and cells
 
-def read_regular_file(path, limit: int) -> bytes:
-    "The bytes of a regular file of at most `limit` bytes, read with a bound; devices, pipes and sockets are refused unread."
-    p = Path(path)
-    try: fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))  # a FIFO must not block the open
-    except FileNotFoundError: raise TitoError(f"{p}: no such file") from None
-    except IsADirectoryError: raise TitoError(f"{p}: is a folder, not a file") from None
-    except PermissionError: raise TitoError(f"{p}: permission denied") from None
-    except OSError as e: raise TitoError(f"{p}: cannot read: {e.strerror or e}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise TitoError(f"{p}: is a folder, not a file" if stat.S_ISDIR(mode) else f"{p}: not a regular file (a device, pipe or socket)")
-    with os.fdopen(fd, "rb") as f:
-        try: data = f.read(limit + 1)
-        except OSError as e: raise TitoError(f"{p}: cannot read: {e.strerror or e}") from None
-    if len(data) > limit: raise TitoError(f"{p}: file is too large (more than {limit} bytes)")
-    return data
-
 # %% ../nbs/02a_notebooks.ipynb #7707eb4d
 def _read_text(p: Path) -> str:
     if p.suffix not in (".ipynb", ".py"): raise TitoError(f"{p}: not a notebook (expected .ipynb or a jupytext percent .py file)")
     try: raw = read_regular_file(p, MAX_NOTEBOOK_BYTES)
-    except TitoError as e: raise TitoError(str(e).replace("is a folder, not a file", "is a folder, not a notebook")) from None
+    except ReadRefused as e: raise (TitoError(f"{p}: is a folder, not a notebook") if e.kind == "folder" else e) from None
     try: return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e: raise TitoError(f"{p}: byte {e.start}: not UTF-8 text") from None
 

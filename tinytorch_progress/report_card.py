@@ -7,7 +7,7 @@ __all__ = ['HINT_MARKERS', 'TECH_TERMS', 'MATH_OPS', 'nonblank_lines', 'has_todo
            'parse_code', 'ast_nodes', 'complexity', 'educational_type', 'concept_count', 'is_meaningful',
            'heading_terms', 'markdown_headings', 'code_concepts', 'cell_concepts', 'test_functions',
            'overwhelm_factors', 'CellAnalysis', 'analyze_cell', 'scaffolding_quality', 'learning_progression', 'letter',
-           'category_scores', 'grades', 'critical_issues', 'recommendations', 'nbgrader_summary',
+           'category_scores', 'grades', 'plural', 'critical_issues', 'recommendations', 'nbgrader_summary',
            'find_module_notebook', 'resolve_notebook', 'module_name_for', 'Card', 'Analysis', 'analyze',
            'report_card_for', 'card_filename', 'default_reports_dir', 'write_card', 'workspace_modules',
            'load_report_cards']
@@ -151,6 +151,10 @@ _GENERIC = {"summary", "conclusion", "conclusions", "overview", "setup", "set up
             "resources", "production context", "real world", "real-world", "module", "lesson", "part", "step",
             "section", "problem", "task", "welcome", "context", "discussion", "concepts", "key concepts",
             "core concepts", "big picture", "why this matters", "main", "code", "done", "success", "verification"}
+# Headings that tell the student what to do, not what the module teaches: dropped whole, before "Your" and
+# "Building" are stripped as lead words (which made the concepts "turn" and "blocks").
+_INSTRUCTIONS = {"your turn", "track your progress", "building blocks", "test it", "try it", "test your code",
+                 "record your progress", "check your work", "your progress"}
 # A separator takes the whitespace around it, matched once from the start of its run (the lookbehinds): linear on long
 # runs of spaces, where `\s*` tried at every space is quadratic. The last branch is a separator right after the previous one.
 _SPLIT = re.compile(r"(?<!\s)\s*(?:[:–—|()\[\],;/?!&]\s*|(?<=\s)(?:-|(?:and|vs\.?|versus)(?=\s))\s+)|(?<=\s)[:–—|()\[\],;/?!&]\s*", re.I)
@@ -205,6 +209,7 @@ def heading_terms(heading: str) -> list:
     for seg in _SPLIT.split(h):
         words = [w.strip(".'&+-_") for w in seg.split()]
         words = [w for w in words if w]
+        if " ".join(words).lower() in _INSTRUCTIONS: continue
         while words and words[0].lower() in _LEAD_WORDS: words.pop(0)
         while words and words[-1].lower() in _TRAIL_WORDS: words.pop()
         phrase = " ".join(words)
@@ -367,6 +372,10 @@ def grades(scores: dict) -> tuple:
     return letter(statistics.mean(scores.values())), {k: letter(v) for k, v in scores.items()}
 
 # %% ../nbs/05_report_card.ipynb #76d7de7e
+def plural(n: int, what: str = "cell") -> str:
+    "`1 cell`, `2 cells`, `1 implementation cell`."
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
 def _cells_list(ns: list) -> str: return ("cell " if len(ns) == 1 else "cells ") + ", ".join(map(str, ns))
 
 # %% ../nbs/05_report_card.ipynb #423e2ea4
@@ -378,7 +387,7 @@ def critical_issues(cells: list, total_lines: int, nbg: dict) -> list:
     impl = [c for c in cells if c.educational_type == "student_implementation"]
     if impl and (r := sum(not c.has_hints for c in impl) / len(impl)) > 0.5: out.append(f"Implementation cells lack guidance ({r:.1%} without hints)")
     if _has_cliff([c.complexity for c in cells]): out.append("Sudden complexity jumps will overwhelm students")
-    if (k := sum(c.lines > 50 for c in cells)): out.append(f"{k} cells are too long (>50 lines)")
+    if (k := sum(c.lines > 50 for c in cells)): out.append(f"{plural(k)} {'is' if k == 1 else 'are'} too long (>50 lines)")
     for num in nbg["locked_solution_cells"]: out.append(f"Cell {num}: nbgrader solution cell is locked - students cannot write their answer")
     return out
 
@@ -394,12 +403,12 @@ def recommendations(cells: list, total_lines: int, scaffolding: int, nbg: dict) 
     if sum(c.complexity >= 4 for c in cells) > n * 0.3:
         out += ["Reduce complexity: apply 'Rule of 3s' (max 3 concepts per cell)",
                 "Add progressive disclosure: introduce concepts when needed"]
-    if (k := sum(not c.has_hints for c in cells if c.educational_type == "student_implementation")): out.append(f"Add hints to {k} implementation cells")
-    if (k := sum(c.lines > 30 for c in cells)): out.append(f"Split {k} long cells into smaller, focused cells")
+    if (k := sum(not c.has_hints for c in cells if c.educational_type == "student_implementation")): out.append(f"Add hints to {plural(k, 'implementation cell')}")
+    if (k := sum(c.lines > 30 for c in cells)): out.append(f"Split {plural(k, 'long cell')} into smaller, focused cells")
     if not any("verification" in c.educational_type for c in cells): out.append("Add immediate feedback tests after implementations")
-    if (ns := nbg["solution_cells_without_hints"]): out.append(f"Add hints to {len(ns)} nbgrader solution cells without guidance ({_cells_list(ns)})")
-    if (ns := nbg["unlocked_test_cells"]): out.append(f"Lock {len(ns)} graded test cells so students cannot change the tests ({_cells_list(ns)})")
-    if (ns := nbg["graded_cells_without_points"]): out.append(f"Give points to {len(ns)} graded cells ({_cells_list(ns)})")
+    if (ns := nbg["solution_cells_without_hints"]): out.append(f"Add hints to {plural(len(ns), 'nbgrader solution cell')} without guidance ({_cells_list(ns)})")
+    if (ns := nbg["unlocked_test_cells"]): out.append(f"Lock {plural(len(ns), 'graded test cell')} so students cannot change the tests ({_cells_list(ns)})")
+    if (ns := nbg["graded_cells_without_points"]): out.append(f"Give points to {plural(len(ns), 'graded cell')} ({_cells_list(ns)})")
     return out
 
 # %% ../nbs/05_report_card.ipynb #ffedd85c

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, RootModel,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
+from .files import ReadRefused, read_regular_file
 from .ids import USER_ID_MAX, USER_ID_PATTERN, check_user_id, milestone_id, module_key, module_number
 
 # %% ../nbs/01_schemas.ipynb #75b11a55
@@ -572,24 +573,22 @@ def parse_json(text, path="<input>", *, unique_keys: bool = False):
         raise FormatError(path, f"line {line}" if line else "", f"duplicate key {json.dumps(e.args[0])[:80]}") from None
     except ValueError: raise FormatError(path, "", "invalid JSON: a number too long to read (thousands of digits)") from None
 
-# %% ../nbs/01_schemas.ipynb #7afc6cfb
+# %% ../nbs/01_schemas.ipynb #44d1da29
 MAX_FILE_BYTES = 20 * 1024 * 1024
+_REFUSED = {"missing": "no such file", "folder": "is a directory, not a JSON file", "denied": "permission denied",
+            "special": "is not a regular file (a device, FIFO or socket)"}
 
+def _refusal(e) -> str:
+    "What a `FormatError` says of a file `files.read_regular_file` refused."
+    if e.kind != "too_large": return _REFUSED.get(e.kind) or f"cannot read: {e.reason}"
+    return f"file is too large ({e.size} bytes)" if e.size is not None else f"file is too large (over {MAX_FILE_BYTES} bytes)"
+
+# %% ../nbs/01_schemas.ipynb #7afc6cfb
 def read_json(path, *, unique_keys: bool = False):
     "Read and parse a JSON file; every failure is a one-line `FormatError`."
-    import stat
     p = Path(path)
-    try:
-        st = p.stat()
-        if stat.S_ISDIR(st.st_mode): raise FormatError(p, "", "is a directory, not a JSON file")
-        if not stat.S_ISREG(st.st_mode): raise FormatError(p, "", "is not a regular file (a device, FIFO or socket)")
-        if st.st_size > MAX_FILE_BYTES: raise FormatError(p, "", f"file is too large ({st.st_size} bytes)")
-        with open(p, "rb") as f: data = f.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES: raise FormatError(p, "", f"file is too large (over {MAX_FILE_BYTES} bytes)")
-    except FileNotFoundError: raise FormatError(p, "", "no such file") from None
-    except PermissionError: raise FormatError(p, "", "permission denied") from None
-    except IsADirectoryError: raise FormatError(p, "", "is a directory, not a JSON file") from None
-    except OSError as e: raise FormatError(p, "", f"cannot read: {e.strerror or e}") from None
+    try: data = read_regular_file(p, MAX_FILE_BYTES)
+    except ReadRefused as e: raise FormatError(p, "", _refusal(e)) from None
     return parse_json(data, p, unique_keys=unique_keys)
 
 # %% ../nbs/01_schemas.ipynb #b699a83b

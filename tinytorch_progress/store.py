@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from .files import ReadRefused, read_regular_file
 from .records import factory, light_dataclass
 from .ids import TitoError, milestone_id, module_number
 
@@ -286,18 +287,14 @@ def _unknown(fmt: str, d: dict) -> dict:
 # %% ../nbs/03_store.ipynb #f9b28bfa
 def read_capped(p: Path) -> bytes | None:
     "The bytes of the regular file `p` (None if missing); too large or not a regular file is a one-line `TitoError`."
-    try:
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode): raise TitoError(f"{p} is not a regular file; move it away (`tito doctor` explains)")
-        size = st.st_size
-        if size <= MAX_FILE_BYTES:
-            with open(p, "rb") as f: raw = f.read(MAX_FILE_BYTES + 1)
-            if len(raw) <= MAX_FILE_BYTES: return raw
-            size = len(raw)
-    except FileNotFoundError: return None
-    except OSError as e: raise TitoError(f"cannot read {p}: {e.strerror or e}") from None
-    raise TitoError(f"{p} is too large ({size} bytes; a progress file is at most {MAX_FILE_BYTES // 2**20} MB): "
-                    f"left as it is and not backed up; move it away and run `tito doctor`")
+    try: return read_regular_file(p, MAX_FILE_BYTES)
+    except ReadRefused as e:
+        if e.kind == "missing": return None
+        if e.kind in ("folder", "special"): raise TitoError(f"{p} is not a regular file; move it away (`tito doctor` explains)") from None
+        if e.kind != "too_large": raise TitoError(f"cannot read {p}: {e.reason or e}") from None
+        size = f"{e.size} bytes" if e.size is not None else f"over {MAX_FILE_BYTES} bytes"
+        raise TitoError(f"{p} is too large ({size}; a progress file is at most {MAX_FILE_BYTES // 2**20} MB): "
+                        f"left as it is and not backed up; move it away and run `tito doctor`") from None
 
 # %% ../nbs/03_store.ipynb #dbb8be44
 def _load_one(ws: Workspace, fmt: str):

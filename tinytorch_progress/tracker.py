@@ -17,8 +17,13 @@ from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_f
 from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, now_seconds, record
-from .checks import (TestOutcome, cell_ids, find_tests, rel as _rel, run_live, run_module_tests,
-                                     unsaved, unsaved_message)
+
+# %% ../nbs/04_tracker.ipynb #366eed58
+def _rel(p, root) -> str:
+    "`p` relative to the workspace when it is inside, as the student would type it."
+    p = Path(p)
+    try: return p.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError: return str(p)
 
 # %% ../nbs/04_tracker.ipynb #2e1e4bb6
 def missing_modules(ms: Milestone, s: State) -> list[int]:
@@ -46,7 +51,7 @@ class Change:
     milestone: Milestone | None = None
     unlocked: list[Milestone] = factory(list)
     course_complete: bool = False
-    tests: TestOutcome | None = None
+    tests: object = None  # a `checks.TestOutcome`
     warnings: list[str] = factory(list)
     next_module: Module | None = None  # after a completion: the next module not completed yet
     next_file: Path | None = None  # its notebook, when it has one
@@ -97,6 +102,7 @@ def start(root, module) -> Change:
 # %% ../nbs/04_tracker.ipynb #5e5efecb
 def _refusal(root, cur: Curriculum, m: Module, skip_tests: bool, ran) -> str:
     "Why `complete` must record nothing before running anything ('' when it may go on)."
+    from tinytorch_progress.checks import cell_ids, unsaved, unsaved_message
     if skip_tests and not cur.allow_skip_tests:
         raise TitoError("this course requires tests: --skip-tests is turned off (allow_skip_tests is false in the curriculum)")
     if ran is None or skip_tests: return ""
@@ -107,7 +113,7 @@ def _refusal(root, cur: Curriculum, m: Module, skip_tests: bool, ran) -> str:
     return unsaved_message(found) if found else ""
 
 # %% ../nbs/04_tracker.ipynb #9d9e10e2
-def failure_names(t: TestOutcome, limit: int = 3) -> str:
+def failure_names(t, limit: int = 3) -> str:
     "`test_add in cell 3, line 2 (AssertionError: …)` for the first failing tests."
     bad = [c for c in t.checks if not c.passed]
     if bad: return ", ".join(f"{c.name} in cell {c.cell}" + (f", line {c.line}" if c.line else "") + f" ({c.message})" if c.cell else
@@ -124,6 +130,7 @@ def next_module(root, cur: Curriculum, s: State, m: Module) -> tuple[Module | No
 # %% ../nbs/04_tracker.ipynb #f04a0607
 def complete(root, module, skip_tests: bool = False, timeout: float = 600, ran: list | None = None) -> Change:
     "Run the module's saved notebook's tests and, if they pass (or `skip_tests`), record it completed. `ran`: the kernel's runs."
+    from tinytorch_progress.checks import run_module_tests
     cur = load_curriculum(root); m = cur.module(module); ws = Workspace(root)
     if cur.sequential_gating: _gate(cur, ws.read(), m)
     leak = leaked_solutions(root, m)
@@ -191,8 +198,9 @@ def record_activity(root, event: str = "open", **fields) -> None:
     with locked(ws, timeout=5): append_events(ws, pending)
 
 # %% ../nbs/04_tracker.ipynb #8f04dfe6
-def check_module(root, module, ns: dict | None = None, ran: list | None = None, timeout: float = 600) -> tuple[Module, TestOutcome]:
+def check_module(root, module, ns: dict | None = None, ran: list | None = None, timeout: float = 600) -> tuple:
     "Run module `module`'s tests (in the kernel namespace `ns`, else the saved notebook) and log a `test` event."
+    from tinytorch_progress.checks import run_live, run_module_tests
     m = load_curriculum(root).module(module)
     out = run_live(root, m, ns, ran or [], timeout) if ns is not None else run_module_tests(root, m, timeout)
     try: record_activity(root, "test", module=m.number, passed=out.passed)
@@ -297,13 +305,18 @@ class Status:
     next_action: NextAction
     theme: str = "standard"
     warnings: list[str] = factory(list)
-    stats: dict = factory(dict)  # `activity_stats`: streak, study time, modules this week, achievements
+    activity: object = None  # `activity_stats`, or a function giving it: read on first use (the event log is the slow part)
     @property
     def completed_count(self) -> int: return sum(r.state == "completed" for r in self.modules)
     @property
     def total(self) -> int: return len(self.modules)
     @property
     def percentage(self) -> int: return self.completed_count * 100 // max(1, self.total)
+    @property
+    def stats(self) -> dict:
+        "Streak, study time, modules this week and achievements (`activity_stats`)."
+        if callable(self.activity): self.activity = self.activity()
+        return self.activity or {}
 
 # %% ../nbs/04_tracker.ipynb #ed452dd3
 def next_action(cur: Curriculum, s: State, ms_rows: list[MilestoneRow]) -> NextAction:
@@ -344,4 +357,5 @@ def status(root) -> Status:
         ms_rows.append(MilestoneRow(ms, st, miss, s.unlocked.get(ms.id), s.milestones_completed.get(ms.id)))
     try: theme = ws.config().get("logo_theme", "standard")
     except TitoError as e: ws.warn(f"{e}; using the standard theme"); theme = "standard"  # a preference never blocks status
-    return Status(Path(root), cur, s, rows, ms_rows, next_action(cur, s, ms_rows), theme, ws.warnings, activity_stats(ws, cur, s))
+    return Status(Path(root), cur, s, rows, ms_rows, next_action(cur, s, ms_rows), theme, ws.warnings,
+                  lambda: activity_stats(ws, cur, s))

@@ -25,9 +25,9 @@ from ..ids import USER_ID_MAX, USER_ID_PATTERN, InvalidId, check_user_id
 from ..schemas import CombinedExport, Leaderboard, UploadRequest
 from .accounts import (SESSION_HOURS, bearer_token, end_session, leaderboard_names, open_session,
                                                  session_user, set_profile, user_for_token)
-from .classview import STALE_DAYS, SummaryCache, class_page, gradebook_csv, gradebook_json, module_count
+from .classview import STALE_DAYS, SummaryCache, class_page, course_columns, gradebook_csv, gradebook_json
 from .db import SCHEMA_VERSION, Db
-from .ingest import handle_upload, latest_export
+from .ingest import FastUpload, handle_upload, latest_export
 from .limits import MAX_BODY, ApiError, BodyLimit, RateLimiter
 from .pages import ENV, SECURITY_HEADERS, _curriculum, class_context, overview_context, user_context
 from .ranking import Metric, class_overview, leaderboard, user_page_data
@@ -189,7 +189,7 @@ class Profile(BaseModel):
     on_leaderboard: Optional[bool] = None
 
 # %% ../../nbs/17g_server_app.ipynb #dbbad3d9
-@api.post("/api/profile", tags=["api"], response_model=Profile, responses=_err(401, 409, 422), openapi_extra={"security": [{"bearer": []}]})
+@api.post("/api/profile", tags=["api"], response_model=Profile, responses=_err(400, 401, 409, 422), openapi_extra={"security": [{"bearer": []}]})
 def profile(request: Request, change: Profile):
     "Set your leaderboard name (`\"\"`: back to your pseudonym) and/or whether you are on the leaderboard."
     user = user_for_token(request.app.state.db.engine, bearer_token(request.headers.get("authorization")))
@@ -249,6 +249,10 @@ async def _form(request: Request) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, max_num_fields=10).items()}
 
+def _https(request: Request) -> bool:
+    "Whether the browser reached us over HTTPS (directly, or through a proxy that says so): then the cookie is Secure."
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+
 # %% ../../nbs/17g_server_app.ipynb #070204ac
 @dashboard.get("/login", response_class=HTMLResponse, tags=["dashboard"])
 def login_form(request: Request, next: str = "/"):
@@ -256,7 +260,7 @@ def login_form(request: Request, next: str = "/"):
     return _page(request, "login.html", {"title": "Sign in", "next": _safe_next(next)})
 
 # %% ../../nbs/17g_server_app.ipynb #8796aea8
-@dashboard.post("/login", response_class=HTMLResponse, tags=["dashboard"], responses={303: {"description": "signed in"}, **_err(401, 403)})
+@dashboard.post("/login", include_in_schema=False)  # a browser's form, not an API
 async def login(request: Request):
     "Exchange a token for a session cookie."
     form = await _form(request)
@@ -264,11 +268,11 @@ async def login(request: Request):
     got = await anyio.to_thread.run_sync(open_session, request.app.state.db.engine, token) if 0 < len(token) <= 512 else None
     if got is None: return _page(request, "login.html", {"title": "Sign in", "message": "That token is not valid (or was revoked).", "next": nxt, "viewer": None}, 401)
     r = RedirectResponse(nxt, status_code=303, headers={"Cache-Control": "no-store"})
-    r.set_cookie(COOKIE, got[0], max_age=int(SESSION_HOURS * 3600), httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+    r.set_cookie(COOKIE, got[0], max_age=int(SESSION_HOURS * 3600), httponly=True, samesite="strict", secure=_https(request), path="/")
     return r
 
 # %% ../../nbs/17g_server_app.ipynb #c06e46d3
-@dashboard.post("/logout", tags=["dashboard"], responses={303: {"description": "signed out"}, **_err(403)})
+@dashboard.post("/logout", include_in_schema=False)
 async def logout(request: Request):
     "End this browser's session."
     await _form(request)
@@ -279,13 +283,7 @@ async def logout(request: Request):
     return r
 
 # %% ../../nbs/17g_server_app.ipynb #6aa628ca
-def _modules(database) -> int:
-    cur = _curriculum()
-    return max(len(cur.modules) if cur else 0, module_count(database))
-
-def _milestones(database) -> list[str]:
-    cur = _curriculum()
-    return sorted(({m.id for m in cur.milestones} if cur else set()) | set(class_overview(database)["milestones"]))
+def _columns(database) -> tuple[int, list[str]]: return course_columns(database)
 
 # %% ../../nbs/17g_server_app.ipynb #d5fea760
 @dashboard.get("/class", response_class=HTMLResponse, tags=["dashboard"], responses=_err(401, 403, 422))
@@ -293,7 +291,7 @@ def class_view(request: Request, sort: str = Query("name", max_length=20), name:
                offset: int = Query(0, ge=0, le=10_000_000)):
     "Instructors: one row per student and module (100 to a page), stuck and quiet students, per-module drop-off."
     who, state = require(request, instructor=True), request.app.state
-    n = _modules(state.db)
+    n = _columns(state.db)[0]
     page = class_page(state.db, sort, name.strip(), 100, offset)
     summary = state.summary.get(state.db, n, state.stale_days)
     return _page(request, "class.html", {**class_context(page, summary, n), "viewer": who})
@@ -304,7 +302,7 @@ def class_csv(request: Request):
     "Instructors: the gradebook, one row per student (UTF-8 CSV with a header row, ISO dates, formulas neutralised)."
     require(request, instructor=True)
     database = request.app.state.db
-    return StreamingResponse(gradebook_csv(database, _modules(database), _milestones(database)), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(gradebook_csv(database, *_columns(database)), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="gradebook.csv"', "Cache-Control": "no-store"})
 
 # %% ../../nbs/17g_server_app.ipynb #e3644724
@@ -313,7 +311,7 @@ def class_json(request: Request):
     "Instructors: the gradebook as a JSON array of rows."
     require(request, instructor=True)
     database = request.app.state.db
-    return StreamingResponse(gradebook_json(database, _modules(database), _milestones(database)), media_type="application/json",
+    return StreamingResponse(gradebook_json(database, *_columns(database)), media_type="application/json",
                              headers={"Cache-Control": "no-store"})
 
 # %% ../../nbs/17g_server_app.ipynb #29e93816
@@ -350,6 +348,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.state.summary = SummaryCache()
     app.state.writers = anyio.CapacityLimiter(1 if database.dialect == "sqlite" else 4)
     app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
+    app.add_middleware(FastUpload)  # uploads skip the framework's layers (see server.ingest); inside the body limit
     app.add_middleware(BodyLimit, max_bytes=max_body)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
     app.include_router(api)

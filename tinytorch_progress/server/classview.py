@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['SORTS', 'PAGE', 'STALE_DAYS', 'student_progress', 'class_page', 'iter_students', 'summarize', 'SummaryCache',
-           'sheet_cell', 'module_count', 'gradebook_columns', 'gradebook', 'gradebook_csv', 'gradebook_json']
+           'sheet_cell', 'module_count', 'course_columns', 'gradebook_columns', 'gradebook', 'gradebook_csv',
+           'gradebook_json']
 
 # %% ../../nbs/17ea_server_classview.ipynb #9dce83bd
 import json, statistics, threading, time
@@ -13,7 +14,7 @@ from typing import Iterator, Optional
 
 from sqlalchemy import func, select
 
-from .db import Db, Snapshot, Standing, User, _now
+from .db import Counter, Db, Snapshot, Standing, User, _now
 from .limits import ApiError
 
 # %% ../../nbs/17ea_server_classview.ipynb #fdcf08d1
@@ -43,26 +44,29 @@ def student_progress(data: Optional[str], first_seen: Optional[datetime]) -> dic
     return {"done": done, "working": working, "current": current, "since": since, "milestones": stones}
 
 # %% ../../nbs/17ea_server_classview.ipynb #535a6715
-SORTS = {"name": "username", "modules": "modules", "milestones": "milestones", "activity": "activity"}
+SORTS = ("name", "modules", "milestones", "activity")
 PAGE = 100
 STALE_DAYS = 7
 
 # %% ../../nbs/17ea_server_classview.ipynb #1dff4858
 _ut, _st, _snap = User.__table__, Standing.__table__, Snapshot.__table__
 
+def _students(name: str = "") -> list:
+    "WHERE clauses: students (not instructors) whose username contains `name`, case-insensitively."
+    return [_ut.c.role == "student"] + ([func.lower(_ut.c.username).contains(name.lower(), autoescape=True)] if name else [])
+
 def _base(name: str = ""):
-    "Students (not instructors) with their standing and latest snapshot, filtered by a name substring."
-    q = (select(_ut.c.id, _ut.c.username, _ut.c.user_id, _ut.c.created_at, _st.c.modules_completed, _st.c.milestones_completed,
-                _st.c.updated_at, _st.c.total_modules, _snap.c.data)
-         .select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id).outerjoin(_snap, _snap.c.id == _st.c.snapshot_id))
-         .where(_ut.c.role == "student"))
-    if name: q = q.where(func.lower(_ut.c.username).contains(name.lower(), autoescape=True))
-    return q
+    "Students with their standing and latest snapshot."
+    return (select(_ut.c.id, _ut.c.username, _ut.c.user_id, _ut.c.created_at, _st.c.modules_completed, _st.c.milestones_completed,
+                   _st.c.updated_at, _st.c.total_modules, _snap.c.data)
+            .select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id).outerjoin(_snap, _snap.c.id == _st.c.snapshot_id))
+            .where(*_students(name)))
 
 # %% ../../nbs/17ea_server_classview.ipynb #c5baf11a
 def _sort_key(sort: str):
     "ORDER BY for a whitelisted `sort` (`-` first for descending); ties by username."
-    desc, key = sort.startswith("-"), sort.lstrip("-")
+    desc = sort.startswith("-")
+    key = sort[1:] if desc else sort
     if key not in SORTS: raise ApiError(422, f"sort: must be one of {', '.join(SORTS)} (with - for descending), got {sort[:40]!r}")
     col = {"name": _ut.c.username, "modules": func.coalesce(_st.c.modules_completed, -1),
            "milestones": func.coalesce(_st.c.milestones_completed, -1),
@@ -88,11 +92,13 @@ def _row(r, first: Optional[datetime]) -> dict:
 def class_page(db: Db, sort: str = "name", name: str = "", limit: int = PAGE, offset: int = 0) -> dict:
     "One page of the class grid: `rows`, the `total` matching `name`, and the paging asked for."
     order = _sort_key(sort)
-    with db.read() as conn:
-        total = conn.execute(select(func.count()).select_from(_base(name).subquery())).scalar()
-        rs = conn.execute(_base(name).order_by(*order).limit(limit).offset(offset)).all()
-        first = _first_seen(conn, [r.id for r in rs])
-    return {"rows": [_row(r, first.get(r.id)) for r in rs], "total": total, "sort": sort, "name": name,
+    keys = select(_ut.c.id).select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id)).where(*_students(name))
+    with db.read() as conn:  # sort and count without the snapshots (large), then read only this page's
+        total = conn.execute(select(func.count()).select_from(keys.subquery())).scalar()
+        ids = conn.execute(keys.order_by(*order).limit(limit).offset(offset)).scalars().all()
+        rs = {r.id: r for r in conn.execute(_base().where(_ut.c.id.in_(ids)))} if ids else {}
+        first = _first_seen(conn, ids)
+    return {"rows": [_row(rs[i], first.get(i)) for i in ids], "total": total, "sort": sort, "name": name,
             "limit": limit, "offset": offset}
 
 # %% ../../nbs/17ea_server_classview.ipynb #e2428da0
@@ -188,6 +194,18 @@ def sheet_cell(v) -> str:
 def module_count(db: Db) -> int:
     "The most modules any student's course has (0 before the first upload)."
     with db.read() as conn: return conn.execute(select(func.max(_st.c.total_modules))).scalar() or 0
+
+# %% ../../nbs/17ea_server_classview.ipynb #c8f25cfe
+def course_columns(db: Db) -> tuple[int, list[str]]:
+    "The gradebook's modules (the curriculum's count, or the most any upload says) and milestone ids (both, merged)."
+    try:
+        from tinytorch_progress.curriculum import load_curriculum
+        cur = load_curriculum()
+    except Exception: cur = None  # a server without the course checkout still exports what uploads say
+    with db.read() as conn:
+        seen = conn.execute(select(Counter.__table__.c.bucket).where(Counter.__table__.c.counter == "milestone_unlocked")).scalars().all()
+    return (max(len(cur.modules) if cur else 0, module_count(db)),
+            sorted(({m.id for m in cur.milestones} if cur else set()) | {f"{b:02d}" for b in seen}))
 
 # %% ../../nbs/17ea_server_classview.ipynb #86c57833
 def gradebook_columns(modules: int, milestones: list[str]) -> list[str]:

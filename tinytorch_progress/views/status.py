@@ -49,7 +49,7 @@ def stats_lines(st: Status) -> list[str]:
     s = st.stats
     if not s: return []
     out = [f"Activity    streak {s['current_streak_days']} day{'s' if s['current_streak_days'] != 1 else ''} "
-           f"(longest {s['longest_streak_days']}), {s['total_study_time_hours']:g} h studied, {s['modules_this_week']} this week"]
+           f"(longest {s['longest_streak_days']}), {s['total_study_time_hours']:g} h studied, {s['modules_this_week']} module{'s' if s['modules_this_week'] != 1 else ''} this week"]
     got = _achieved(st)
     return out + ([f"Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
 
@@ -379,7 +379,7 @@ def next_module_html(c: Change, base=None) -> str:
     link = ""
     if f is not None:
         href = os.path.relpath(f, base) if base else str(f)
-        link = f" — open <a class='tito-next-link' href='{_esc(href.replace(os.sep, '/'))}'>{_esc(os.path.basename(f))}</a>"
+        link = f" — open <a class='tito-next-link' href='{_esc(href.replace(os.sep, '/'))}' style='text-decoration:underline'>{_esc(os.path.basename(f))}</a>"
     return (f"<div class='tito-next' style='margin-top:6px'><b>Next:</b> module {_esc(m.key)} ({_esc(m.title)}){link} — "
             f"<code>%tito module start {_esc(m.key)}</code></div>")
 
