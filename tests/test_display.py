@@ -213,4 +213,4 @@ def test_check_view_reads_in_light_and_dark_themes():
         if color in html: assert f"color:{color};background:{palette.TINT[color]}" in html
         assert palette.contrast(color, palette.TINT[color]) >= 4.5
     assert "AssertionError: &lt;no&gt;" in html and "hint: use &lt;+&gt;" in html and "cell 4 [5], line 2" in html
-    assert "`%tito test 01`" in html and "tito test" not in html.replace("%tito test", "")
+    assert "<code>%tito test 01</code>" in html and "tito test" not in html.replace("%tito test", "")

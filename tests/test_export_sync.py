@@ -255,7 +255,7 @@ def test_sync_roundtrip_is_honest_and_idempotent(tmp_path, website):
     assert json.loads((root / ".tito" / "config.json").read_text())["user_id"] == "ada"  # learned from the server
     assert [h.get("authorization") for m, _, h in w.faults.requests if m == "POST"] == [f"Bearer {token}"]
     import httpx
-    held = httpx.get(f"{w.url}/api/progress/ada").json()
+    held = httpx.get(f"{w.url}/api/progress/ada", headers={"Authorization": f"Bearer {token}"}).json()
     assert held["module_progress"]["completed_modules"] == [1, 2, 3]
     # nothing changed: a second sync re-sends the same bytes and the server stores nothing new
     code, res = sync_json(root)

@@ -91,4 +91,9 @@ def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir)
         c = ip.run_line_magic("tito", "complete")
         assert not c.ok and "save the notebook (Ctrl/Cmd+S)" in c.text() and "tests failed" not in c.text()
         assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == []
+        cells[1] = "def add(a, b):\n    return a + b"  # saved: the earlier buggy run is superseded by the re-run of the same cell
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), nb)
+        c = ip.run_line_magic("tito", "complete")
+        assert c.ok, c.text()
+        assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == [1]
     finally: ip.user_ns.pop("__vsc_ipynb_file__", None)

@@ -105,7 +105,9 @@ def test_website_and_sync_blocks(tmp_path):
             if is_serve(line) or "add-user" in line: continue
             r = sh(line, site)
             assert r.returncode == 0, (line, r.stderr)
-        assert httpx.get(url + "/api/leaderboard").json()["leaderboard"][0]["username"] == "alice"
+        assert httpx.get(url + "/api/leaderboard").status_code == 401  # private by default
+        top = httpx.get(url + "/api/leaderboard", headers={"Authorization": f"Bearer {token}"}).json()["leaderboard"][0]
+        assert top["rank"] == 1 and top["modules_completed"] == 1
     finally:
         server.terminate(); server.wait(10)
 

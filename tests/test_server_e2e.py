@@ -21,7 +21,7 @@ def start_serve(tmp_path, *extra):
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("TITO_SERVER_DB", None)
     log = open(tmp_path / "serve.log", "w+")
-    proc = subprocess.Popen(TITO + ["serve", "--port", str(port), "--log-level", "warning", *extra], cwd=tmp_path, env=env,
+    proc = subprocess.Popen(TITO + ["serve", "--public", "--port", str(port), "--log-level", "warning", *extra], cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

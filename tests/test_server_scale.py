@@ -124,3 +124,72 @@ def test_two_processes_on_postgres_serve_one_leaderboard(two_servers):
             got = [httpx.get(base + q, headers=auth, timeout=30).json() for base in (a, b)]
             assert got[0] == got[1] and got[0]["leaderboard"], got
     assert json.dumps(srv.leaderboard(db).to_json()) == json.dumps(httpx.get(f"{a}/api/leaderboard", headers=auth).json())
+
+
+# ---- the leaderboard across many rank blocks ------------------------------------------------------------------------
+
+from datetime import datetime
+import random
+
+from sqlalchemy import insert
+
+from test_server import db_url  # noqa: F401  (the fixture: SQLite and PostgreSQL)
+
+
+def brute_force(rows, metric):
+    "(username, rank) in leaderboard order, ranking the standings by hand."
+    i = ("modules_completed", "milestones_completed").index(metric)
+    order = sorted(rows, key=lambda r: (-r[1 + i], r[3 + i], r[0]))
+    return [(r[0], 1 + sum(o[1 + i] > r[1 + i] for o in rows)) for r in order]
+
+
+def test_leaderboard_pages_across_many_rank_blocks(db_url):
+    "3,000 students whose 'reached first' positions spread over ~20 rank blocks: any page, any size, both metrics,"
+    " equals a brute-force ranking — before and after uploads move students between scores and blocks."
+    db, rng, when = srv.Db(db_url), random.Random(20), datetime(2025, 9, 1)
+    n = 3000
+    reached = rng.sample(range(1, 20 * srv.RANK_BLOCK), 2 * n)
+    rows = [(f"s{i:04d}", rng.randint(0, 4), rng.randint(0, 2), reached[i], reached[n + i]) for i in range(n)]
+    with db.engine.begin() as c:
+        c.execute(insert(srv.User.__table__), [{"id": i + 1, "username": r[0], "user_id": r[0], "created_at": when}
+                                               for i, r in enumerate(rows)])
+        c.execute(insert(srv.Standing.__table__), [
+            {"user_pk": i + 1, "user_id": r[0], "username": r[0], "snapshot_id": None, "exported_at": when, "updated_at": when,
+             "total_modules": 20, "modules_completed": r[1], "modules_reached": r[3], "modules_reached_at": when,
+             "milestones_completed": r[2], "milestones_reached": r[4], "milestones_reached_at": when,
+             "completed_modules": ",".join(f"{m:02d}" for m in range(1, r[1] + 1)), "unlocked_milestones": "",
+             "completed_milestones": ""} for i, r in enumerate(rows)])
+    with db.write() as c:
+        if db.dialect == "postgresql": c.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('users', 'id'), {n})")
+        srv.rebuild_counters(c)
+
+    def check():
+        from tinytorch_progress.server.ranking import _block_of
+        with db.read() as c:  # the pages below come from the blocks, not from the OFFSET fallback
+            for metric in srv.METRICS:
+                for score, size in srv.histogram(c, metric):
+                    assert _block_of(c, metric, score, size - 1, size) is not None, (metric, score)
+        for metric in srv.METRICS:
+            expect = brute_force(rows, metric)
+            offsets = sorted({0, 1, n - 1, n, n + 5, *rng.sample(range(n), 25)})
+            for limit in (1, 50, 500):
+                for off in offsets:
+                    got = [(e.username, e.rank) for e in srv.leaderboard(db, metric, limit, off).leaderboard]
+                    assert got == expect[off: off + limit], (metric, limit, off)
+
+    check()
+    # uploads move 60 students: new scores, reached at their new snapshot (block 0), counters and blocks kept by ingest
+    import json as _json
+    from test_server import upload_body as _upload_body
+    for step, i in enumerate(rng.sample(range(n), 60)):
+        mods = rng.randint(0, 4)
+        body = _upload_body(tuple(range(1, mods + 1)), (("01", True),) if mods else (), statistics={"total_study_time_hours": step})
+        out = srv.store_upload(db, {"pk": i + 1, "username": rows[i][0], "user_id": rows[i][0]}, srv.parse_upload(_json.dumps(body).encode()))
+        old = rows[i]
+        rows[i] = (old[0], mods, out["milestones_completed"], out["snapshot_id"] if mods != old[1] else old[3],
+                   out["snapshot_id"] if out["milestones_completed"] != old[2] else old[4])
+    check()
+    with db.read() as c: kept = sorted(tuple(r) for r in c.execute(select(srv.Counter.__table__)) if r.students)
+    with db.write() as c: srv.rebuild_counters(c)
+    with db.read() as c: assert kept == sorted(tuple(r) for r in c.execute(select(srv.Counter.__table__)) if r.students)
+    db.engine.dispose()

@@ -37,7 +37,7 @@ def test_sixteen_clients_for_a_minute(tmp_path):
         tokens[f"student{i:02d}"] = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen(TITO + ["serve", "--db", f"sqlite:///{db}", "--port", str(port), "--log-level", "warning"],
+    server = subprocess.Popen(TITO + ["serve", "--public", "--db", f"sqlite:///{db}", "--port", str(port), "--log-level", "warning"],
                               cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
     url = f"http://127.0.0.1:{port}"
     try:

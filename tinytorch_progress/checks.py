@@ -115,9 +115,9 @@ def cell_ids(path) -> list:
 
 # %% ../nbs/04a_checks.ipynb #3c88d78f
 def _latest(runs: list) -> list:
-    "The latest run of each cell id; runs without an id are each their own."
+    "The latest run of each cell: by cell id; without one (a terminal IPython), by its first line (`def add(a, b):`)."
     last = {}
-    for i, r in enumerate(runs): last[r.cell_id or i] = r
+    for r in runs: last[r.cell_id or ("first line", (norm(r.source).splitlines() or [""])[0])] = r
     return list(last.values())
 
 def cell_counts(nb, ids: list, runs: list) -> dict[int, int]:

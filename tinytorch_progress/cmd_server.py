@@ -155,7 +155,7 @@ def _serve_parser(sub):
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--workers", type=_count, default=1, metavar="N",
-                   help="worker processes (default 1; more use more cores — with PostgreSQL; rate limits are per worker)")
+                   help="worker processes (default 1; more use more cores — with PostgreSQL; rate limits are shared through the database)")
     p.add_argument("--durable", action="store_true",
                    help="wait for the disk on every upload's commit (default: a machine crash may lose the last "
                         "fraction of a second of uploads, which students' next sync re-sends)")

@@ -46,18 +46,30 @@ def export_command(args) -> Result:
                   f"{sp['completed_count']}/{sp['total_milestones']} milestones completed) to {out}",
                   data={"path": str(out), "export": e})
 
+# %% ../nbs/15_cmd_share.ipynb #b1cdd82b
+def _leaderboard(root, cfg: dict, args) -> tuple[dict, str]:
+    "Send the leaderboard setting of `tito login`: the profile the server confirmed, and a sentence saying it."
+    from tinytorch_progress.sync import set_profile
+    try: prof = set_profile(root, args.display_name, args.on_leaderboard)
+    except TitoError as e: raise TitoError(f"logged in to {cfg['server']} (saved), but {e}") from None
+    return prof, (f" On the leaderboard as {prof['display_name']}." if prof["on_leaderboard"] else " Not on the leaderboard.")
+
 # %% ../nbs/15_cmd_share.ipynb #de062e19
 def login_command(args) -> Result:
-    "`tito login --server URL --token T [--user-id ID]`."
-    from tinytorch_progress.sync import login
+    "`tito login --server URL --token T [--user-id ID] [--display-name NAME] [--no-leaderboard | --on-leaderboard]`."
+    from tinytorch_progress.sync import login, profile_change
     token = args.token
     if token == "-":
         token = sys.stdin.readline().strip()
     root = _root(args)
+    asked = args.display_name is not None or args.on_leaderboard is not None
+    if asked: profile_change(args.display_name, args.on_leaderboard)  # a bad name, or no consent: nothing saved, nothing sent
     cfg = login(root, args.server, token, args.user_id)
     who = f" as {cfg['user_id']}" if cfg.get("user_id") else " (user id: taken from the server on the first sync)"
-    return Result(f"Logged in to {cfg['server']}{who}; token stored in {root / '.tito' / 'config.json'} (mode 0600). "
-                  f"Run `tito sync` to upload your progress.", data={"server": cfg["server"], "user_id": cfg.get("user_id")})
+    prof, shown = _leaderboard(root, cfg, args) if asked else (None, "")
+    return Result(f"Logged in to {cfg['server']}{who}; token stored in {root / '.tito' / 'config.json'} (mode 0600).{shown} "
+                  f"Run `tito sync` to upload your progress.",
+                  data={"server": cfg["server"], "user_id": cfg.get("user_id"), "profile": prof})
 
 # %% ../nbs/15_cmd_share.ipynb #23ae3b78
 def logout_command(args) -> Result:
@@ -92,11 +104,17 @@ def _export_parser(sub):
 # %% ../nbs/15_cmd_share.ipynb #80f98fa7
 def _login_parser(sub):
     p = sub.add_parser("login", help="store the class website and your token", description="Store the server URL and your token "
-                       "(from `tito server add-user`) in .tito/config.json, readable only by you.")
+                       "(from `tito server add-user`) in .tito/config.json, readable only by you. Sends nothing, unless asked to set "
+                       "your leaderboard name or presence (then the server is told, as `tito sync` would; TITO_NO_SYNC=1 refuses).")
     p.add_argument("--server", required=True, metavar="URL", help="e.g. https://progress.example.edu")
     p.add_argument("--token", required=True, metavar="T", help="your token; `-` reads it from stdin")
     p.add_argument("--user-id", metavar="ID", help="your user id on the server: 1-128 ASCII letters, digits or . _ @ + -, first a letter or digit "
                    "(default: learned on the first sync)")
+    p.add_argument("--display-name", metavar="NAME", help="the name other students see on the leaderboard: at most 40 ASCII letters, "
+                   "digits or . _ @ + -, first a letter or digit (\"\": back to your random pseudonym)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--no-leaderboard", dest="on_leaderboard", action="store_const", const=False, help="leave the leaderboard")
+    g.add_argument("--on-leaderboard", dest="on_leaderboard", action="store_const", const=True, help="join the leaderboard again")
     add_json_flag(p).set_defaults(run=login_command)
 
 # %% ../nbs/15_cmd_share.ipynb #2ed562ab

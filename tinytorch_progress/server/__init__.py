@@ -5,7 +5,7 @@
 # database layers only, and the web stack (FastAPI, Jinja2) is imported when an app is built.
 from importlib import import_module
 
-MODULES = ("db", "limits", "accounts", "ingest", "ranking", "pages", "app")
+MODULES = ("db", "limits", "accounts", "ingest", "ranking", "classview", "pages", "app")
 
 
 def __getattr__(name: str):

@@ -19,7 +19,7 @@ def place(c) -> str:
 
 def next_step(m, passed: bool, prog: str = "tito", live: bool = False) -> str:
     "What to do after a check."
-    if not passed: return f"Nothing was recorded. Fix the failing code, run its cell, and `{prog} test {m.key}` again."
+    if not passed: return f"Nothing was recorded. Fix the failing code, {'run its cell' if live else 'save the notebook'}, and `{prog} test {m.key}` again."
     if live: return f"Nothing was recorded. Save the notebook (Ctrl/Cmd+S), then `{prog} complete {m.key}` records it."
     return f"Nothing was recorded. `{prog} module complete {m.key}` records it." if prog == "tito" else f"Nothing was recorded. `{prog} complete {m.key}` records it."
 
@@ -58,13 +58,18 @@ def _row(c) -> str:
     return (f"<tr class='tito-check' data-test='{e(c.name)}' data-passed='{str(c.passed).lower()}'><td>{mark}</td>"
             f"<td><code>{e(c.name)}</code></td><td>{e(place(c))}</td><td>{why}</td></tr>")
 
+def _code(text: str) -> str:
+    "Escaped `text` with its `backquoted` commands as `<code>`."
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
 def check_html(m, t, prog: str = "%tito", live: bool = True) -> str:
     "The HTML report of a check."
     e = html.escape
     rows = "".join(map(_row, t.checks)) + "".join(f"<tr class='tito-check'><td><span style='{ink(BAD)}'>✗ failed</span></td>"
                                                   f"<td><code>{e(n)}</code></td><td></td><td>{e(why)}</td></tr>" for n, why in other_failures(t))
     return (f"<div class='tito-checks'><p><b style='{ink(OK if t.passed else BAD)}'>{e(headline(m, t, live))}</b></p>"
-            f"<table>{rows}</table><p class='tito-next'>{e(next_step(m, t.passed, prog, live))}</p></div>")
+            f"<table>{rows}</table><p class='tito-next'>{_code(next_step(m, t.passed, prog, live))}</p></div>")
 
 # %% ../../nbs/09z_views_checks.ipynb #d6973555
 class CheckView(Result):

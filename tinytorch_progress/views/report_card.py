@@ -11,8 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from ..report_card import analyze
-from ..report_card import plural
+from ..report_card import analyze, plural
 from .palette import GRADE_COLORS, INK, MUTED, SECTION_BG, ink
 from .result import Result
 
