@@ -11,9 +11,8 @@ __all__ = ['MARK', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MIME', 'bar', 'summary_line
            'banner_html', 'next_module_html', 'change_html', 'ChangeView']
 
 # %% ../../nbs/09c_views_status.ipynb #a5786d3d
-import collections, html, os, re, sys
+import collections, os, re, sys
 from datetime import datetime
-from typing import Optional
 
 from ..tracker import Change, Status
 from .palette import BAD, BANNERS, OK, STATE_STYLE, ink, theme
@@ -22,7 +21,7 @@ from .result import Result
 # %% ../../nbs/09c_views_status.ipynb #6f678041
 MARK = {"completed": "✓", "started": "…", "not started": " ", "unlocked": "◆", "locked": "·"}
 
-def _day(d: Optional[datetime]) -> str: return d.strftime("%Y-%m-%d") if d else ""
+def _day(d: datetime | None) -> str: return d.strftime("%Y-%m-%d") if d else ""
 
 # %% ../../nbs/09c_views_status.ipynb #efc1c68e
 def bar(fraction: float, width: int = 30) -> str:
@@ -143,7 +142,9 @@ def status_data(st: Status) -> dict:
             "warnings": list(st.warnings)}
 
 # %% ../../nbs/09c_views_status.ipynb #3386e2f5
-def _esc(x) -> str: return html.escape(str(x), quote=True)
+def _esc(x) -> str:
+    from html import escape  # here: `tito status` in a terminal never pays for html.entities
+    return escape(str(x), quote=True)
 def _cls(state: str) -> str: return "tito-" + state.replace(" ", "-")
 def magic_command(cmd: str) -> str: return "%" + cmd if cmd.startswith("tito ") else cmd
 
