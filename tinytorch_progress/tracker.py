@@ -21,8 +21,10 @@ from .store import State, Workspace, now_local, now_seconds, record
 # %% ../nbs/04_tracker.ipynb #366eed58
 def _rel(p, root) -> str:
     "`p` relative to the workspace when it is inside, as the student would type it."
-    p = Path(p)
-    try: return p.resolve().relative_to(Path(root).resolve()).as_posix()
+    p, root = Path(p), Path(root)
+    try: return p.relative_to(root).as_posix()  # found by joining onto `root`: no file-system calls
+    except ValueError: pass
+    try: return p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError: return str(p)
 
 # %% ../nbs/04_tracker.ipynb #2e1e4bb6
