@@ -1,4 +1,4 @@
-import json, os, re, subprocess, sys
+import contextlib, json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -71,3 +71,51 @@ def pytest_collection_modifyitems(config, items):
         if pg: item.add_marker(pytest.mark.postgres)
         # a fresh PostgreSQL schema per test costs about as much as the SQLite half of the suite: in the full run only
         if pg or file in SLOW_FILES or name in SLOW_TESTS.get(file, ()): item.add_marker(pytest.mark.slow)
+
+
+@contextlib.contextmanager
+def jupyterlab_server(ws, base, env):
+    "JupyterLab serving `ws` on 127.0.0.1, no browser, no news, no update checks; yields (url, token)."
+    import secrets, socket, time, urllib.request
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0)); port = so.getsockname()[1]
+    token = secrets.token_hex(16)
+    log = open(Path(base) / "jupyterlab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+                             f"--ServerApp.root_dir={ws}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                             "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])],
+                            cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None: pytest.fail(f"JupyterLab exited: {(Path(base) / 'jupyterlab.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200: break
+            except OSError: pass
+            if time.monotonic() > deadline: pytest.fail("JupyterLab did not start within 90 s")
+            time.sleep(0.3)
+        yield url, token
+    finally:
+        proc.terminate()
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app):
+    "Serve the ASGI `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."
+    import socket, threading, time, uvicorn
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True); t.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try: yield f"http://127.0.0.1:{port}"
+    finally: server.should_exit = True; t.join(10)

@@ -8,6 +8,8 @@ test-output/ (gitignored; CI keeps them as artifacts).
 import json, os, re, secrets, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
+from conftest import jupyterlab_server
+
 import pytest
 
 CHROMIUM = shutil.which("chromium")
@@ -52,30 +54,8 @@ def lab(tmp_path_factory):
     env.update(JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "rt"),
                IPYTHONDIR=str(base / "ipython"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"), TITO_NO_SYNC="1", MPLBACKEND="Agg")
-    port, token = free_port(), secrets.token_hex(16)
-    log = open(base / "jupyterlab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                             f"--ServerApp.root_dir={ws}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                             "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])],
-                            cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None: pytest.fail(f"JupyterLab exited: {(base / 'jupyterlab.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200: break
-            except OSError: pass
-            if time.monotonic() > deadline: pytest.fail("JupyterLab did not start within 90 s")
-            time.sleep(0.3)
+    with jupyterlab_server(ws, base, env) as (url, token):
         yield url, token, ws, env
-    finally:
-        proc.terminate()
-        try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        log.close()
 
 
 def run_cell(page, i: int, timeout=90_000):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import uvicorn_thread
 from test_server import upload_body
 from tinytorch_progress import server as srv
 
@@ -27,16 +28,9 @@ def site(tmp_path_factory):
         tokens[name] = tok = srv.add_user(eng, name)
         body = upload_body(tuple(range(1, 1 + i % 21)))
         srv.store_upload(db, srv.user_for_token(eng, tok), srv.parse_upload(json.dumps(body).encode()))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True); t.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tokens
-    server.should_exit = True; t.join(10); eng.dispose()
+    with uvicorn_thread(app) as url:
+        yield url, tokens
+    eng.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@
 import contextlib, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
+from conftest import jupyterlab_server
+
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -157,39 +159,15 @@ def test_refused_skip_tests_and_errors_suggest_the_magic(course):
 
 @contextlib.contextmanager
 def jupyterlab(ws: Path, base: Path):
-    "JupyterLab serving `ws` on 127.0.0.1 (as tests/test_browser_jupyterlab.py starts it); yields (url, token)."
-    import secrets, socket, urllib.request
+    "JupyterLab serving `ws` with a kernel environment of its own; yields (url, token)."
     settings = base / "settings" / "@jupyterlab" / "apputils-extension"; settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = kernel_env(base, "")
     env.pop("JPY_SESSION_NAME")
     env.update(JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_DATA_DIR=str(base / "data"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"))
-    with socket.socket() as so: so.bind(("127.0.0.1", 0)); port = so.getsockname()[1]
-    token = secrets.token_hex(16)
-    log = open(base / "jupyterlab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ws}",
-                             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                             "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])],
-                            cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None: pytest.fail(f"JupyterLab exited: {(base / 'jupyterlab.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200: break
-            except OSError: pass
-            if time.monotonic() > deadline: pytest.fail("JupyterLab did not start within 90 s")
-            time.sleep(0.3)
+    with jupyterlab_server(ws, base, env) as (url, token):
         yield url, token
-    finally:
-        proc.terminate()
-        try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        log.close()
 
 
 def run_cell(page, cell, timeout=120_000):
