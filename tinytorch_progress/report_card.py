@@ -437,11 +437,11 @@ def nbgrader_summary(all_cells: list, analysed: dict) -> dict:
 # %% ../nbs/05_report_card.ipynb #90144aa4
 def find_module_notebook(folder) -> Path:
     "The module notebook of a module folder."
-    from tinytorch_progress.curriculum import module_notebook
+    from tinytorch_progress.curriculum import candidates, module_notebook
     d = Path(folder)
     nb = module_notebook(d)
     if nb is not None: return nb
-    raise TitoError(f"{d}: no module notebook (expected {d.name}.ipynb, {d.name}.py or *_dev.py)")
+    raise TitoError(f"{d}: no module notebook (looked for {', '.join(p.name for p in candidates(d))})")
 
 # %% ../nbs/05_report_card.ipynb #bd758651
 def resolve_notebook(path) -> Path:
