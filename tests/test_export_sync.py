@@ -143,10 +143,10 @@ class Recorder(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.server.seen.append(("POST", self.path, self.headers.get("authorization"), body))
-        if self.path != "/api/progress/upload": return self.send(404, {"detail": "not found"})
-        if self.server.upload_reply is not None:  # a captive portal, a proxy, a server of another API
+        if self.server.upload_reply is not None:  # a captive portal, a proxy, a server of another API: for any POST
             status, ctype, data = self.server.upload_reply
             return self.send_raw(status, ctype, data)
+        if self.path != "/api/progress/upload": return self.send(404, {"detail": "not found"})
         sent = json.loads(body)
         self.server.received.append(sent)
         self.send(201, {"status": "stored", "user_id": sent.get("user_id") or "ada", "snapshot_id": len(self.server.received),
@@ -548,3 +548,117 @@ def test_an_older_snapshot_of_the_same_user_is_superseded_not_sent_after_a_newer
     assert code == 0 and res["ok"] and res["sent"] == 1 and "server has 2/20 modules" in res["message"], res
     assert "an older snapshot of 'ada', superseded by the newer one sent after it" in res["not_sent"][0]
     assert w.snapshots("ada") == 1 and len(list((root / ".tito" / "outbox" / "not-sent").glob("*.json"))) == 1
+
+
+# ---------------------------------------------------------------- leaderboard names (issue 15)
+
+def account(w, name):
+    "A student on the (private) website, made with the server's own accounts module: their token."
+    from tinytorch_progress.server.accounts import add_user
+    return add_user(w.app.state.db.engine, name)
+
+
+def board(w, token):
+    "The names on the leaderboard as the holder of `token` sees it."
+    import httpx
+    r = httpx.get(f"{w.url}/api/leaderboard", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return [e["username"] for e in r.json()["leaderboard"]]
+
+
+def login_as(root, w, token, *extra, env=None):
+    return tito("--root", root, "login", "--server", w.url, "--token", token, *extra, env=env)
+
+
+@pytest.fixture
+def two_students(tmp_path, website):
+    "ada and bob, both with progress on the website, logged in without a leaderboard setting."
+    w = website()
+    toks = {n: account(w, n) for n in ("ada", "bob")}
+    roots = {n: workspace(tmp_path, n, completed=[1, 2] if n == "ada" else [1]) for n in toks}
+    for n in toks:
+        assert login_as(roots[n], w, toks[n]).returncode == 0
+        assert sync_json(roots[n])[0] == 0
+    return w, toks, roots
+
+
+def test_a_chosen_name_is_what_other_students_see(two_students):
+    w, toks, roots = two_students
+    shown = board(w, toks["bob"])
+    assert "ada" not in shown and all(n.startswith("student-") for n in shown)  # the default: a stable pseudonym
+    assert board(w, toks["bob"]) == shown
+    p = login_as(roots["ada"], w, toks["ada"], "--display-name", "Ada.L", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["profile"] == {"display_name": "Ada.L", "on_leaderboard": True}
+    assert board(w, toks["bob"])[0] == "Ada.L" and board(w, toks["bob"])[1] == shown[1]
+    posts = [h for m, path, h in w.faults.requests if (m, path) == ("POST", "/api/profile")]
+    assert [h.get("authorization") for h in posts] == [f"Bearer {toks['ada']}"]
+    p = login_as(roots["ada"], w, toks["ada"], "--display-name", "")  # back to her pseudonym
+    assert p.returncode == 0 and f"On the leaderboard as {shown[0]}." in p.stdout, p.stdout + p.stderr
+    assert board(w, toks["bob"]) == shown
+
+
+def test_a_taken_name_is_one_line_and_exit_1(two_students):
+    w, toks, roots = two_students
+    assert login_as(roots["ada"], w, toks["ada"], "--display-name", "Ada.L").returncode == 0
+    for name in ("Ada.L", "ada"):  # another student's chosen name, or another's username
+        p = login_as(roots["bob"], w, toks["bob"], "--display-name", name)
+        assert p.returncode == 1 and "taken" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "Traceback" not in p.stderr and p.stdout == ""
+    assert "Ada.L" in board(w, toks["ada"])
+    p = login_as(roots["bob"], w, "tt_wrong", "--display-name", "Bobby")  # the server is the one to say the token is wrong
+    assert p.returncode == 1 and "HTTP 401: invalid or revoked token; check the token" in p.stderr
+
+
+def test_leaving_the_leaderboard_and_coming_back(two_students):
+    w, toks, roots = two_students
+    p = login_as(roots["ada"], w, toks["ada"], "--display-name", "Ada.L", "--no-leaderboard")
+    assert p.returncode == 0 and "Not on the leaderboard." in p.stdout, p.stdout + p.stderr
+    assert len(board(w, toks["bob"])) == 1 and "Ada.L" not in board(w, toks["bob"])  # omitted for others
+    assert "Ada.L" in board(w, toks["ada"])  # she still sees herself
+    p = login_as(roots["ada"], w, toks["ada"], "--on-leaderboard")
+    assert p.returncode == 0 and "On the leaderboard as Ada.L." in p.stdout
+    assert "Ada.L" in board(w, toks["bob"])
+    p = login_as(roots["ada"], w, toks["ada"], "--no-leaderboard", "--on-leaderboard")
+    assert p.returncode == 2 and "not allowed with argument" in p.stderr
+
+
+def test_names_are_checked_and_consent_honoured_before_anything_is_sent(two_students):
+    w, toks, roots = two_students
+    cfg = roots["ada"] / ".tito" / "config.json"
+    before, sent = cfg.read_text(), len(w.faults.requests)
+    p = login_as(roots["ada"], w, toks["ada"], "--display-name", "Ada.L", env={"TITO_NO_SYNC": "1"})
+    assert p.returncode == 1 and p.stderr.strip() == "tito: error: leaderboard setting not sent: sync is disabled (TITO_NO_SYNC=1); nothing was sent"
+    for bad, why in (("<b>", "character '<'"), ("a" * 41, "41 characters (at most 40)")):
+        p = login_as(roots["ada"], w, toks["ada"], "--display-name", bad)
+        assert p.returncode == 1 and why in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert login_as(roots["ada"], w, toks["ada"], "--user-id", "ada").returncode == 0  # no setting asked: offline
+    assert len(w.faults.requests) == sent and json.loads(cfg.read_text()) == {**json.loads(before), "user_id": "ada"}
+
+
+def test_plain_http_to_another_machine_is_refused_as_sync_does(tmp_path, monkeypatch):
+    from tinytorch_progress.ids import TitoError
+    from tinytorch_progress.sync import login as save_login, set_profile
+    root = workspace(tmp_path)
+    url = "http://192.0.2.1:8000"  # TEST-NET: no such machine; the refusal must come before any connection
+    p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")
+    assert p.returncode == 1 and "refusing to send your token in clear to 192.0.2.1 over http://" in p.stderr
+    monkeypatch.setenv("TITO_ALLOW_HTTP", "1")  # a login made on a network the student trusted...
+    save_login(root, url, "tt_x")
+    monkeypatch.delenv("TITO_ALLOW_HTTP")  # ...is not a licence to send the token in clear elsewhere
+    t0 = time.monotonic()
+    with pytest.raises(TitoError, match="refusing to send your token in clear"): set_profile(root, "Ada.L")
+    assert time.monotonic() - t0 < 2
+
+
+def test_a_portal_page_is_not_a_confirmation(tmp_path, recorder):
+    srv, url = recorder()
+    root = workspace(tmp_path)
+    srv.upload_reply = (200, "text/html; charset=utf-8", PORTAL)
+    p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "leaderboard setting not confirmed: HTTP 200 with text/html, not the progress API's reply" in p.stderr
+    assert [(m, path, a) for m, path, a, _ in srv.seen] == [("POST", "/api/profile", "Bearer tt_x")]
+    srv.upload_reply = (200, "application/json", b'{"display_name": "someone-else", "on_leaderboard": true}')
+    p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")
+    assert p.returncode == 1 and "does not match what was sent (display_name: sent 'Ada.L', reply 'someone-else')" in p.stderr
