@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['TestCheck', 'TestOutcome', 'test_cells', 'cell_hint', 'hints', 'Run', 'watch', 'kernel_runs', 'norm', 'cell_ids',
            'cell_counts', 'unsaved', 'where', 'unsaved_message', 'run_in_kernel', 'from_child', 'find_tests',
-           'run_pytest', 'rel', 'run_saved', 'run_module_tests', 'run_live']
+           'run_pytest', 'run_saved', 'run_module_tests', 'run_live']
 
 # %% ../nbs/04a_checks.ipynb #c50f7e7a
 import json, re, sys
 from pathlib import Path
 
 from .child import SKIP, describe, failure_line
+from .files import shown_path
 from .curriculum import Module, module_file
 from .ids import TitoError
 from .records import factory, light_dataclass
@@ -206,13 +207,6 @@ def run_pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
     if end.returncode != 0 and not failed: failed = [(str(path), (out.strip().splitlines() or ["pytest failed"])[-1])]
     return TestOutcome(end.returncode == 0, "pytest", failed=failed, output=out)
 
-# %% ../nbs/04a_checks.ipynb #48b01711
-def rel(p, root) -> str:
-    "`p` relative to the workspace when it is inside, as the student would type it."
-    p = Path(p)
-    try: return p.resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError: return str(p)
-
 # %% ../nbs/04a_checks.ipynb #17e1144d
 def _cell_failure(report: dict) -> list:
     where_ = report.get("error_cell")
@@ -241,7 +235,7 @@ def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
     outs = [(run_pytest if how == "pytest" else run_saved)(Path(path).resolve(), root, timeout) for how, path in found]
     return TestOutcome(all(o.passed for o in outs), "+".join(o.how for o in outs), [r for o in outs for r in o.ran],
                        [f for o in outs for f in o.failed], "\n".join(o.output for o in outs),
-                       [rel(p, root) for _, p in found], [c for o in outs for c in o.checks])
+                       [shown_path(p, root) for _, p in found], [c for o in outs for c in o.checks])
 
 # %% ../nbs/04a_checks.ipynb #2ebd2667
 def run_live(root, m: Module, ns: dict, runs: list, timeout: float = 600) -> TestOutcome:
@@ -259,4 +253,4 @@ def run_live(root, m: Module, ns: dict, runs: list, timeout: float = 600) -> Tes
     if "pytest" in found: outs.append(run_pytest(Path(found["pytest"]).resolve(), Path(root).resolve(), timeout))
     return TestOutcome(all(o.passed for o in outs), "+".join(o.how for o in outs), [r for o in outs for r in o.ran],
                        [f for o in outs for f in o.failed], "\n".join(o.output for o in outs),
-                       [rel(p, root) for p in found.values()], checks)
+                       [shown_path(p, root) for p in found.values()], checks)

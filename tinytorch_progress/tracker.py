@@ -13,19 +13,11 @@ import re, sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from .files import shown_path
 from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_file, module_files
 from .records import factory, light_dataclass
 from .ids import TitoError
 from .store import State, Workspace, now_local, now_seconds, record
-
-# %% ../nbs/04_tracker.ipynb #366eed58
-def _rel(p, root) -> str:
-    "`p` relative to the workspace when it is inside, as the student would type it."
-    p, root = Path(p), Path(root)
-    try: return p.relative_to(root).as_posix()  # found by joining onto `root`: no file-system calls
-    except ValueError: pass
-    try: return p.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError: return str(p)
 
 # %% ../nbs/04_tracker.ipynb #2e1e4bb6
 def missing_modules(ms: Milestone, s: State) -> list[int]:
@@ -74,7 +66,7 @@ def leaked_solutions(root, m: Module) -> str | None:
     try: n = solution_regions(nb)
     except TitoError: return None  # an unreadable notebook is reported where it is run, not here
     if not n: return None
-    return (f"{_rel(nb, root)} still holds {n} nbgrader solution region{'s' if n != 1 else ''} (### BEGIN SOLUTION): "
+    return (f"{shown_path(nb, root)} still holds {n} nbgrader solution region{'s' if n != 1 else ''} (### BEGIN SOLUTION): "
             f"it is the instructor's version, and completing it proves nothing")
 
 # %% ../nbs/04_tracker.ipynb #cae07404
@@ -215,7 +207,7 @@ def module_report(root) -> tuple[dict[str, str | None], list[str]]:
     cur = load_curriculum(root)
     by_number = module_files(root, cur)
     files = {m: by_number[m.number] for m in cur.modules}
-    data = {m.name: _rel(f, root) if f else None for m, f in files.items()}
+    data = {m.name: shown_path(f, root) if f else None for m, f in files.items()}
     lines = [f"module {m.key} ({m.title}): {data[m.name]}" for m, f in files.items() if f]
     missing = [m.name for m, f in files.items() if not f]
     found = len(files) - len(missing)
@@ -351,7 +343,7 @@ def status(root) -> Status:
     ws = Workspace(root); cur = load_curriculum(root); s = ws.read()
     files = module_files(root, cur)
     rows = [ModuleRow(m, "completed" if m.number in s.completed else "started" if m.number in s.started else "not started",
-                      s.completed.get(m.number), _rel(files[m.number], root) if files[m.number] else None) for m in cur.modules]
+                      s.completed.get(m.number), shown_path(files[m.number], root) if files[m.number] else None) for m in cur.modules]
     ms_rows = []
     for ms in cur.milestones:
         miss = missing_modules(ms, s)
