@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from ..ids import InvalidId, check_user_id
 from ..schemas import (CombinedExport, FormatError, UploadRequest, describe_validation_error, format_timestamp,
                                         parse_json, version_tuple)
+from ..schemas import _DuplicateKey, _no_constant, _unique_pairs  # the client's strict JSON rules
 from .accounts import bearer_token, hash_token
 from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, Token, User, _csv, _now, _set,
                                           rank_counter)
@@ -36,25 +37,10 @@ def _depth(x) -> int:
             stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
     return deepest
 
-# %% ../../nbs/17d_server_ingest.ipynb #bcf4ccf1
-class _DuplicateKey(ValueError): pass
-
-def _unique_keys(pairs: list) -> dict:
-    "`object_pairs_hook`: the object as a dict, or `_DuplicateKey` naming the first key it repeats."
-    d = dict(pairs)
-    if len(d) != len(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen: raise _DuplicateKey(k)
-            seen.add(k)
-    return d
-
 # %% ../../nbs/17d_server_ingest.ipynb #638c302c
-def _no_constant(c): raise ValueError(f"{c} is not valid JSON")
-
 def load_body(body: bytes):
     "The JSON value of `body`: a repeated key anywhere is a 422 `ApiError`, text that is not JSON a 400 saying where."
-    try: return json.loads(body.decode("utf-8-sig"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    try: return json.loads(body.decode("utf-8-sig"), parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
     except _DuplicateKey as e:
         raise ApiError(422, f"body: duplicate key {e.args[0][:40]!r} (a key may appear only once in an object)") from None
     except (ValueError, RecursionError): pass  # not JSON: the reader below says where
