@@ -50,8 +50,7 @@ def milestone_id(x) -> str:
 # %% ../nbs/00_ids.ipynb #224c17ff
 USER_ID_MAX = 128
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"
-_USER_ID = re.compile(USER_ID_PATTERN, re.ASCII)
-_USER_ID_CHAR = re.compile(r"[A-Za-z0-9._@+-]", re.ASCII)
+# Patterns used by few commands are compiled on first use (`re` keeps them): `tito status` never pays for them.
 
 # %% ../nbs/00_ids.ipynb #4c76aa55
 def _why_not(value: str) -> str:
@@ -59,14 +58,14 @@ def _why_not(value: str) -> str:
     if not value: return "it is empty"
     if len(value) > USER_ID_MAX: return f"it is {len(value)} characters long (at most {USER_ID_MAX})"
     for i, ch in enumerate(value):
-        if not _USER_ID_CHAR.fullmatch(ch): return f"character {ch!r} (U+{ord(ch):04X}) at position {i + 1} is not allowed"
+        if not re.fullmatch(r"[A-Za-z0-9._@+-]", ch, re.ASCII): return f"character {ch!r} (U+{ord(ch):04X}) at position {i + 1} is not allowed"
     return f"it starts with {value[0]!r}"
 
 # %% ../nbs/00_ids.ipynb #244c08cf
 def check_user_id(value, field: str = "user_id") -> str:
     "`value` if it is a valid user id or username (1–128 of `A-Z a-z 0-9 . _ @ + -`, first a letter or digit), else `InvalidId`."
     if not isinstance(value, str): raise InvalidId(f"{field}: expected a string, got {type(value).__name__}")
-    if _USER_ID.fullmatch(value): return value
+    if re.fullmatch(USER_ID_PATTERN, value, re.ASCII): return value
     shown = value if len(value) <= 40 else value[:40] + "…"
     raise InvalidId(f"{field} {shown!r}: {_why_not(value)}; use 1–{USER_ID_MAX} ASCII letters, digits or . _ @ + -, "
                     "starting with a letter or digit")

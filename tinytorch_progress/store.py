@@ -182,14 +182,13 @@ def decode(fmt: str, d) -> dict:
 
 # %% ../nbs/03_store.ipynb #1112eddf
 _NAMED = re.compile(r"^(?:(?:module_|m)?\d{1,3}[_-])?([a-z][a-z0-9_-]*)$")
-_BARE = re.compile(r"^(?:module_|milestone_|m)\d{1,3}$")
 
 def entry_name(x) -> str | None:
     "The module name an entry carries (`'02_tensor'`, `'tensor'` → `'tensor'`); None for a number (`1`, `'01'`, `'m01'`)."
     if not isinstance(x, str): return None
     s = x.strip().lower()
     m = _NAMED.match(s)
-    return None if m is None or _BARE.match(s) else m.group(1).replace("-", "_")
+    return None if m is None or re.match(r"^(?:module_|milestone_|m)\d{1,3}$", s) else m.group(1).replace("-", "_")
 
 # %% ../nbs/03_store.ipynb #1b68d5c5
 _MODULE_FIELDS = {"root-progress": ("started_modules", "completed_modules", "last_worked", "last_completed"),

@@ -51,12 +51,10 @@ class Change:
     next_file: Path | None = None  # its notebook, when it has one
 
 # %% ../nbs/04_tracker.ipynb #1da57708
-_SOLUTION = re.compile(r"^[ \t]*#+[ \t]*BEGIN SOLUTION\b", re.M)
-
 def solution_regions(path) -> int:
     "How many nbgrader solution regions a notebook (or jupytext `.py`) holds: 0 in a student's copy."
     from tinytorch_progress.notebooks import read_notebook
-    return sum(len(_SOLUTION.findall(c.source)) for c in read_notebook(path).cells)
+    return sum(len(re.findall(r"^[ \t]*#+[ \t]*BEGIN SOLUTION\b", c.source, re.M)) for c in read_notebook(path).cells)
 
 # %% ../nbs/04_tracker.ipynb #90789182
 def leaked_solutions(root, m: Module) -> str | None:

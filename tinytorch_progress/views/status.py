@@ -53,11 +53,9 @@ def stats_lines(st: Status) -> list[str]:
     return out + ([f"Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
 
 # %% ../../nbs/09c_views_status.ipynb #4bdc1795
-_COMMAND = re.compile(r"(^|[\s`(])tito (?=[a-z])", re.M)
-
 def notebook_text(text: str) -> str:
     "`text` with each suggested `tito …` command spelled `%tito …`."
-    return _COMMAND.sub(r"\1%tito ", text.replace("$ tito ", "%tito "))
+    return re.sub(r"(^|[\s`(])tito (?=[a-z])", r"\1%tito ", text.replace("$ tito ", "%tito "), flags=re.M)
 
 # %% ../../nbs/09c_views_status.ipynb #429a8ece
 def status_text(st: Status, detail: bool = False, where=None) -> str:
