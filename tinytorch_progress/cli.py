@@ -74,12 +74,12 @@ def main(argv=None) -> int:
 
 # %% ../nbs/20_cli.ipynb #818fc50e
 def run() -> int:
-    "Entry point of the `tito` console scripts: `main`, then spare the ending process the collector's last full passes."
-    code = main()
+    "Entry point of the `tito` console scripts: `main`, with the start-up's objects and then the ending process's frozen."
     import gc
     gc.freeze()
+    code = main()
+    gc.freeze()
     return code
-
 
 # %% ../nbs/20_cli.ipynb #98fc46a3
 #| eval: false

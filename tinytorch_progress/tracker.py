@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'Change', 'solution_regions', 'leaked_solutions', 'start',
            'failure_names', 'next_module', 'complete', 'reset', 'complete_milestone', 'record_activity', 'check_module',
-           'module_report', 'activity_times', 'streaks', 'statistics', 'achievements', 'ModuleRow', 'MilestoneRow',
-           'NextAction', 'Status', 'next_action', 'activity_stats', 'status']
+           'module_report', 'activity_times', 'streaks', 'statistics', 'achievements', 'Notebooks', 'ModuleRow',
+           'MilestoneRow', 'NextAction', 'Status', 'next_action', 'activity_stats', 'status']
 
 # %% ../nbs/04_tracker.ipynb #99835a13
 import re, sys
@@ -263,12 +263,24 @@ def achievements(s: State, cur: Curriculum) -> dict:
             "halfway_point": mods[half - 1] if len(mods) >= half else None}
 
 # %% ../nbs/04_tracker.ipynb #f849ac43
+class Notebooks:
+    "Module number → its notebook, shown relative to the workspace: looked up on first use (a folder read per module)."
+    def __init__(self, root, cur: Curriculum): self.root, self.cur, self.found = root, cur, None
+    def get(self, number: int) -> str | None:
+        if self.found is None:
+            self.found = {n: shown_path(f, self.root) if f else None for n, f in module_files(self.root, self.cur).items()}
+        return self.found.get(number)
+
 @light_dataclass
 class ModuleRow:
     module: Module
     state: str  # "not started" | "started" | "completed"
     completed_at: datetime | None = None
-    file: str | None = None  # its notebook, relative to the workspace (`curriculum.module_file`); None: it has none
+    notebooks: Notebooks | None = None  # shared by a status's rows; None: not looked up
+    @property
+    def file(self) -> str | None:
+        "Its notebook, relative to the workspace (`curriculum.module_file`); None: it has none."
+        return None if self.notebooks is None else self.notebooks.get(self.module.number)
 
 # %% ../nbs/04_tracker.ipynb #31e6f28b
 @light_dataclass
@@ -339,9 +351,9 @@ def activity_stats(ws: Workspace, cur: Curriculum, s: State, now: datetime | Non
 def status(root) -> Status:
     "The state of the workspace at `root`, ready for any view."
     ws = Workspace(root); cur = load_curriculum(root); s = ws.read()
-    files = module_files(root, cur)
+    notebooks = Notebooks(root, cur)  # only the JSON view shows them: plain `tito status` never scans the module folders
     rows = [ModuleRow(m, "completed" if m.number in s.completed else "started" if m.number in s.started else "not started",
-                      s.completed.get(m.number), shown_path(files[m.number], root) if files[m.number] else None) for m in cur.modules]
+                      s.completed.get(m.number), notebooks) for m in cur.modules]
     ms_rows = []
     for ms in cur.milestones:
         miss = missing_modules(ms, s)
