@@ -183,14 +183,19 @@ def test_analysis_modules_import_no_view_plot_command_or_server(module):
 
 # ---------------------------------------------------------------- the status path's import set
 HEAVY = ("pydantic", "dataclasses", "ipywidgets", "matplotlib")
+# Standard-library modules the terminal status never needs: each is imported where it is used (a lock, HTML, a child).
+STATUS_NEVER = ("contextlib", "html", "shutil", "subprocess", "filelock", "tempfile")
 
 PROBE = """
-import contextlib, io, json, sys
+import io, json, sys
+before = set(sys.modules)  # what the interpreter's start-up imported (an editable install's finder imports contextlib)
 from tinytorch_progress import cli
-out = io.StringIO()
-with contextlib.redirect_stdout(out): rc = cli.main(sys.argv[1:])
-print(json.dumps({"rc": rc, "out": out.getvalue(), "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+out, sys.stdout = io.StringIO(), io.StringIO()  # not contextlib.redirect_stdout: contextlib is on the watch list
+rc = cli.main(sys.argv[1:])
+out, sys.stdout = sys.stdout, sys.__stdout__
+print(json.dumps({"rc": rc, "out": out.getvalue(), "heavy": [m for m in %r if m in sys.modules],
+                  "never": [m for m in %r if m in sys.modules and m not in before]}))
+""" % (HEAVY, STATUS_NEVER)
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +211,11 @@ def workspace(tmp_path_factory):
     return ws
 
 
-def probe(ws, *args) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROBE, "--root", str(ws), *args], cwd=ws, capture_output=True, text=True,
-                       timeout=60, env={"PATH": os.environ.get("PATH", ""), "NO_COLOR": "1", "HOME": str(ws)})
+def probe(ws, *args, bare: bool = False) -> dict:
+    "Run `tito ARGS` in a fresh interpreter; `bare`: without `site` (as from a wheel: no editable-install finder, no packages)."
+    env = {"PATH": os.environ.get("PATH", ""), "NO_COLOR": "1", "HOME": str(ws)} | ({"PYTHONPATH": str(ROOT)} if bare else {})
+    r = subprocess.run([sys.executable, *(["-S"] if bare else []), "-c", PROBE, "--root", str(ws), *args], cwd=ws,
+                       capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.splitlines()[-1])
     assert res["rc"] == 0 and res["out"].strip(), res
@@ -217,8 +224,9 @@ def probe(ws, *args) -> dict:
 
 @pytest.mark.parametrize("args", [("status",), ("status", "--progress")])
 def test_status_path_imports_nothing_heavy(workspace, args):
-    res = probe(workspace, *args)
+    res = probe(workspace, *args, bare=True)
     assert res["heavy"] == [], f"`tito {' '.join(args)}` imported {res['heavy']}"
+    assert res["never"] == [], f"`tito {' '.join(args)}` imported {res['never']}, which it never uses"
 
 
 def test_status_json_imports_no_widgets_or_plots(workspace):

@@ -6,13 +6,13 @@
 __all__ = ['MARKERS', 'BACKUPS_KEPT', 'BACKUPS_MAX_BYTES', 'MAX_FILE_BYTES', 'FILES', 'WRITE_ORDER', 'find_root', 'fsync_dir',
            'stage_bytes', 'discard', 'commit', 'write_bytes_atomic', 'json_bytes', 'write_json_atomic', 'State',
            'decode', 'entry_name', 'by_name', 'Workspace', 'read_capped', 'backup_name', 'list_backups', 'stage_backup',
-           'rotate_backups', 'hold_lock', 'locked', 'now_local', 'now_seconds', 'append_events', 'record',
-           'ensure_gitignored', 'init_workspace', 'doctor']
+           'rotate_backups', 'context_manager', 'hold_lock', 'locked', 'now_local', 'now_seconds', 'append_events',
+           'record', 'ensure_gitignored', 'init_workspace', 'doctor']
 
 # %% ../nbs/03_store.ipynb #026ad86c
 import json, os, re, stat, sys, time
-from contextlib import contextmanager
 from datetime import datetime
+from functools import wraps
 from pathlib import Path
 
 from .files import ReadRefused, read_regular_file
@@ -466,8 +466,17 @@ def _write_state(ws: Workspace, s: State, before: State | None = None, skip=()) 
     for fmt in changed: rotate_backups(ws, fmt)
     return changed
 
+# %% ../nbs/03_store.ipynb #5a82b94d
+def context_manager(generator_function):
+    "`contextlib.contextmanager`, imported when the context manager is first used rather than when it is defined."
+    @wraps(generator_function)
+    def make(*args, **kwargs):
+        from contextlib import contextmanager
+        return contextmanager(generator_function)(*args, **kwargs)
+    return make
+
 # %% ../nbs/03_store.ipynb #b44a6346
-@contextmanager
+@context_manager
 def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds it"):
     "Hold the exclusive file lock at `path`; a busy lock or an unwritable folder is a one-line `TitoError`."
     from filelock import FileLock, Timeout
@@ -481,7 +490,7 @@ def hold_lock(path, timeout: float = 30, busy: str = "another tito process holds
     finally: lk.release()
 
 # %% ../nbs/03_store.ipynb #2d9a7609
-@contextmanager
+@context_manager
 def locked(ws: Workspace, timeout: float = 30):
     "Hold the workspace lock (`.tito/.lock`), which every change to progress files takes."
     with hold_lock(ws.tito / ".lock", timeout, "another tito process is changing this workspace"):
@@ -490,7 +499,7 @@ def locked(ws: Workspace, timeout: float = 30):
         finally: ws.holds_lock = False
 
 # %% ../nbs/03_store.ipynb #fd7c5990
-@contextmanager
+@context_manager
 def _transaction(ws: Workspace):
     "Lock, re-read, yield `(state, pending_events)`, then write what changed and append the events."
     with locked(ws):
