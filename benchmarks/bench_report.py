@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("TITO_ROOT", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up run writes .pyc files, as an installed package has them
     root = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:
         cli = cli_ratios(root, args.runs, env)

@@ -6,7 +6,7 @@
 __all__ = ['ProgressBar', 'progress_bar', 'register']
 
 # %% ../nbs/14_cmd_report.ipynb #465e0484
-import os, pickle, sys, threading
+import gc, os, pickle, sys, threading
 from datetime import datetime
 from pathlib import Path
 
@@ -65,6 +65,7 @@ def _fork_grader(paths, root, now):
     "(pid, pipe) of a child grading `paths`, or None when forking is not possible or not safe here."
     if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2 or threading.active_count() > 1: return None
     r, w = os.pipe()
+    gc.freeze()
     try: pid = os.fork()
     except OSError: os.close(r); os.close(w); return None
     if pid == 0:  # the child: grade, write, leave without running the parent's exit handlers or flushing its buffers
@@ -92,17 +93,25 @@ def _collect(child, paths, root, now, bar=None) -> list:
         except Exception: pass
     return [_analyze_one(p, root, now, bar) for p in paths]
 
+# %% ../nbs/14_cmd_report.ipynb #c2b77fab
+def _load_reader(p):
+    "Load the reader the first input needs, before a fork; a bad input is reported when it is graded."
+    from tinytorch_progress.notebooks import load_reader
+    from tinytorch_progress.report_card import resolve_notebook
+    try: load_reader(resolve_notebook(p))
+    except TitoError: pass
+
 # %% ../nbs/14_cmd_report.ipynb #339c8d5d
 def _analyze_all(paths, root, as_json: bool) -> list:
     "Analyse every input before anything is written; one `TitoError` naming the first bad file (and how many more)."
-    now, results = datetime.now(), []
+    now = datetime.now()
     bar = progress_bar(len(paths), as_json)
     try:
-        for p in paths[:1]: results.append(_analyze_one(p, root, now, bar))  # also loads the readers before a fork
-        child = _fork_grader(paths[2::2], root, now) if len(paths) >= 4 else None
-        mine = [_analyze_one(p, root, now, bar) for p in (paths[1::2] if child else paths[1:])]
-        theirs = _collect(child, paths[2::2], root, now, bar) if child else []
-        results += [x for pair in zip(mine, theirs) for x in pair] + mine[len(theirs):] if child else mine
+        if len(paths) >= 4: _load_reader(paths[0])
+        child = _fork_grader(paths[1::2], root, now) if len(paths) >= 4 else None
+        mine = [_analyze_one(p, root, now, bar) for p in (paths[::2] if child else paths)]
+        theirs = _collect(child, paths[1::2], root, now, bar) if child else []
+        results = [x for pair in zip(mine, theirs) for x in pair] + mine[len(theirs):] if child else mine
     finally:
         if bar: bar.close()
     errors = [e for _, e in results if e]

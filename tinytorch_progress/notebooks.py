@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MAX_NOTEBOOK_BYTES', 'MAX_NOTEBOOK_LINES', 'split_directives', 'is_export_cell', 'Cell', 'Notebook', 'read_percent',
-           'read_notebook']
+           'read_notebook', 'load_reader']
 
 # %% ../nbs/02a_notebooks.ipynb #b5ed3ec4
 import gc, importlib, importlib.util, json, re, sys, types, warnings
@@ -75,27 +75,63 @@ class _LazyModule(types.ModuleType):
         return getattr(self._real(), name)
 
 # %% ../nbs/02a_notebooks.ipynb #3d097f7b
-def _rfc3987_stand_in() -> types.ModuleType:
-    m = _LazyModule("rfc3987_syntax")
-    def is_valid_syntax(*args, **kwargs): return m._real().is_valid_syntax(*args, **kwargs)
-    m.is_valid_syntax = is_valid_syntax
+# module -> (what is imported from it by name, the format it checks, the package importing it if not jsonschema)
+_STAND_INS = {"rfc3987_syntax": (("is_valid_syntax",), "iri", None),
+              "rfc3986_validator": (("validate_rfc3986",), "uri", None),
+              "rfc3339_validator": (("validate_rfc3339",), "date-time", None),
+              "webcolors": ((), "color", None), "uri_template": ((), "uri-template", None),
+              # jsonschema needs isoduration's exception class at import, so isoduration loads; arrow, its heavy part, waits
+              "arrow": ((), "duration", "isoduration"),
+              "traitlets.log": (("get_logger",), None, "nbformat")}
+
+# %% ../nbs/02a_notebooks.ipynb #68314fb4
+def _forward(m: _LazyModule, name: str):
+    "A function that calls the real module's `name`."
+    def call(*args, **kwargs): return getattr(m._real(), name)(*args, **kwargs)
+    return call
+
+# %% ../nbs/02a_notebooks.ipynb #3996d2d7
+def _stand_in(name: str, names: tuple) -> types.ModuleType:
+    "A `_LazyModule` for `name` whose functions `names` forward to the real module's."
+    m = _LazyModule(name)
+    for n in names: setattr(m, n, _forward(m, n))
     return m
+
+# %% ../nbs/02a_notebooks.ipynb #86f5743b
+def _stand_ins() -> dict:
+    "{module: stand-in} for the modules of `_STAND_INS` that are installed and not loaded yet."
+    if "jsonschema._format" in sys.modules: return {}
+    find = lambda name: importlib.util.find_spec(name.partition(".")[0])  # a package's module: finding it would import the package
+    return {name: _stand_in(name, names) for name, (names, _, importer) in _STAND_INS.items()
+            if name not in sys.modules and find(name) is not None and (importer is None or find(importer) is not None)}
+
+# %% ../nbs/02a_notebooks.ipynb #65ef5041
+def _checks_intact(stand_ins: dict) -> bool:
+    "Did jsonschema register the format of every module we stood in for?"
+    checkers = sys.modules["jsonschema"].FormatChecker.checkers
+    return all(_STAND_INS[name][1] in checkers for name in stand_ins if _STAND_INS[name][1] is not None)
+
+# %% ../nbs/02a_notebooks.ipynb #4e57286c
+def _import_plainly(before: set):
+    "nbformat imported from scratch: every module loaded since `before` is forgotten first."
+    for name in set(sys.modules) - before: del sys.modules[name]
+    import nbformat
+    return nbformat
 
 # %% ../nbs/02a_notebooks.ipynb #2d82668b
 def _import_nbformat():
-    "nbformat, imported without building rfc3987_syntax's grammars (they load when an `iri` format is first checked)."
+    "nbformat, imported without the modules of `_STAND_INS` (each loads when it is first used)."
     if "nbformat" in sys.modules: return sys.modules["nbformat"]
-    stand_in = None
-    if ("rfc3987_syntax" not in sys.modules and "jsonschema._format" not in sys.modules
-            and importlib.util.find_spec("rfc3987_syntax") is not None):
-        stand_in = sys.modules["rfc3987_syntax"] = _rfc3987_stand_in()
+    stand_ins, before = _stand_ins(), set(sys.modules)
+    sys.modules.update(stand_ins)
     paused = gc.isenabled()
     gc.disable()  # an import makes many objects and no garbage: collecting during it only costs time
     try: import nbformat
     finally:
         if paused: gc.enable()
-        if stand_in is not None and sys.modules.get("rfc3987_syntax") is stand_in: del sys.modules["rfc3987_syntax"]
-    return nbformat
+        for name, m in stand_ins.items():
+            if sys.modules.get(name) is m: del sys.modules[name]
+    return nbformat if not stand_ins or _checks_intact(stand_ins) else _import_plainly(before)
 
 # %% ../nbs/02a_notebooks.ipynb #632c66a3
 def _load_json(text: str, p: Path) -> dict:
@@ -433,3 +469,8 @@ def read_notebook(path, fmt: str = "py:percent") -> Notebook:
     n = len(text.splitlines())
     _check_lines(n, p)
     return Notebook(p, _percent_cells(text, p, fmt), n)
+
+# %% ../nbs/02a_notebooks.ipynb #158e9260
+def load_reader(path):
+    "Import what reading `path` needs, ahead of reading it: nbformat for `.ipynb` (our percent reader is already here)."
+    if Path(path).suffix == ".ipynb": _import_nbformat()
