@@ -11,7 +11,7 @@ Next to uploads/s it prints the CPU seconds per 1,000 uploads: of this process i
 client), and of the `tito serve` process (and its workers) over HTTP — the cost per upload, which unlike uploads/s
 does not depend on how busy the machine is. Targets: leaderboard p99 < 20 ms, uploads >= 500/s.
 
-Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uploads 2000] [--no-pg]`. PostgreSQL comes from
+Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uploads 2000] [--no-pg | --no-sqlite]`. PostgreSQL comes from
 $TITO_TEST_PG_URL (default: the test database `.ci/postgres.sh` creates; a scratch schema is used and dropped) and is
 skipped with a note if unreachable. Writes benchmarks/results/server.json.
 """
@@ -305,6 +305,7 @@ def main(argv=None):
     p.add_argument("--uploaders", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--no-pg", action="store_true")
+    p.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     p.add_argument("--no-http", dest="http", action="store_false", help="skip the real-HTTP upload measurement")
     p.add_argument("--workers", type=int, default=1,
                    help="`tito serve --workers` for PostgreSQL over HTTP (default 1: on 2 cores more processes only contend)")
@@ -315,9 +316,10 @@ def main(argv=None):
            "backends": {}, "notes": []}
     print(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, {res['machine']['memory_mb']} MB, "
           f"Python {res['machine']['python']}, SQLite {res['machine']['sqlite']}; load average {res['machine']['load_average_at_start']}")
-    with tempfile.TemporaryDirectory() as d:
-        print("SQLite (WAL, file):", flush=True)
-        res["backends"]["sqlite"] = asyncio.run(run_backend(f"sqlite:///{d}/bench.db", args, rng))
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as d:
+            print("SQLite (WAL, file):", flush=True)
+            res["backends"]["sqlite"] = asyncio.run(run_backend(f"sqlite:///{d}/bench.db", args, rng))
     if not args.no_pg:
         url, version, drop = pg_scratch()
         if url is None: res["notes"].append(version); print(version)

@@ -344,6 +344,15 @@ def test_every_error_is_json(site):
     assert_json_error(client.post("/api/progress/upload", content=b"{}", headers=auth(tok["ada"]) | {"content-length": "nope"}), 400)
 
 
+def test_a_bug_in_an_upload_is_a_json_500(site, monkeypatch):
+    "Uploads skip the framework's layers (`FastUpload`), its server-error handler too: a bug still answers its JSON 500."
+    client, app, tok = site
+    def broken(*args): raise RuntimeError("a bug, not the client's doing")
+    monkeypatch.setattr(srv.ingest, "handle_upload", broken)
+    r = client.post("/api/progress/upload", json=upload_body(), headers=auth(tok["ada"]))
+    assert (r.status_code, r.json(), r.headers["content-type"]) == (500, {"detail": "internal server error"}, "application/json")
+
+
 def test_concurrent_uploads_store_each_distinct_body_once(site):
     client, app, tok = site
     users = [srv.user_for_token(app.state.db.engine, tok[n]) for n in ("ada", "bob")]

@@ -27,7 +27,7 @@ from .accounts import (SESSION_HOURS, bearer_token, end_session, leaderboard_nam
                                                  session_user, set_profile, user_for_token)
 from .classview import STALE_DAYS, SummaryCache, class_page, course_columns, gradebook_csv, gradebook_json
 from .db import SCHEMA_VERSION, Db
-from .ingest import FastUpload, handle_upload, latest_export
+from .ingest import UPLOAD_PATH, FastUpload, handle_upload, latest_export
 from .limits import MAX_BODY, ApiError, BodyLimit, RateLimiter
 from .pages import ENV, SECURITY_HEADERS, _curriculum, class_context, overview_context, user_context
 from .ranking import Metric, class_overview, leaderboard, user_page_data
@@ -334,21 +334,32 @@ def _openapi(app: FastAPI) -> dict:
                                                          routes=app.routes))
     return app.openapi_schema
 
+# %% ../../nbs/17g_server_app.ipynb #3c1d7e01
+class _Site(FastAPI):
+    "The website's FastAPI app; `uploads`, when set, answers `POST /api/progress/upload` ahead of the framework."
+    uploads = None
+
+    async def __call__(self, scope, receive, send):
+        if self.uploads is not None and scope["type"] == "http" and scope["path"] == UPLOAD_PATH and scope["method"] == "POST":
+            scope["app"] = self
+            return await self.uploads(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
 # %% ../../nbs/17g_server_app.ipynb #2bb26cfa
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0), max_body: int = MAX_BODY,
                engine: Optional[Engine] = None, durable: bool = False, public: bool = False, course_name: Optional[str] = None,
                stale_days: int = STALE_DAYS) -> FastAPI:
     "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`."
     database = Db(db, engine, durable)
-    app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION),
-                  description="Progress uploads, per-student progress, the class leaderboard and the instructors' class view.")
+    app = _Site(title="tinytorch-progress", version=str(SCHEMA_VERSION),
+                description="Progress uploads, per-student progress, the class leaderboard and the instructors' class view.")
     cur = _curriculum()
     app.state.db, app.state.public, app.state.stale_days = database, public, stale_days
     app.state.course = course_name or (cur.name if cur else None) or "Class progress"
     app.state.summary = SummaryCache()
     app.state.writers = anyio.CapacityLimiter(1 if database.dialect == "sqlite" else 4)
     app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
-    app.add_middleware(FastUpload)  # uploads skip the framework's layers (see server.ingest); inside the body limit
+    app.uploads = BodyLimit(FastUpload(functools.partial(FastAPI.__call__, app)), max_bytes=max_body)
     app.add_middleware(BodyLimit, max_bytes=max_body)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
     app.include_router(api)

@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url', 'Base', 'User', 'Token', 'Session', 'Snapshot',
            'Standing', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'SchemaMigration', 'open_engine',
-           'new_pseudonym', 'migrate', 'Db']
+           'new_pseudonym', 'migrate', 'Db', 'Driver']
 
 # %% ../../nbs/17a_server_db.ipynb #fb2ad4a6
 import secrets, threading
+import select as io_select
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Optional
@@ -16,7 +17,7 @@ from typing import Optional
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, func, insert,
                         inspect, select, true, update)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
@@ -168,6 +169,15 @@ def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tito_write") else "BEGIN")
 
+# %% ../../nbs/17a_server_db.ipynb #5f1a0c02
+def _closed_by_server(dbapi_conn) -> bool:
+    "Whether the server closed (or spoke on) an idle PostgreSQL connection: then its socket has something to read."
+    return dbapi_conn.closed or bool(io_select.select([dbapi_conn.fileno()], [], [], 0)[0])
+
+def _replace_if_closed(dbapi_conn, record, proxy):
+    "Pool `checkout` hook: a connection the server has closed while idle is replaced, not handed out."
+    if _closed_by_server(dbapi_conn): raise DisconnectionError("the database closed this connection while it was idle")
+
 # %% ../../nbs/17a_server_db.ipynb #fcaceb33
 def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
     "An engine for `url` (see `db_url`), configured for its database; `TitoError` if the URL is unusable."
@@ -183,8 +193,8 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
             engine = create_engine(u, connect_args={"check_same_thread": False}, **kw)
             _sqlite_setup(engine, memory, durable)
         else:
-            engine = create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                                   connect_args={"connect_timeout": 10})
+            engine = create_engine(u, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10})
+            event.listen(engine, "checkout", _replace_if_closed)
             if not durable:
                 @event.listens_for(engine, "connect")
                 def _async_commit(dbapi_conn, _):
@@ -263,6 +273,7 @@ class Db:
         self._writer = self.engine.execution_options(tito_write=True)
         self._reader = self.engine.execution_options(isolation_level="REPEATABLE READ") if self.dialect == "postgresql" else self.engine
         self._lock = threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        self._lender = _Lender(self.engine) if self.dialect == "postgresql" else None
 
     @contextmanager
     def write(self):
@@ -273,3 +284,60 @@ class Db:
     def read(self):
         "A connection for reading; on PostgreSQL one snapshot for all its statements (REPEATABLE READ)."
         return self._reader.connect()
+
+    def driver(self) -> "Driver":
+        "PostgreSQL: a connection at the driver's level for one request, every statement its own transaction (`Driver`)."
+        return Driver(self._lender)
+
+# %% ../../nbs/17a_server_db.ipynb #5f1a0c05
+class _Lender:
+    "PostgreSQL connections for `Driver`, kept between requests: autocommit mode, each with its cursor."
+    def __init__(self, engine: Engine, keep: int = 16):
+        self.engine, self.keep, self.idle = engine, keep, []
+        event.listen(engine, "engine_disposed", self.close_all)
+
+    def lend(self) -> tuple:
+        "(connection, cursor): an idle one the server has not closed, else a new one."
+        while True:
+            try: conn, cur = self.idle.pop()  # atomic: the writer threads need no lock of their own
+            except IndexError: return self.new()
+            if not _closed_by_server(conn): return conn, cur
+            conn.close()
+
+    def new(self) -> tuple:
+        "(connection, cursor), opened and set up as the pool opens connections, then detached: ours, not the pool's."
+        fairy = self.engine.raw_connection()
+        conn = fairy.driver_connection
+        fairy.detach()
+        conn.autocommit = True
+        return conn, conn.cursor()
+
+    def give_back(self, conn, cur):
+        if conn.closed or conn.info.transaction_status.name != "IDLE" or len(self.idle) >= self.keep: conn.close()
+        else: self.idle.append((conn, cur))
+
+    def close_all(self, *_):
+        while True:
+            try: self.idle.pop()[0].close()
+            except IndexError: return
+
+# %% ../../nbs/17a_server_db.ipynb #5f1a0c04
+class Driver:
+    "A PostgreSQL connection in autocommit mode and its cursor, lent for one request: `with db.driver() as d: d.row(…)`."
+    def __init__(self, lender: _Lender): self.lender = lender
+
+    def __enter__(self):
+        self.conn, self.cur = self.lender.lend()
+        return self
+
+    def row(self, sql: str, params: dict) -> Optional[tuple]:
+        "A statement's first row; on a connection the database dropped, the statement once more on a new one."
+        try: self.cur.execute(sql, params)
+        except self.lender.engine.dialect.loaded_dbapi.OperationalError:
+            if not self.conn.broken: raise
+            self.lender.engine.dispose(close=False)  # as after a failed pre-ping: no connection opened before is trusted
+            self.conn, self.cur = self.lender.new()
+            self.cur.execute(sql, params)
+        return self.cur.fetchone()
+
+    def __exit__(self, *exc): self.lender.give_back(self.conn, self.cur)

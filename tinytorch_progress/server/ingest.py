@@ -7,7 +7,7 @@ __all__ = ['MAX_DEPTH', 'UPLOAD_PATH', 'load_body', 'parse_upload', 'as_export',
            'apply_counters', 'store_in', 'store_upload', 'latest_export', 'handle_upload', 'FastUpload']
 
 # %% ../../nbs/17d_server_ingest.ipynb #56aec472
-import asyncio, functools, hashlib, json, re
+import asyncio, functools, hashlib, json, re, weakref
 from collections import namedtuple
 from datetime import datetime, timezone
 from typing import Optional
@@ -19,9 +19,9 @@ from ..schemas import (CombinedExport, FormatError, UploadRequest, describe_vali
                                         parse_json, version_tuple)
 from ..schemas import _DuplicateKey, _no_constant, _unique_pairs  # the client's strict JSON rules
 from .accounts import bearer_token, hash_token
-from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, Token, User, _csv, _now, _set,
-                                          rank_counter)
-from .limits import ApiError, RateLimiter
+from .db import (RANK_BLOCK, Counter, Db, Driver, Event, Snapshot, Standing, Token, User, _csv, _now,
+                                          _set, rank_counter)
+from .limits import ApiError, RateLimiter, bucket_wait, take_sql
 
 # %% ../../nbs/17d_server_ingest.ipynb #039d8e84
 MAX_DEPTH = 32
@@ -114,16 +114,22 @@ def _events(prev, export: CombinedExport, now: datetime) -> list[dict]:
         if m.completed and m.id not in old_done: ev("milestone_completed", m.id, m.completed_at)
     return out
 
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a01
+def _standing_values(now: datetime, exported_at: datetime, export: CombinedExport, unl: list, done: list) -> dict:
+    "The columns of a standing that follow from its export alone (not from the standing before it)."
+    mp = export.module_progress
+    return dict(exported_at=exported_at, updated_at=now, total_modules=mp.total_modules, modules_completed=mp.completed_count,
+                milestones_completed=export.milestone_progress.completed_count,
+                completed_modules=_csv(f"{m:02d}" for m in sorted(mp.completed_modules)),
+                unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
+
 # %% ../../nbs/17d_server_ingest.ipynb #6cda22b7
 def _standing_row(prev, sid: int, now: datetime, exported_at: datetime, export: CombinedExport, unl: list, done: list) -> dict:
     "The standing of a user whose latest snapshot is now `sid`."
-    mp, mods, stones = export.module_progress, export.module_progress.completed_count, export.milestone_progress.completed_count
-    row = dict(snapshot_id=sid, exported_at=exported_at, updated_at=now, total_modules=mp.total_modules,
-               modules_completed=mods, milestones_completed=stones,
-               completed_modules=_csv(f"{m:02d}" for m in sorted(mp.completed_modules)),
-               unlocked_milestones=_csv(unl), completed_milestones=_csv(done))
-    if prev is None or prev.modules_completed != mods: row.update(modules_reached=sid, modules_reached_at=now)
-    if prev is None or prev.milestones_completed != stones: row.update(milestones_reached=sid, milestones_reached_at=now)
+    row = dict(snapshot_id=sid, **_standing_values(now, exported_at, export, unl, done))
+    if prev is None or prev.modules_completed != row["modules_completed"]: row.update(modules_reached=sid, modules_reached_at=now)
+    if prev is None or prev.milestones_completed != row["milestones_completed"]:
+        row.update(milestones_reached=sid, milestones_reached_at=now)
     return row
 
 # %% ../../nbs/17d_server_ingest.ipynb #961a7fe6
@@ -143,20 +149,19 @@ def counter_deltas(prev, mods: int, stones: int, unl: set, done: set) -> dict:
     return {k: v for k, v in sorted(d.items()) if v}  # sorted: PostgreSQL row locks always taken in one order
 
 # %% ../../nbs/17d_server_ingest.ipynb #9d0a0002
-def rank_block_deltas(prev, mods: int, stones: int, sid: int) -> dict:
+def rank_block_deltas(prev, mods: int, stones: int, sid: Optional[int]) -> dict:
     "How the rank-block counters change when snapshot `sid` gives a student these scores (`prev`: the old standing)."
     d = {}
     for metric, new in (("modules_completed", mods), ("milestones_completed", stones)):
         old = getattr(prev, metric) if prev is not None else None
         if old == new: continue
         if old is not None: d[(rank_counter(metric, old), getattr(prev, metric.replace("_completed", "_reached")) // RANK_BLOCK)] = -1
-        d[(rank_counter(metric, new), sid // RANK_BLOCK)] = 1
+        d[(rank_counter(metric, new), None if sid is None else sid // RANK_BLOCK)] = 1
     return d
 
 # %% ../../nbs/17d_server_ingest.ipynb #978ea327
 _snap, _st, _ct, _evt, _ut, _tt = (Snapshot.__table__, Standing.__table__, Counter.__table__, Event.__table__,
                                    User.__table__, Token.__table__)
-_Q_LOCK = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update()
 _Q_PREV = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
 _Q_DUP = (select(_snap.c.id, _snap.c.modules_completed, _snap.c.milestones_completed)
           .where(_snap.c.user_pk == bindparam("b_pk"), _snap.c.content_hash == bindparam("b_hash")))
@@ -196,7 +201,7 @@ class _Rows:
     def __init__(self, cur): self.cur = cur
     def first(self):
         r = self.cur.fetchone()
-        if r is None or hasattr(r, "_fields"): return r
+        if r is None: return r
         names = tuple(d[0] for d in self.cur.description)
         return (_ROW.get(names) or _ROW.setdefault(names, namedtuple("Row", names)))._make(r)
     def scalar(self):
@@ -209,35 +214,16 @@ _SQL = {}
 def _sqlite_value(v): return v.isoformat(" ", "microseconds") if isinstance(v, datetime) else v  # SQLAlchemy's spelling
 
 def _run(conn, stmt, params, many: bool = False):
-    "Run a prebuilt statement of the upload path in `conn`'s transaction, on the driver's cursor."
+    "Run a prebuilt statement of SQLite's write path in `conn`'s transaction, on the driver's cursor."
     keys = tuple(sorted(params[0] if many else params))
-    key = (conn.dialect.name, id(stmt), keys)
-    if key not in _SQL:
+    if (id(stmt), keys) not in _SQL:
         c = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
-        _SQL[key] = (str(c), c.positiontup if conn.dialect.name == "sqlite" else None)
-    sql, order = _SQL[key]
-    if order is None:
-        from psycopg.rows import namedtuple_row
-        cur = conn.connection.driver_connection.cursor(row_factory=namedtuple_row)
-    else:
-        cur = conn.connection.driver_connection.cursor()
-        params = [tuple(_sqlite_value(p[k]) for k in order) for p in params] if many else tuple(_sqlite_value(params[k]) for k in order)
-    if many: cur.executemany(sql, params)
-    else: cur.execute(sql, params)
+        _SQL[id(stmt), keys] = (str(c), c.positiontup)
+    sql, order = _SQL[id(stmt), keys]
+    cur = conn.connection.driver_connection.cursor()
+    if many: cur.executemany(sql, [tuple(_sqlite_value(p[k]) for k in order) for p in params])
+    else: cur.execute(sql, tuple(_sqlite_value(params[k]) for k in order))
     return _Rows(cur)
-
-# %% ../../nbs/17d_server_ingest.ipynb #1873ca67
-_REACHED = ("modules_reached", "modules_reached_at", "milestones_reached", "milestones_reached_at")
-_ST_COLS = ("snapshot_id", "exported_at", "updated_at", "total_modules", "modules_completed", "milestones_completed",
-            "completed_modules", "unlocked_milestones", "completed_milestones") + _REACHED
-_PG_UPDATE_ALL = (
-    "WITH s AS (UPDATE standings SET " + ", ".join(f"{c} = %({c})s" for c in _ST_COLS) + " WHERE user_pk = %(b_pk)s),"
-    " e AS (INSERT INTO events (user_pk, snapshot_id, kind, subject, at)"
-    " SELECT %(b_pk)s, %(snapshot_id)s, k, s, a FROM unnest(%(e_kind)s::varchar[], %(e_subject)s::varchar[],"
-    " %(e_at)s::timestamp[]) AS t(k, s, a))"
-    " INSERT INTO counters (counter, bucket, students)"
-    " SELECT c, b, n FROM unnest(%(c_counter)s::varchar[], %(c_bucket)s::integer[], %(c_students)s::integer[]) AS t(c, b, n)"
-    " ON CONFLICT (counter, bucket) DO UPDATE SET students = counters.students + excluded.students")
 
 # %% ../../nbs/17d_server_ingest.ipynb #cad8735c
 def apply_counters(conn, deltas: dict):
@@ -247,52 +233,191 @@ def apply_counters(conn, deltas: dict):
 
 # %% ../../nbs/17d_server_ingest.ipynb #2d2a003e
 def _save_latest(conn, user: dict, sid: int, prev, row: dict, deltas: dict, evs: list):
-    "Make snapshot `sid` the user's latest: standing, counters and events (one statement on PostgreSQL)."
+    "Make snapshot `sid` the user's latest: standing, counters and events."
     pk = user["pk"]
-    if prev is not None and conn.dialect.name == "postgresql":
-        vals = {c: getattr(prev, c) for c in _REACHED} | row
-        vals |= {"b_pk": pk, "e_kind": [e["kind"] for e in evs], "e_subject": [e["subject"] for e in evs],
-                 "e_at": [e["at"] for e in evs], "c_counter": [c for c, _ in deltas], "c_bucket": [b for _, b in deltas],
-                 "c_students": list(deltas.values())}
-        return conn.connection.driver_connection.execute(_PG_UPDATE_ALL, vals)
     if prev is None: _run(conn, _I_ST, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
     else: _run(conn, _U_ST, {"b_pk": pk, **row})
     apply_counters(conn, deltas)
     if evs: _run(conn, _I_EVT, [{"user_pk": pk, "snapshot_id": sid, **e} for e in evs], many=True)
 
-# %% ../../nbs/17d_server_ingest.ipynb #5708f9b2
-def store_in(conn, user: dict, req: UploadRequest) -> dict:
-    "Store `req` as `user`'s snapshot within `conn`'s write transaction, the user's row already locked."
-    now = _now()
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a02
+_Upload = namedtuple("_Upload", "export exported_at digest data mods stones unl done")
+
+def _prepare(user: dict, req: UploadRequest, now: datetime) -> _Upload:
+    "What storing `req` as `user`'s writes: the export, its digest and stored text, its scores and milestone sets."
     req_json = req.to_json()
     export = as_export(req, user["user_id"], now, req_json)
     exported_at = _utc(export.timestamp)
     if exported_at is None: raise ApiError(422, "body: timestamp: out of range")
     ident = _canon({**req_json, "user_id": user["user_id"]})  # the stored text too, when the client sent a timestamp
-    digest, sp = hashlib.sha256(ident.encode()).hexdigest(), export.milestone_progress
     data = ident if req.timestamp is not None else _canon({**req_json, "user_id": user["user_id"], "timestamp": format_timestamp(export.timestamp)})
-    mods, stones, pk = export.module_progress.completed_count, sp.completed_count, user["pk"]
-    out = {"user_id": user["user_id"], "modules_completed": mods, "milestones_completed": stones}
+    sp = export.milestone_progress
+    unl = [m.id for m in sp.unlocked_milestones]  # received last, so the latest, whatever its timestamp says
+    return _Upload(export, exported_at, hashlib.sha256(ident.encode()).hexdigest(), data, export.module_progress.completed_count,
+                   sp.completed_count, unl, [m.id for m in sp.unlocked_milestones if m.completed])
+
+# %% ../../nbs/17d_server_ingest.ipynb #5708f9b2
+def store_in(conn, user: dict, req: UploadRequest) -> dict:
+    "Store `req` as `user`'s snapshot within `conn`'s write transaction (SQLite, whose writer is alone); the reply."
+    now, pk = _now(), user["pk"]
+    up = _prepare(user, req, now)
+    out = {"user_id": user["user_id"], "modules_completed": up.mods, "milestones_completed": up.stones}
     prev = _run(conn, _Q_PREV, {"b_pk": pk}).first()
-    sid = _run(conn, _insert_snapshot(conn.dialect.name), dict(user_pk=pk, content_hash=digest, exported_at=exported_at,
-               received_at=now, modules_completed=mods, milestones_completed=stones, data=data)).scalar()
+    sid = _run(conn, _insert_snapshot(conn.dialect.name), dict(user_pk=pk, content_hash=up.digest, exported_at=up.exported_at,
+               received_at=now, modules_completed=up.mods, milestones_completed=up.stones, data=up.data)).scalar()
     if sid is None:  # this very body is stored already: answer with that snapshot, change nothing
-        dup = _run(conn, _Q_DUP, {"b_pk": pk, "b_hash": digest}).first()
+        dup = _run(conn, _Q_DUP, {"b_pk": pk, "b_hash": up.digest}).first()
         return {**out, "status": "unchanged", "snapshot_id": dup.id, "latest": bool(prev and prev.snapshot_id == dup.id),
                 "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
-    unl = [m.id for m in sp.unlocked_milestones]  # received last, so the latest, whatever its timestamp says
-    done = [m.id for m in sp.unlocked_milestones if m.completed]
-    _save_latest(conn, user, sid, prev, _standing_row(prev, sid, now, exported_at, export, unl, done),
-                 dict(sorted((counter_deltas(prev, mods, stones, set(unl), set(done))
-                              | rank_block_deltas(prev, mods, stones, sid)).items())), _events(prev, export, now))
+    _save_latest(conn, user, sid, prev, _standing_row(prev, sid, now, up.exported_at, up.export, up.unl, up.done),
+                 dict(sorted((counter_deltas(prev, up.mods, up.stones, set(up.unl), set(up.done))
+                              | rank_block_deltas(prev, up.mods, up.stones, sid)).items())), _events(prev, up.export, now))
     return {**out, "status": "stored", "snapshot_id": sid, "latest": True}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a12
+_PREV = ("snapshot_id", "modules_completed", "milestones_completed", "modules_reached", "milestones_reached",
+         "completed_modules", "unlocked_milestones", "completed_milestones")
+_Prev = namedtuple("_Prev", _PREV)
+_PG_PREV = f"SELECT {', '.join(_PREV)} FROM standings WHERE user_pk = %(pk)s"
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a14
+_PG_NEW = "NOT EXISTS (SELECT 1 FROM snapshots WHERE user_pk = %(pk)s AND content_hash = %(hash)s)"
+_PG_COLS = ("exported_at", "updated_at", "total_modules", "modules_completed", "milestones_completed", "completed_modules",
+            "unlocked_milestones", "completed_milestones")
+_PG_MOVE = ", ".join(f"{m}_reached = CASE WHEN {m}_completed <> %({m}_completed)s THEN v.sid ELSE {m}_reached END,"
+                     f" {m}_reached_at = CASE WHEN {m}_completed <> %({m}_completed)s THEN %(updated_at)s ELSE {m}_reached_at END"
+                     for m in ("modules", "milestones"))
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a15
+_PG_STANDING = {
+    True: (f"UPDATE standings SET snapshot_id = v.sid, {', '.join(f'{c} = %({c})s' for c in _PG_COLS)}, {_PG_MOVE} FROM v"
+           f" WHERE user_pk = %(pk)s AND snapshot_id IS NOT DISTINCT FROM %(prev)s AND {_PG_NEW} RETURNING v.sid"),
+    False: (f"INSERT INTO standings (user_pk, user_id, username, snapshot_id, {', '.join(_PG_COLS)}, modules_reached,"
+            " modules_reached_at, milestones_reached, milestones_reached_at) SELECT %(pk)s, %(user_id)s, %(username)s, sid,"
+            f" {', '.join(f'%({c})s' for c in _PG_COLS)}, sid, %(updated_at)s, sid, %(updated_at)s FROM v WHERE {_PG_NEW}"
+            " ON CONFLICT (user_pk) DO NOTHING RETURNING snapshot_id AS sid")}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a17
+_PG_WRITES = (
+    "n AS (INSERT INTO snapshots (id, user_pk, content_hash, exported_at, received_at, modules_completed, milestones_completed,"
+    " data) SELECT sid, %(pk)s, %(hash)s, %(exported_at)s, %(updated_at)s, %(modules_completed)s, %(milestones_completed)s,"
+    " %(data)s FROM s RETURNING id),"
+    " e AS (INSERT INTO events (user_pk, snapshot_id, kind, subject, at)"
+    " SELECT %(pk)s, n.id, x->>0, x->>1, (x->>2)::timestamp FROM n, json_array_elements(%(events)s::json) AS x),"
+    " c AS (INSERT INTO counters (counter, bucket, students)"
+    f" SELECT x->>0, COALESCE((x->>1)::integer, n.id / {RANK_BLOCK}), (x->>2)::integer"
+    " FROM n, json_array_elements(%(counters)s::json) WITH ORDINALITY AS t(x, o) ORDER BY o"
+    " ON CONFLICT (counter, bucket) DO UPDATE SET students = counters.students + excluded.students)")
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a31
+def _pg_store_sql(known: bool, ahead: str = "", gate: str = "", cols: str = "", joins: str = "") -> str:
+    "The store statement for a student with a standing (`known`) or without one; its row ends (new id, duplicate's id, its scores, latest id)."
+    return (f"WITH {ahead}v AS (SELECT nextval(pg_get_serial_sequence('snapshots', 'id')) AS sid{gate}),"
+            f" s AS ({_PG_STANDING[known]}), {_PG_WRITES} SELECT {cols}(SELECT id FROM n), d.id, d.modules_completed,"
+            " d.milestones_completed, (SELECT snapshot_id FROM standings WHERE user_pk = %(pk)s) FROM (SELECT 1) AS one"
+            f"{joins} LEFT JOIN snapshots d ON d.user_pk = %(pk)s AND d.content_hash = %(hash)s")
+
+_PG_STORE = {known: _pg_store_sql(known) for known in (False, True)}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a19
+def _pg_deltas(prev, mods: int, stones: int, unl: list, done: list) -> list:
+    "(counter, bucket, change) in key order; the new snapshot's rank block is `None` (a counter with one is listed once)."
+    d = counter_deltas(prev, mods, stones, set(unl), set(done)) | rank_block_deltas(prev, mods, stones, None)
+    return [(c, b, v) for (c, b), v in sorted(d.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a1c
+def _pg_values(user: dict, up: _Upload, now: datetime) -> dict:
+    "The store statement's parameters that follow from the upload alone."
+    return {"pk": user["pk"], "user_id": user["user_id"], "username": user["username"], "hash": up.digest, "data": up.data,
+            **_standing_values(now, up.exported_at, up.export, up.unl, up.done)}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a32
+def _pg_params(up: _Upload, values: dict, prev: Optional[_Prev], now: datetime) -> dict:
+    "All the store statement's parameters, given the standing `prev` it replaces."
+    evs = [(e["kind"], e["subject"], e["at"].isoformat()) for e in _events(prev, up.export, now)]
+    return {**values, "prev": prev.snapshot_id if prev else None, "events": json.dumps(evs),
+            "counters": json.dumps(_pg_deltas(prev, up.mods, up.stones, up.unl, up.done))}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a1e
+def _pg_settle(d: Driver, up: _Upload, values: dict, prev: Optional[_Prev], row: tuple, now: datetime) -> tuple:
+    "The store's row once the standing it was computed from held (retrying as above), and that standing."
+    for _ in range(2):
+        if row[0] is not None or row[1] is not None: break
+        with d.conn.transaction():
+            r = d.cur.execute(_PG_PREV + " FOR UPDATE", {"pk": values["pk"]}).fetchone()
+            prev = _Prev(*r) if r else None
+            row = d.cur.execute(_PG_STORE[prev is not None], _pg_params(up, values, prev, now)).fetchone()
+    if row[0] is None and row[1] is None: raise RuntimeError(f"the standing of user {values['pk']} changed under a lock")
+    return row, prev
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a34
+def _pg_reply(user: dict, up: _Upload, row: tuple) -> dict:
+    "What the server now holds for this upload: stored as snapshot `row[0]`, or the same as snapshot `row[1]`."
+    sid, dup, mods, stones, latest = row
+    out = {"user_id": user["user_id"], "modules_completed": up.mods, "milestones_completed": up.stones}
+    if sid is not None: return {**out, "status": "stored", "snapshot_id": sid, "latest": True}
+    return {**out, "status": "unchanged", "snapshot_id": dup, "latest": latest == dup, "modules_completed": mods,
+            "milestones_completed": stones}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a35
+def _standing_after(prev: Optional[_Prev], values: dict, sid: int) -> _Prev:
+    "The standing that storing snapshot `sid` (with these `values`) makes of `prev`."
+    moved = {m: prev is None or getattr(prev, f"{m}_completed") != values[f"{m}_completed"] for m in ("modules", "milestones")}
+    return _Prev(sid, values["modules_completed"], values["milestones_completed"],
+                 sid if moved["modules"] else prev.modules_reached, sid if moved["milestones"] else prev.milestones_reached,
+                 values["completed_modules"], values["unlocked_milestones"], values["completed_milestones"])
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a37
+class _Seen:
+    "Tokens' owners and students' standings, as this process last saw them on one PostgreSQL database."
+    def __init__(self, size: int = 10_000): self.size, self.owners, self.standings = size, {}, {}
+
+    def get(self, th: str) -> Optional[tuple]:
+        "(owner, standing or None) of token `th`, if both are known here."
+        user = self.owners.get(th)
+        if user is None or user["pk"] not in self.standings: return None
+        return user, self.standings.get(user["pk"])
+
+    def put(self, user: dict, standing: Optional[_Prev], th: Optional[str] = None):
+        if len(self.standings) >= self.size or len(self.owners) >= self.size: self.owners.clear(); self.standings.clear()
+        if th is not None: self.owners[th] = user
+        self.standings[user["pk"]] = standing
+
+    def forget(self, th: str): self.owners.pop(th, None)
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a38
+_SEEN = weakref.WeakKeyDictionary()
+
+def _seen(db: Db) -> _Seen:
+    "What this process remembers of `db`."
+    seen = _SEEN.get(db)
+    return seen if seen is not None else _SEEN.setdefault(db, _Seen())
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a3a
+def _pg_finish(d: Driver, seen: _Seen, user: dict, up: _Upload, values: dict, prev: Optional[_Prev], row: tuple,
+               now: datetime) -> dict:
+    "Settle the store statement's `row`, remember the standing it leaves, and reply."
+    row, prev = _pg_settle(d, up, values, prev, row, now)
+    if row[0] is not None: seen.put(user, _standing_after(prev, values, row[0]))
+    return _pg_reply(user, up, row)
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a3c
+def _pg_store(d: Driver, seen: _Seen, user: dict, req: UploadRequest, prev: Optional[_Prev]) -> dict:
+    "Store `req` as `user`'s snapshot on PostgreSQL, `prev` being their standing as read just before; the reply."
+    now = _now()
+    up = _prepare(user, req, now)
+    values = _pg_values(user, up, now)
+    row = d.cur.execute(_PG_STORE[prev is not None], _pg_params(up, values, prev, now)).fetchone()
+    return _pg_finish(d, seen, user, up, values, prev, row, now)
 
 # %% ../../nbs/17d_server_ingest.ipynb #1b5e0317
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot (in a transaction of its own); what the server now holds."
-    with db.write() as conn:
-        if db.dialect == "postgresql": _run(conn, _Q_LOCK, {"b_pk": user["pk"]})
-        return store_in(conn, user, req)
+    if db.dialect != "postgresql":
+        with db.write() as conn: return store_in(conn, user, req)
+    with db.driver() as d:
+        r = d.row(_PG_PREV, {"pk": user["pk"]})
+        return _pg_store(d, _seen(db), user, req, _Prev(*r) if r else None)
 
 # %% ../../nbs/17d_server_ingest.ipynb #cc515502
 def latest_export(db: Db, user_id: str) -> Optional[dict]:
@@ -304,7 +429,34 @@ def latest_export(db: Db, user_id: str) -> Optional[dict]:
 
 # %% ../../nbs/17d_server_ingest.ipynb #ed3262ac
 _Q_AUTH = (select(_ut.c.id, _ut.c.username, _ut.c.user_id).select_from(_tt.join(_ut, _ut.c.id == _tt.c.user_pk))
-           .where(_tt.c.token_hash == bindparam("b_hash"), _tt.c.revoked_at.is_(None)).with_for_update(of=_ut))
+           .where(_tt.c.token_hash == bindparam("b_hash"), _tt.c.revoked_at.is_(None)))
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a20
+def _pg_auth_sql(limited: bool) -> str:
+    "The token's owner, their bucket counted (if `limited`: took?, tokens, at) and their standing; no row for an unknown token."
+    owner = ("WITH u AS (SELECT users.id, users.username, users.user_id FROM tokens JOIN users ON users.id = tokens.user_pk"
+             " WHERE tokens.token_hash = %(k)s AND tokens.revoked_at IS NULL)")
+    cols = "u.id, u.username, u.user_id, s.user_pk IS NOT NULL, " + ", ".join(f"s.{c}" for c in _PREV)
+    if not limited: return f"{owner} SELECT {cols}, true, NULL, NULL FROM u LEFT JOIN standings s ON s.user_pk = u.id"
+    take = take_sql("postgresql", "SELECT %(k)s, %(burst)s - 1, %(now)s FROM u")
+    return (f"{owner}, r AS ({take}) SELECT {cols}, EXISTS (SELECT 1 FROM r), b.tokens, b.at FROM u"
+            " LEFT JOIN rate_buckets b ON b.key = %(k)s LEFT JOIN standings s ON s.user_pk = u.id")
+
+_PG_AUTH = {limited: _pg_auth_sql(limited) for limited in (False, True)}
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a41
+_PG_TOKEN = ("u AS (SELECT 1 FROM tokens JOIN users ON users.id = tokens.user_pk WHERE tokens.token_hash = %(k)s"
+             " AND tokens.revoked_at IS NULL AND users.id = %(pk)s AND users.username = %(username)s"
+             " AND users.user_id = %(user_id)s), ")
+
+def _pg_checked_sql(known: bool, limited: bool) -> str:
+    "The store statement behind the token's check and, if `limited`, the count of its bucket."
+    if not limited: return _pg_store_sql(known, _PG_TOKEN, " FROM u", "EXISTS (SELECT 1 FROM u), true, NULL, NULL, ")
+    take = take_sql("postgresql", "SELECT %(k)s, %(burst)s - 1, %(now)s FROM u")
+    return _pg_store_sql(known, f"{_PG_TOKEN}r AS ({take}), ", " FROM r",
+                         "EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM r), b.tokens, b.at, ", " LEFT JOIN rate_buckets b ON b.key = %(k)s")
+
+_PG_CHECKED = {limited: {known: _pg_checked_sql(known, limited) for known in (False, True)} for limited in (False, True)}
 
 # %% ../../nbs/17d_server_ingest.ipynb #8481a64e
 def _check_account(user: dict):
@@ -317,22 +469,80 @@ def _check_account(user: dict):
 def _too_many(wait: float) -> ApiError:
     return ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s", {"Retry-After": str(max(1, int(wait + 0.999)))})
 
+def _unknown_token(limiter: Optional[RateLimiter], th: str):
+    "Refuse a token nobody holds: 429 when its bucket (in this process's memory) is empty, else 401."
+    if limiter is not None and (wait := limiter.hit(th)): raise _too_many(wait)
+    raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a22
+def _accept(user: dict, body: bytes) -> UploadRequest:
+    "The upload in `body`, if its account and body are sound (422, 400) and it is `user`'s own (403)."
+    _check_account(user)
+    req = parse_upload(body)
+    if req.user_id is not None and req.user_id != user["user_id"]:
+        raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
+    return req
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a24
+def _bucket_empty(limiter: RateLimiter, params: dict, tokens: Optional[float], at: Optional[float]) -> ApiError:
+    "The 429 of a token whose shared bucket held no token, as read by the statement that counted it."
+    if tokens is None: tokens, at = 0.0, params["now"]
+    return _too_many(bucket_wait(tokens, at, limiter.burst, limiter.rate, params["now"]))
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a43
+def _pg_owner(d: Driver, seen: _Seen, limiter: Optional[RateLimiter], th: str, params: dict) -> tuple:
+    "The token's owner and standing, counted and remembered; 401 for an unknown token, 429 for an empty bucket."
+    r = d.row(_PG_AUTH[limiter is not None], params)
+    if r is None:
+        seen.forget(th)
+        _unknown_token(limiter, th)
+    pk, username, user_id, known, *standing, took, tokens, at = r
+    user, prev = {"pk": pk, "username": username, "user_id": user_id}, (_Prev(*standing) if known else None)
+    seen.put(user, prev, th)
+    if not took: raise _bucket_empty(limiter, params, tokens, at)
+    return user, prev
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a44
+def _pg_ready(user: dict, body: bytes) -> tuple[_Upload, datetime]:
+    "The upload in `body`, accepted and prepared as `user`'s, and when it was received; or the `ApiError` refusing it."
+    now = _now()
+    return _prepare(user, _accept(user, body), now), now
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a46
+def _pg_upload(db: Db, limiter: Optional[RateLimiter], th: str, body: bytes) -> dict:
+    "`handle_upload` on PostgreSQL: the reply, or an `ApiError`."
+    params, seen = ({"k": th} if limiter is None else limiter.shared_params(th)), _seen(db)
+    with db.driver() as d:
+        known, up = seen.get(th), None
+        if known is not None:
+            user, prev = known
+            try: up, now = _pg_ready(user, body)
+            except ApiError: pass  # said after the token's check and count, as for anyone
+        if up is not None:
+            values = _pg_values(user, up, now)
+            valid, took, tokens, at, *row = d.row(_PG_CHECKED[limiter is not None][prev is not None],
+                                                  {**params, **_pg_params(up, values, prev, now)})
+            if valid and not took: raise _bucket_empty(limiter, params, tokens, at)
+            if valid: return _pg_finish(d, seen, user, up, values, prev, tuple(row), now)
+            seen.forget(th)
+        user, prev = _pg_owner(d, seen, limiter, th, params)
+        up, now = _pg_ready(user, body)
+        values = _pg_values(user, up, now)
+        row = d.row(_PG_STORE[prev is not None], _pg_params(up, values, prev, now))
+        return _pg_finish(d, seen, user, up, values, prev, row, now)
+
+# %% ../../nbs/17d_server_ingest.ipynb #7c0e5a26
 def handle_upload(db: Db, limiter: Optional[RateLimiter], authorization: Optional[str], body: bytes) -> dict:
-    "Authenticate, rate-limit, validate and store one upload — one transaction; the reply, or an `ApiError`."
-    th, refused = hash_token(bearer_token(authorization)), None
+    "Authenticate, rate-limit, validate and store one upload; the reply, or an `ApiError`."
+    th = hash_token(bearer_token(authorization))
+    if db.dialect == "postgresql": return _pg_upload(db, limiter, th, body)
+    refused = None
     with db.write() as conn:
         r = _run(conn, _Q_AUTH, {"b_hash": th}).first()
-        if r is None:
-            if limiter is not None and (wait := limiter.hit(th)): raise _too_many(wait)
-            raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if r is None: _unknown_token(limiter, th)
         if limiter is not None and (wait := limiter.hit_in(conn, th)): raise _too_many(wait)
         user = {"pk": r.id, "username": r.username, "user_id": r.user_id}
-        try:
-            _check_account(user)
-            req = parse_upload(body)
-            if req.user_id is not None and req.user_id != user["user_id"]:
-                raise ApiError(403, f"user_id {req.user_id[:128]!r} does not belong to this token (it belongs to {user['user_id']!r})")
-            return store_in(conn, user, req)
+        try: return store_in(conn, user, _accept(user, body))
         except ApiError as e: refused = e  # raised before any write: commit the spent token, then refuse
     raise refused
 
@@ -348,7 +558,7 @@ async def _send_json(send, status: int, value, headers: Optional[dict] = None):
 
 # %% ../../nbs/17d_server_ingest.ipynb #9d0a0008
 class FastUpload:
-    "ASGI middleware: `POST /api/progress/upload` handled directly (see above); every other request passed on."
+    "ASGI app: `POST /api/progress/upload` handled directly (see above); every other request passed on to `app`."
     def __init__(self, app): self.app, self._pool = app, None
 
     async def __call__(self, scope, receive, send):
@@ -362,10 +572,13 @@ class FastUpload:
             if not msg.get("more_body"): break
         auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         state = scope["app"].state
-        if self._pool is None:  # the writer threads: one on SQLite (one writer at a time anyway), a few on PostgreSQL
+        if self._pool is None:  # the writer threads (see above)
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(1 if state.db.dialect == "sqlite" else 4, thread_name_prefix="tito-upload")
         work = functools.partial(handle_upload, state.db, state.limiter, auth, b"".join(chunks))
         try: out = await asyncio.get_running_loop().run_in_executor(self._pool, work)
         except ApiError as e: return await _send_json(send, e.status, {"detail": e.detail}, e.headers)
+        except Exception:
+            await _send_json(send, 500, {"detail": "internal server error"})
+            raise
         await _send_json(send, 201 if out["status"] == "stored" else 200, out)
