@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     runs = max(15, args.runs)
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("TITO_ROOT", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up run writes .pyc files, as an installed package has them
     tmp = Path(tempfile.mkdtemp(prefix="bench-status-"))
     try:
         root = tmp / "course"
