@@ -188,7 +188,8 @@ STATUS_NEVER = ("contextlib", "html", "shutil", "subprocess", "filelock", "tempf
 
 PROBE = """
 import io, json, sys
-before = set(sys.modules)  # what the interpreter's start-up imported (an editable install's finder imports contextlib)
+import argparse, datetime, gettext, locale, pathlib, re  # what the status path needs; on some Pythons they import contextlib
+before = set(sys.modules)  # so only what our code adds counts (and not an editable install's finder either)
 from tinytorch_progress import cli
 out, sys.stdout = io.StringIO(), io.StringIO()  # not contextlib.redirect_stdout: contextlib is on the watch list
 rc = cli.main(sys.argv[1:])
