@@ -65,9 +65,12 @@ def _fork_grader(paths, root, now):
     "(pid, pipe) of a child grading `paths`, or None when forking is not possible or not safe here."
     if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2 or threading.active_count() > 1: return None
     r, w = os.pipe()
-    gc.freeze()
+    thawed = gc.get_freeze_count() == 0
+    gc.freeze()  # the child's collections then leave the inherited pages alone
     try: pid = os.fork()
-    except OSError: os.close(r); os.close(w); return None
+    except OSError: pid = None
+    if pid != 0 and thawed: gc.unfreeze()  # a caller in a long-lived process keeps a collector that sees everything
+    if pid is None: os.close(r); os.close(w); return None
     if pid == 0:  # the child: grade, write, leave without running the parent's exit handlers or flushing its buffers
         code = 1
         try:
