@@ -153,12 +153,16 @@ async def http_uploads(base: str, payloads, connections: int) -> float:
     return len(payloads) / (time.perf_counter() - t)
 
 
+def process_tree(pid: int) -> list:
+    "A process and its children (from /proc; OSError where /proc is missing)."
+    return [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
 def peak_rss_mb(pid: int):
     "Peak resident memory (VmHWM) of a process and its children, in MB; None where /proc is missing."
     total = 0
     try:
-        pids = [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-        for p in pids:
+        for p in process_tree(pid):
             for line in open(f"/proc/{p}/status"):
                 if line.startswith("VmHWM:"): total += int(line.split()[1])
     except OSError: return None
@@ -169,8 +173,7 @@ def cpu_seconds(pid: int):
     "User + system CPU seconds of a process and its children so far (from /proc); None where /proc is missing."
     total = 0
     try:
-        pids = [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-        for p in pids:
+        for p in process_tree(pid):
             f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
             total += int(f[11]) + int(f[12])  # utime, stime (fields 14 and 15)
     except OSError: return None
