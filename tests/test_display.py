@@ -155,21 +155,30 @@ def test_terminal_does_not_import_widgets_or_matplotlib(tmp_path, argv):
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     from jupyter_client.manager import start_new_kernel
+    import queue
     ws = tmp_path_factory.mktemp("kernel-ws")
     subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ws), env={**os.environ, "TITO_NO_SYNC": "1", "TITO_ROOT": str(ws)})
+    # A Python whose matplotlib has never run builds its font cache on first import, silently and for minutes on a
+    # machine with many fonts: build it here, so the kernel's first plot is timed like a student's second one.
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True, capture_output=True)
+    log = open(ws.parent / "kernel.log", "w+")
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ws), env={**os.environ, "TITO_NO_SYNC": "1", "TITO_ROOT": str(ws)},
+                              stdout=log, stderr=log)
 
-    def run(code, timeout=60, **kw):
+    def run(code, timeout=120, **kw):
         msg_id = kc.execute(code, **kw)
         outs = []
         while True:
-            m = kc.get_iopub_msg(timeout=timeout)
+            try: m = kc.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                log.seek(0)
+                pytest.fail(f"no reply to {code!r} in {timeout} s; kernel alive: {km.is_alive()}; its output:\n{log.read()[-3000:]}")
             if m["parent_header"].get("msg_id") != msg_id: continue
             if m["msg_type"] in ("execute_result", "display_data", "stream", "error"): outs.append(m)
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle": return outs
     run("%load_ext tinytorch_progress")
     yield run, ws
-    kc.stop_channels(); km.shutdown_kernel(now=True)
+    kc.stop_channels(); km.shutdown_kernel(now=True); log.close()
 
 
 def _data(outs):
