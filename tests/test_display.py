@@ -165,14 +165,26 @@ def kernel(tmp_path_factory):
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ws), env={**os.environ, "TITO_NO_SYNC": "1", "TITO_ROOT": str(ws)},
                               stdout=log, stderr=log)
 
+    def stuck_where():
+        "Whether the kernel lives, the traceback an interrupt gets from it, and what it printed."
+        alive, tb = km.is_alive(), ""
+        if alive:
+            km.interrupt_kernel()
+            try:
+                while not tb:
+                    m = kc.get_iopub_msg(timeout=10)
+                    if m["msg_type"] == "error": tb = "\n".join(m["content"]["traceback"])[-4000:]
+            except queue.Empty: tb = "(no traceback after an interrupt)"
+        log.seek(0)
+        return f"kernel alive: {alive}\n{tb}\nkernel output:\n{log.read()[-3000:]}"
+
     def run(code, timeout=120, **kw):
         msg_id = kc.execute(code, **kw)
         outs = []
         while True:
             try: m = kc.get_iopub_msg(timeout=timeout)
             except queue.Empty:
-                log.seek(0)
-                pytest.fail(f"no reply to {code!r} in {timeout} s; kernel alive: {km.is_alive()}; its output:\n{log.read()[-3000:]}")
+                pytest.fail(f"no reply to {code!r} in {timeout} s; {stuck_where()}")
             if m["parent_header"].get("msg_id") != msg_id: continue
             if m["msg_type"] in ("execute_result", "display_data", "stream", "error"): outs.append(m)
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle": return outs
