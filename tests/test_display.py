@@ -158,8 +158,8 @@ def kernel(tmp_path_factory):
     import queue
     ws = tmp_path_factory.mktemp("kernel-ws")
     subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
-    # A Python whose matplotlib has never run builds its font cache on first import, silently and for minutes on a
-    # machine with many fonts: build it here, so the kernel's first plot is timed like a student's second one.
+    # A matplotlib that has never run builds its font cache on first import, silently (for long on a machine with
+    # many fonts): build it before the kernel starts, so the replies' timeout measures our code only.
     subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True, capture_output=True)
     log = open(ws.parent / "kernel.log", "w+")
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ws), env={**os.environ, "TITO_NO_SYNC": "1", "TITO_ROOT": str(ws)},
