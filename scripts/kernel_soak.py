@@ -13,10 +13,23 @@ from jupyter_client.manager import start_new_kernel
 CELLS = ("%tito status", "%tito complete 01 --skip-tests", "%tito plot milestones", "%tito plot progress")
 
 
-def state(pid: int) -> str:
-    "The scheduler state and wait channel of the process and of each of its threads."
-    one = lambda d: f"{Path(d, 'stat').read_text().split(') ')[1].split()[0]}/{Path(d, 'wchan').read_text() or '-'}"
-    return f"{one(f'/proc/{pid}')}; threads " + ", ".join(one(t) for t in Path(f"/proc/{pid}/task").iterdir())
+def stack_dump_cell(path) -> str:
+    "A cell that makes the kernel write every thread's stack to `path` on SIGUSR1 (faulthandler: even when stuck in C)."
+    return f"import faulthandler as _fh, signal as _sig; _fh.register(_sig.SIGUSR1, open({str(path)!r}, 'w'), all_threads=True)"
+
+
+def kernel_state(pid: int) -> str:
+    "The scheduler state and wait channel of the process, of each of its threads and of its children, from /proc."
+    def one(d):
+        try: return f"{Path(d, 'stat').read_text().split(') ')[1].split()[0]}/{Path(d, 'wchan').read_text() or '-'}"
+        except OSError as e: return f"? ({e})"
+    lines = [f"pid {pid} {one(f'/proc/{pid}')}, threads: " + ", ".join(one(t) for t in Path(f"/proc/{pid}/task").glob("*"))]
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(d, "stat").read_text().split(") ")[1].split()[1] == str(pid):
+                lines.append(f"  child {d.name} {one(d)}: {Path(d, 'cmdline').read_bytes().replace(bytes(1), b' ').decode()[:200]}")
+        except (OSError, IndexError): continue
+    return "\n".join(lines)
 
 
 def session(ws: str, rounds: int, stacks: Path) -> str | None:
@@ -32,14 +45,14 @@ def session(ws: str, rounds: int, stacks: Path) -> str | None:
 
     code = "setup"
     try:
-        run(f"import faulthandler as _fh, signal as _sig; _fh.register(_sig.SIGUSR1, open({str(stacks)!r}, 'w'), all_threads=True)")
+        run(stack_dump_cell(stacks))
         run("%load_ext tinytorch_progress")
         for _ in range(rounds):
             for code in CELLS: run(code)
         return None
     except queue.Empty:
         pid = km.provisioner.process.pid
-        where = state(pid)
+        where = kernel_state(pid)
         os.kill(pid, signal.SIGUSR1); time.sleep(1)
         return f"no reply to {code!r}; kernel {where}\n{stacks.read_text() if stacks.exists() else '(no stacks written)'}"
     finally:

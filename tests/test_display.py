@@ -155,7 +155,7 @@ def test_terminal_does_not_import_widgets_or_matplotlib(tmp_path, argv):
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     from jupyter_client.manager import start_new_kernel
-    import queue, signal, time
+    import importlib.util, queue, signal, time
     ws = tmp_path_factory.mktemp("kernel-ws")
     subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
     # A matplotlib that has never run builds its font cache on first import, silently (for long on a machine with
@@ -166,26 +166,15 @@ def kernel(tmp_path_factory):
                               stdout=log, stderr=log)
 
     stacks = ws.parent / "kernel-stacks.txt"
-
-    def proc_state(pid) -> str:
-        "A process's and its threads' scheduler states and wait channels, and its children's, from /proc."
-        def one(path):
-            try: return f"{Path(path, 'stat').read_text().split(') ')[1].split()[0]}/{Path(path, 'wchan').read_text() or '-'}"
-            except OSError as e: return f"? ({e})"
-        lines = [f"pid {pid} {one(f'/proc/{pid}')}, threads: " + ", ".join(one(t) for t in Path(f"/proc/{pid}/task").glob("*"))]
-        for d in Path("/proc").glob("[0-9]*"):
-            try:
-                if Path(d, "stat").read_text().split(") ")[1].split()[1] == str(pid):
-                    lines.append(f"  child {d.name} {one(d)}: {Path(d, 'cmdline').read_bytes().replace(bytes(1), b' ').decode()[:200]}")
-            except (OSError, IndexError): continue
-        return "\n".join(lines)
+    spec = importlib.util.spec_from_file_location("kernel_soak", Path(__file__).resolve().parents[1] / "scripts" / "kernel_soak.py")
+    soak = importlib.util.module_from_spec(spec); spec.loader.exec_module(soak)  # its /proc reader and stack-dump cell
 
     def stuck_where():
         "Whether the kernel lives, its threads' stacks and states, the traceback an interrupt gets, and what it printed."
         alive, tb = km.is_alive(), ""
         if alive:
             pid = km.provisioner.process.pid
-            state = proc_state(pid)
+            state = soak.kernel_state(pid)
             os.kill(pid, signal.SIGUSR1); time.sleep(1)  # faulthandler writes every thread's stack, even from C
             tb = f"{state}\nstacks:\n{stacks.read_text()[:30000] if stacks.exists() else '(none written)'}\n"
             km.interrupt_kernel()
@@ -207,7 +196,7 @@ def kernel(tmp_path_factory):
             if m["parent_header"].get("msg_id") != msg_id: continue
             if m["msg_type"] in ("execute_result", "display_data", "stream", "error"): outs.append(m)
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle": return outs
-    run(f"import faulthandler as _fh, signal as _sig; _fh.register(_sig.SIGUSR1, open({str(stacks)!r}, 'w'), all_threads=True)")
+    run(soak.stack_dump_cell(stacks))
     run("%load_ext tinytorch_progress")
     yield run, ws
     kc.stop_channels(); km.shutdown_kernel(now=True); log.close()
