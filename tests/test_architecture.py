@@ -24,7 +24,7 @@ PKG_DIR = ROOT / PKG
 
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
-    "readers": ["ids", "records", "files", "schemas", "notebooks", "curriculum"],
+    "readers": ["errors", "ids", "records", "files", "schemas", "notebooks", "curriculum"],
     "core": ["store", "runner", "child", "checks", "tracker", "report_card", "performance", "export", "sync", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],

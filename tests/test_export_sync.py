@@ -637,7 +637,7 @@ def test_names_are_checked_and_consent_honoured_before_anything_is_sent(two_stud
 
 
 def test_plain_http_to_another_machine_is_refused_as_sync_does(tmp_path, monkeypatch):
-    from tinytorch_progress.ids import TitoError
+    from tinytorch_progress.errors import TitoError
     from tinytorch_progress.sync import login as save_login, set_profile
     root = workspace(tmp_path)
     url = "http://192.0.2.1:8000"  # TEST-NET: no such machine; the refusal must come before any connection

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from conftest import spec_json_blocks
 from test_store_faults import LOCATION, corpus_cases
 from tinytorch_progress import schemas
-from tinytorch_progress.schemas import FormatError, detect_format
+from tinytorch_progress.errors import FormatError
+from tinytorch_progress.schemas import detect_format
 from tinytorch_progress.curriculum import load_curriculum
 from tinytorch_progress.store import FILES, Workspace, by_name
 

@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from conftest import spec_json_blocks
 from tinytorch_progress import tracker
-from tinytorch_progress.ids import TitoError
-from tinytorch_progress.schemas import FORMATS, CombinedExport, FormatError, UploadReply, detect_format, load, parse_json
+from tinytorch_progress.errors import TitoError
+from tinytorch_progress.errors import FormatError
+from tinytorch_progress.schemas import FORMATS, CombinedExport, UploadReply, detect_format, load, parse_json
 from tinytorch_progress.store import Workspace
 from tinytorch_progress.sync import Outbox, login, sync
 

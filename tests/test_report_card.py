@@ -5,7 +5,7 @@ from datetime import datetime
 import nbformat
 import pytest
 
-from tinytorch_progress.ids import TitoError
+from tinytorch_progress.errors import TitoError
 from tinytorch_progress.report_card import analyze, card_filename, report_card_for, write_card
 from tinytorch_progress.views.report_card import ReportCardView, card_html
 from tinytorch_progress.schemas import load

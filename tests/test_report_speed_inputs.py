@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tinytorch_progress.ids import TitoError
+from tinytorch_progress.errors import TitoError
 from tinytorch_progress.files import read_regular_file
 from tinytorch_progress.notebooks import MAX_NOTEBOOK_LINES, read_notebook
 from tinytorch_progress.report_card import analyze, report_card_for

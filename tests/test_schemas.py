@@ -2,7 +2,8 @@
 import copy, json, re
 import pytest
 from conftest import SPEC, spec_json_blocks
-from tinytorch_progress.schemas import FORMATS, detect_format, validate, FormatError, CombinedExport
+from tinytorch_progress.errors import FormatError
+from tinytorch_progress.schemas import FORMATS, detect_format, validate, CombinedExport
 
 BLOCKS = spec_json_blocks()
 EXPECTED = ["root-progress", "progress", "milestones", "config", "report-card", "performance", "export"]

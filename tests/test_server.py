@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, insert, select, text
 
 from conftest import run_tito
-from tinytorch_progress.ids import TitoError
+from tinytorch_progress.errors import TitoError
 from tinytorch_progress.schemas import CombinedExport, Leaderboard
 from tinytorch_progress import server as srv
 

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import run_tito
 from tinytorch_progress import server as srv
-from tinytorch_progress.ids import InvalidId, TitoError, check_user_id
+from tinytorch_progress.errors import TitoError
+from tinytorch_progress.ids import InvalidId, check_user_id
 from test_server import assert_json_error, auth, count, db_url, make_client, site, upload_body  # noqa: F401 (fixtures)
 
 ALLOWED = set(string.ascii_letters + string.digits + "._@+-")

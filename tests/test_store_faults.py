@@ -76,7 +76,7 @@ WORKER = textwrap.dedent(r'''
     import json, sys, time
     from pathlib import Path
     from tinytorch_progress import tracker
-    from tinytorch_progress.ids import TitoError
+    from tinytorch_progress.errors import TitoError
     import tinytorch_progress.schemas  # imported before the barrier so every worker starts writing together
     root, ops, go, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     while not go.exists(): time.sleep(0.005)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .child import SKIP, describe, failure_line
 from .files import shown_path
 from .curriculum import Module, module_file
-from .ids import TitoError
+from .errors import TitoError
 from .records import factory, light_dataclass
 
 # %% ../nbs/04a_checks.ipynb #20d9c429

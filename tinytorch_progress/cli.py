@@ -8,7 +8,7 @@ __all__ = ['use_color', 'colorize', 'course_cli', 'main', 'run']
 # %% ../nbs/20_cli.ipynb #ccffe104
 import os, sys
 
-from .ids import TitoError
+from .errors import TitoError
 from .commands import COMMANDS, parse, render, requested_command
 from .views.palette import ANSI
 

@@ -9,7 +9,7 @@ __all__ = ['KINDS', 'PlotResult', 'progress_summary', 'plot_result', 'register']
 import base64
 
 from .commands import add_json_flag, workspace_root
-from .ids import TitoError
+from .errors import TitoError
 from .views.result import Result
 
 KINDS = ("progress", "milestones", "report")

@@ -10,7 +10,7 @@ import argparse, os
 from pathlib import Path
 
 from .commands import add_json_flag, register_subcommands, workspace_root
-from .ids import TitoError
+from .errors import TitoError
 from .views.result import Result
 
 # %% ../nbs/13_cmd_progress.ipynb #3710e95f

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .commands import add_json_flag, start_dir
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/14_cmd_report.ipynb #443f2e40
 class ProgressBar:

@@ -9,7 +9,7 @@ __all__ = ['register']
 import os, sys
 
 from .commands import add_json_flag
-from .ids import TitoError
+from .errors import TitoError
 from .views.result import Result
 
 # %% ../nbs/18_cmd_server.ipynb #fa63f590

@@ -10,7 +10,7 @@ import json, os, sys
 from pathlib import Path
 
 from .commands import add_json_flag, workspace_root
-from .ids import TitoError
+from .errors import TitoError
 from .views.result import Result
 
 # %% ../nbs/15_cmd_share.ipynb #0708f11b

@@ -9,13 +9,14 @@ __all__ = ['validate_files', 'register']
 import json
 
 from .commands import add_json_flag
-from .ids import TitoError
+from .errors import TitoError
 from .views.result import Result
 
 # %% ../nbs/12_cmd_validate.ipynb #30f5010b
 def validate_files(paths, fmt=None) -> list[dict]:
     "Validate each path; a list of `{path, format, ok, error, errors}` (`error` is the first of `errors`)."
-    from tinytorch_progress.schemas import FormatError, load_as
+    from tinytorch_progress.schemas import load_as
+    from tinytorch_progress.errors import FormatError
     out = []
     for p in paths:
         try:

@@ -40,7 +40,7 @@ def check_extra(command: str | None, prog: str = "tito"):
     "A one-line `TitoError` naming the extra to install when `command` needs one that is missing."
     extra = EXTRAS.get(command or "")
     if extra is None: return
-    from tinytorch_progress.ids import TitoError
+    from tinytorch_progress.errors import TitoError
     missing = missing_modules(extra)
     if missing: raise TitoError(f"`{prog} {command}` needs the {extra} extra ({', '.join(missing)} missing): "
                                 f"pip install 'tinytorch-progress[{extra}]'")

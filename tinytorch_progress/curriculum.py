@@ -12,7 +12,8 @@ import json, os, re
 from pathlib import Path
 
 from .records import factory, light_dataclass
-from .ids import TitoError, milestone_id, module_number
+from .ids import milestone_id, module_number
+from .errors import TitoError
 
 # %% ../nbs/02_curriculum.ipynb #80a7eccb
 @light_dataclass(frozen=True)
@@ -84,7 +85,8 @@ def curriculum_from_dict(d: dict) -> Curriculum:
 def _override(root) -> dict | None:
     p = Path(root) / ".tito" / "curriculum.json"
     if not p.exists(): return None
-    from tinytorch_progress.schemas import FormatError, load
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.errors import FormatError
     try: return load(p, "curriculum").model_dump(mode="json")
     except FormatError as e: raise TitoError(str(e)) from None
 

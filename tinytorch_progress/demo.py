@@ -10,7 +10,7 @@ __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'answered', 'module_notebook', 'write
 from pathlib import Path
 
 from .curriculum import Module, load_curriculum
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/21_demo.ipynb #e83f05b2
 CODE = {}  # module slug -> (exported code, the solved TODO, a unit test)

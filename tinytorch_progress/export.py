@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/07_export.ipynb #b9024324
 def _naive(d: datetime) -> datetime:
@@ -81,7 +81,8 @@ def export_dict(root, user_id: Optional[str], now: Optional[datetime] = None) ->
 # %% ../nbs/07_export.ipynb #b7e34ba2
 def build_export(root, user_id: Optional[str] = None, now: Optional[datetime] = None):
     "The combined export of the workspace at `root`, validated (`schemas.CombinedExport`)."
-    from tinytorch_progress.schemas import CombinedExport, FormatError, validate
+    from tinytorch_progress.schemas import CombinedExport, validate
+    from tinytorch_progress.errors import FormatError
     data = export_dict(root, export_user_id(root, user_id), now)
     try: e = validate(CombinedExport.model_validate(data).to_json(), "export", "export")
     except FormatError as err: raise TitoError(str(err)) from None

@@ -9,7 +9,7 @@ __all__ = ['ReadRefused', 'read_regular_file', 'shown_path']
 import os, stat
 from pathlib import Path
 
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/00b_files.ipynb #c2606367
 class ReadRefused(TitoError):

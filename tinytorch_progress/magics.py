@@ -15,7 +15,7 @@ from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_ar
 
 from .checks import kernel_runs, watch
 from .commands import COMMANDS, parse
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/19_magics.ipynb #b92e5f14
 def notebook_path(user_ns: dict):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .curriculum import Milestone, load_curriculum, module_file
-from .ids import TitoError, milestone_id, module_key
+from .ids import milestone_id, module_key
+from .errors import TitoError
 from .notebooks import read_notebook, split_directives
 from .runner import run_program
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import ReadRefused, read_regular_file
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/02a_notebooks.ipynb #86cb4e09
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .ids import TitoError, module_number
+from .ids import module_number
+
+from .errors import TitoError
 
 # %% ../nbs/06_performance.ipynb #276f5c55
 def _bools(v, path=""):
@@ -93,7 +95,8 @@ class PerfModule:
 # %% ../nbs/06_performance.ipynb #11f4e080
 def read_results(path) -> PerfModule:
     "Read and judge one `{module}_performance_results.json`."
-    from tinytorch_progress.schemas import FormatError, read_json, validate
+    from tinytorch_progress.schemas import read_json, validate
+    from tinytorch_progress.errors import FormatError
     p = Path(path)
     m = PerfModule(p.name.removesuffix(SUFFIX), p)
     try: data = validate(read_json(p), "performance", p).to_json()

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from .ids import TitoError
+from .errors import TitoError
 from .notebooks import Cell, Notebook, is_export_cell, read_notebook
 
 # %% ../nbs/05_report_card.ipynb #0fc2d19e
@@ -638,7 +638,8 @@ def _naive(d: datetime) -> datetime: return d.astimezone().replace(tzinfo=None) 
 
 def load_report_cards(root) -> tuple[list, list[str]]:
     "(newest valid card per module in module order, warnings) from `<root>/instructor/reports/`."
-    from tinytorch_progress.schemas import FormatError, load
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.errors import FormatError
     d = default_reports_dir(root)
     cards, warnings = {}, []
     for p in sorted(d.glob("*_report_card_*.json")) if d.is_dir() else []:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .child import MARK, RUN_TAG, kill_all, tagged
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/03a_runner.ipynb #ee3ec22d
 def child_env(root) -> dict:

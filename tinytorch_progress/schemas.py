@@ -10,8 +10,8 @@ __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId',
            'UnlockedMilestone', 'LockedMilestone', 'ExportMilestoneProgress', 'Statistics', 'Achievements',
            'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'UploadReply', 'CurriculumModule',
            'CurriculumMilestone', 'CurriculumFile', 'StatusModule', 'StatusMilestone', 'NextStep', 'StatusReport',
-           'json_schema', 'detect_format', 'FormatError', 'describe_validation_error', 'parse_json', 'read_json',
-           'validate', 'load_as', 'load']
+           'json_schema', 'detect_format', 'describe_validation_error', 'parse_json', 'read_json', 'validate',
+           'load_as', 'load']
 
 # %% ../nbs/01_schemas.ipynb #db468ce7
 import json, re
@@ -22,6 +22,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, RootModel,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
+from .errors import FormatError
 from .files import ReadRefused, read_regular_file
 from .ids import USER_ID_MAX, USER_ID_PATTERN, check_user_id, milestone_id, module_key, module_number
 
@@ -68,7 +69,6 @@ UserId = Annotated[str, AfterValidator(_user_id),
 "A user id under the one rule of `ids.check_user_id`."
 ConfigUserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 "The user id a `.tito/config.json` may hold: any printable text, so a file written before the rule still loads."
-
 
 # %% ../nbs/01_schemas.ipynb #a1a7a1b7
 class Model(BaseModel):
@@ -493,13 +493,6 @@ def _format_by_keys(data) -> Optional[str]:
 def detect_format(path, data=None) -> Optional[str]:
     "The format name of the file at `path` (by name, then by the keys of `data`), or None."
     return _format_by_name(Path(path)) or _format_by_keys(data)
-
-# %% ../nbs/01_schemas.ipynb #00d3a726
-class FormatError(ValueError):
-    "A file or value that is not valid for its format. `str()` is one line: `path: where: what`."
-    def __init__(self, path, where: str, what: str):
-        self.path, self.where, self.what = str(path), where, what
-        super().__init__(" ".join(f"{self.path}: {where + ': ' if where else ''}{what}".split()))
 
 # %% ../nbs/01_schemas.ipynb #e674594e
 def _loc(loc) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .files import ReadRefused, read_regular_file
 from .records import factory, light_dataclass
-from .ids import TitoError, milestone_id, module_number
+from .ids import milestone_id, module_number
+from .errors import TitoError
 
 # %% ../nbs/03_store.ipynb #722c37d6
 MARKERS = (".tito", "progress.json", "settings.ini")
@@ -307,7 +308,8 @@ def _load_one(ws: Workspace, fmt: str):
         parts = decode(fmt, d)
     except Exception as e:
         if isinstance(e, TitoError) and not isinstance(e, ValueError): raise  # the course cannot be read: not this file's fault
-        from tinytorch_progress.schemas import FormatError, parse_json, validate
+        from tinytorch_progress.schemas import parse_json, validate
+        from tinytorch_progress.errors import FormatError
         try:
             d, aside, renamed = by_name(fmt, parse_json(raw, p), ws.module_numbers)
             d = validate(d, fmt, p).to_json()
@@ -331,7 +333,8 @@ def list_backups(ws: Workspace, fmt: str) -> list[Path]:
 
 # %% ../nbs/03_store.ipynb #873b295c
 def _restore(ws: Workspace, fmt: str, err, raw: bytes):
-    from tinytorch_progress.schemas import FormatError, load
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.errors import FormatError
     p = ws.path(fmt)
     for b in list_backups(ws, fmt):
         try: model = load(b, fmt)
@@ -579,7 +582,8 @@ def _config(ws: Workspace) -> dict:
     try: d = json.loads(raw.decode("utf-8-sig"), parse_constant=_not_json)  # UTF-8 only, as the models read it
     except Exception: d = None
     if _config_fast_ok(d): return {"logo_theme": "standard", **d}
-    from tinytorch_progress.schemas import FormatError, load
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.errors import FormatError
     try: return load(p, "config").to_json()
     except FormatError as e: raise TitoError(str(e)) from None
 
@@ -633,7 +637,8 @@ def _renames(ws: Workspace, fix: bool) -> list[str]:
 # %% ../nbs/03_store.ipynb #f5a468da
 def doctor(root, fix: bool = False) -> tuple[bool, list[str]]:
     "Check and repair the workspace; (healthy, what was found or done). `fix`: also rewrite entries named by an old numbering."
-    from tinytorch_progress.schemas import FormatError, load
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.errors import FormatError
     ws = Workspace(root); notes = []; ok = True
     if not ws.tito.is_dir(): return False, [f"{ws.tito} is missing: run `tito init`"]
     try:

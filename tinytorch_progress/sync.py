@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
-from .ids import TitoError
+from .errors import TitoError
 
 # %% ../nbs/08_sync.ipynb #51b5567b
 NO_SYNC_ENV = "TITO_NO_SYNC"
@@ -162,7 +162,8 @@ def _media_type(r) -> str:
 # %% ../nbs/08_sync.ipynb #89dc8866
 def api_error(r) -> Optional[str]:
     "The `detail` of an error reply of the API's shape (a JSON object `{\"detail\": text}`), else None."
-    from tinytorch_progress.schemas import FormatError, parse_json
+    from tinytorch_progress.schemas import parse_json
+    from tinytorch_progress.errors import FormatError
     if _media_type(r) != "application/json": return None
     try: d = parse_json(r.content, "reply")
     except FormatError: return None
@@ -276,7 +277,8 @@ def snapshot(root, user_id: Optional[str]) -> dict:
     "The upload body: the combined export (without `user_id` when none is configured), validated."
     from tinytorch_progress.export import build_export, export_dict
     if user_id is not None: return build_export(root, user_id).to_json()
-    from tinytorch_progress.schemas import FormatError, UploadRequest, validate
+    from tinytorch_progress.schemas import UploadRequest, validate
+    from tinytorch_progress.errors import FormatError
     try: body = validate(UploadRequest.model_validate(export_dict(root, None)).to_json(), "upload", "upload").to_json()
     except FormatError as e: raise TitoError(str(e)) from None
     body.pop("user_id", None)
@@ -314,7 +316,8 @@ def _why(e) -> str:
 def confirmation(r, body: dict):
     "`(reply, None)` when `r` is the API's confirmation of the upload `body`, else `(None, why not)` in one line."
     from pydantic import ValidationError
-    from tinytorch_progress.schemas import FormatError, UploadReply, describe_validation_error, parse_json
+    from tinytorch_progress.schemas import UploadReply, describe_validation_error, parse_json
+    from tinytorch_progress.errors import FormatError
     what = f"HTTP {r.status_code} with {_media_type(r) or 'no content type'}"
     if r.status_code not in (200, 201) or _media_type(r) != "application/json":
         return None, f"{what}, not the progress API's reply (a captive portal or a proxy?)"
@@ -348,7 +351,8 @@ def _queued(item: Path) -> tuple[bytes, Optional[dict]]:
 # %% ../nbs/08_sync.ipynb #b7df47bc
 def _sendable(body: Optional[dict], login_user: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
     "`(the upload, None)` if `body` may go to the login of `login_user`, else `(None, why it is not sent)`."
-    from tinytorch_progress.schemas import FormatError, validate
+    from tinytorch_progress.schemas import validate
+    from tinytorch_progress.errors import FormatError
     if body is None: return None, "not a JSON object (a damaged outbox file)"
     try: upload = validate(body, "upload", "upload").to_json()
     except FormatError as e: return None, f"not a valid upload ({_why(e)})"
@@ -431,7 +435,8 @@ def _stopped(res: SyncResult, problem: Optional[str], delivered: Optional[dict])
 # %% ../nbs/08_sync.ipynb #49af4fa1
 def _held(r, uid: str) -> tuple[Optional[dict], Optional[str]]:
     "`(export, None)` when `r` holds the combined export of `uid`, else `(None, why not)`."
-    from tinytorch_progress.schemas import FormatError, parse_json, validate
+    from tinytorch_progress.schemas import parse_json, validate
+    from tinytorch_progress.errors import FormatError
     if _media_type(r) != "application/json":
         return None, f"the server's progress reply is {_media_type(r) or 'without a content type'}, not JSON"
     try: held = validate(parse_json(r.content, "reply", unique_keys=True), "export", "reply").to_json()
@@ -522,7 +527,8 @@ def _profile_of(d) -> Optional[dict]:
 # %% ../nbs/08_sync.ipynb #e7f958a6
 def _profile_reply(r) -> dict:
     "The profile in the reply `r` to `POST /api/profile`, or a one-line `TitoError` saying why there is none."
-    from tinytorch_progress.schemas import FormatError, parse_json
+    from tinytorch_progress.schemas import parse_json
+    from tinytorch_progress.errors import FormatError
     if r.status_code != 200: raise TitoError(f"the server refused the leaderboard setting: HTTP {r.status_code}{_detail(r)}{_hint(r)}")
     what = f"leaderboard setting not confirmed: HTTP 200 with {_media_type(r) or 'no content type'}"
     if _media_type(r) != "application/json": raise TitoError(f"{what}, not the progress API's reply (a captive portal or a proxy?)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from .files import shown_path
 from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_file, module_files
 from .records import factory, light_dataclass
-from .ids import TitoError
+from .errors import TitoError
 from .store import State, Workspace, now_local, now_seconds, record
 
 # %% ../nbs/04_tracker.ipynb #2e1e4bb6

@@ -12,7 +12,7 @@ import base64, io
 from datetime import datetime
 from pathlib import Path
 
-from ..ids import TitoError
+from ..errors import TitoError
 from ..tracker import Status
 from .palette import GRADE_COLORS, MUTED, STATE_COLORS, theme
 
