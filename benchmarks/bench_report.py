@@ -33,7 +33,7 @@ def cli_ratios(root: Path, runs: int, env) -> dict:
     for fmt in TARGETS:
         d = root / fmt
         info = make_course(d, fmt)
-        courses[fmt] = ([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(d), "report", "--all", "--json"], d, info)
+        courses[fmt] = ([sys.executable, "-m", "tinytorch_progress.cli.main", "--root", str(d), "report", "--all", "--json"], d, info)
         timed(courses[fmt][0], d, env)  # warm the OS cache and .pyc files
     timed(base, root, env)
     t_base, t = [], {fmt: [] for fmt in TARGETS}

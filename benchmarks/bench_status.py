@@ -29,7 +29,7 @@ def make_workspace(root: Path):
     "The default 20-module course, module folders present, 9 modules completed, one started, 2 milestones done."
     from tinytorch_progress import tracker
     from tinytorch_progress.curriculum import load_curriculum
-    from tinytorch_progress.store import init_workspace
+    from tinytorch_progress.doctor import init_workspace
     init_workspace(root)
     cur = load_curriculum(root)
     for m in cur.modules:
@@ -43,9 +43,9 @@ def make_workspace(root: Path):
 
 
 def tito_command() -> list:
-    "The installed `tito` console script next to this Python, else `python -m tinytorch_progress.cli`."
+    "The installed `tito` console script next to this Python, else `python -m tinytorch_progress.cli.main`."
     script = Path(sys.executable).parent / "tito"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tinytorch_progress.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 def wheel_install(tmp: Path) -> tuple[list, list]:

@@ -4,7 +4,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "tests" / "data" / "json_formats_spec.md"
-TITO = [sys.executable, "-m", "tinytorch_progress.cli"]
+TITO = [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 def spec_json_blocks() -> list:

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinytorch_progress.errors import TitoError
-from tinytorch_progress.files import read_regular_file
+from tinytorch_progress.safe_read import read_regular_file
 from tinytorch_progress.notebooks import MAX_NOTEBOOK_LINES, read_notebook
 from tinytorch_progress.report_card import analyze, report_card_for
 
@@ -34,7 +34,7 @@ from gen_course import make_course  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden_report_cards.json"
 NOW = datetime(2026, 1, 1, 12, 0, 0)
-TITO = [sys.executable, "-m", "tinytorch_progress.cli"]
+TITO = [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 @pytest.mark.parametrize("fmt", ["ipynb", "py"])
@@ -281,7 +281,7 @@ def test_faster_line_helpers_match_the_old_ones(t):
 def test_an_in_process_report_leaves_the_collector_as_it_found_it(tmp_path):
     "The fork freezes the collector for the child's sake; a caller that is not the `tito` script gets it back unfrozen."
     make_course(tmp_path, "ipynb", 6)
-    code = ("import contextlib, gc, io, sys; from tinytorch_progress import cli\n"
+    code = ("import contextlib, gc, io, sys; from tinytorch_progress.cli import main as cli\n"
             "with contextlib.redirect_stdout(io.StringIO()): rc = cli.main(['--root', sys.argv[1], 'report', '--all', '--json', '--no-save'])\n"
             "print(rc, gc.get_freeze_count())")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)

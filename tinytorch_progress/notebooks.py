@@ -11,7 +11,7 @@ import gc, importlib, importlib.util, json, re, sys, types, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import ReadRefused, read_regular_file
+from .safe_read import ReadRefused, read_regular_file
 from .errors import TitoError
 
 # %% ../nbs/02a_notebooks.ipynb #86cb4e09

@@ -607,7 +607,7 @@ def default_reports_dir(root) -> Path: return Path(root) / "instructor" / "repor
 # %% ../nbs/05_report_card.ipynb #f2dabaf5
 def write_card(card, out_dir) -> Path:
     "Write a card into `out_dir` (temp file, then rename: never a torn card); its path."
-    from tinytorch_progress.store import json_bytes
+    from tinytorch_progress.jsonio import json_bytes
     out = Path(out_dir)
     target = out / card_filename(card)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
