@@ -28,7 +28,8 @@ from tinytorch_progress.schemas import FORMATS, CombinedExport, UploadReply, det
 from tinytorch_progress.jsonio import parse_json
 from tinytorch_progress.store import Workspace
 from tinytorch_progress.config import read_config
-from tinytorch_progress.sync import Outbox, login, sync
+from tinytorch_progress.outbox import Outbox
+from tinytorch_progress.sync import login, sync
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -176,7 +176,8 @@ def _upload_in_process(root: Path, app, token: str) -> dict:
 # %% ../nbs/41_demo.ipynb #058681e2
 def _forget_failed_sync(root: Path):
     "After a failed demo sync: no queued snapshot and no login that would fail later."
-    from tinytorch_progress.sync import Outbox, logout
+    from tinytorch_progress.outbox import Outbox
+    from tinytorch_progress.sync import logout
     ob = Outbox(root)
     for p in ob.items(): ob.remove(p)
     logout(root)

@@ -49,7 +49,7 @@ def export_command(args) -> Result:
 # %% ../../nbs/cli/06_share.ipynb #b1cdd82b
 def _leaderboard(root, cfg: dict, args) -> tuple[dict, str]:
     "Send the leaderboard setting of `tito login`: the profile the server confirmed, and a sentence saying it."
-    from tinytorch_progress.sync import set_profile
+    from tinytorch_progress.profile import set_profile
     try: prof = set_profile(root, args.display_name, args.on_leaderboard)
     except TitoError as e: raise TitoError(f"logged in to {cfg['server']} (saved), but {e}") from None
     return prof, (f" On the leaderboard as {prof['display_name']}." if prof["on_leaderboard"] else " Not on the leaderboard.")
@@ -57,7 +57,8 @@ def _leaderboard(root, cfg: dict, args) -> tuple[dict, str]:
 # %% ../../nbs/cli/06_share.ipynb #de062e19
 def login_command(args) -> Result:
     "`tito login --server URL --token T [--user-id ID] [--display-name NAME] [--no-leaderboard | --on-leaderboard]`."
-    from tinytorch_progress.sync import login, profile_change
+    from tinytorch_progress.profile import profile_change
+    from tinytorch_progress.sync import login
     token = args.token
     if token == "-":
         token = sys.stdin.readline().strip()
