@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from conftest import SPEC, run_tito
 from tinytorch_progress import tracker
-from tinytorch_progress.export import SPEC_DEVIATIONS, build_export, leaves, write_spec_workspace
+from spec_workspace import SPEC_DEVIATIONS, leaves, write_spec_workspace
+from tinytorch_progress.export import build_export
 from tinytorch_progress.schemas import CombinedExport
 from tinytorch_progress.outbox import Outbox
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import TITO, run_tito, spec_json_blocks
 from tinytorch_progress import tracker
 from tinytorch_progress.curriculum import DEFAULT_PATH
-from tinytorch_progress.milestones import run_milestone, write_demo_milestones
+from tinytorch_progress.demo import write_demo_milestones
+from tinytorch_progress.milestones import run_milestone
 from tinytorch_progress.store import Workspace
 from tinytorch_progress.events import read_events
 from tinytorch_progress.doctor import init_workspace

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'MODULE_BASES', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'folders_by_number',
            'module_folders', 'load_curriculum', 'candidate_names', 'candidates', 'module_file', 'module_files',
-           'module_dir', 'module_notebook', 'module_of']
+           'module_dir', 'module_notebook', 'module_of', 'current_module']
 
 # %% ../nbs/07_curriculum.ipynb #e449eb56
 import json, os, re
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dataclasses import dataclass, field
 from .ids import milestone_id, module_number
+from .locate import find_root
 from .errors import TitoError
 
 # %% ../nbs/07_curriculum.ipynb #80a7eccb
@@ -188,3 +189,17 @@ def module_of(path, root=None) -> int | None:
         m = _FOLDER.match(part or "")
         if m: return int(m.group(1))
     return None
+
+# %% ../nbs/07_curriculum.ipynb #417532a3
+def _root_near(p) -> Path | None:
+    "The workspace around `p`, if there is one (the module lookup needs it; guessing from names does not)."
+    try: return find_root(start=Path(p).parent if Path(p).suffix else p)
+    except TitoError: return None
+
+def current_module(hint_path=None, cwd=None, root=None) -> int:
+    "The module of the notebook at `hint_path`, else of the folder `cwd`."
+    for p in (hint_path, cwd or os.getcwd()):
+        if not p: continue
+        n = module_of(p, root if root is not None else _root_near(p))
+        if n is not None: return n
+    raise TitoError("which module? pass its number (e.g. `01`), or run this inside a module folder like modules/01_tensor/")

@@ -34,7 +34,7 @@ class TitoMagics(Magics):
     "The `%tito` line magic."
 
     @magic_arguments()
-    @argument("command", nargs="?", default="status", help=", ".join(n for n in COMMANDS if " " not in n))
+    @argument("command", nargs="?", default="status", help=", ".join(COMMANDS))
     @argument("args", nargs=argparse.REMAINDER, help="arguments of the command (see `%%tito help`)")
     @line_magic
     def tito(self, line: str = ""):
@@ -59,7 +59,7 @@ class TitoMagics(Magics):
 def log_notebook_open(user_ns: dict):
     "Record that a module notebook was opened (activity for study time and streaks); never fails the load."
     try:
-        from tinytorch_progress.cli.progress import current_module
+        from tinytorch_progress.curriculum import current_module
         from tinytorch_progress.locate import find_root
         from tinytorch_progress.tracker import record_activity
         nb = notebook_path(user_ns)
