@@ -24,7 +24,7 @@ PKG_DIR = ROOT / PKG
 
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
-    "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "curriculum"],
+    "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "repository", "curriculum"],
     "core": ["atomic", "store", "events", "config", "doctor", "runner", "child_process", "module_tests", "tracker", "report_card",
              "report", "report.*", "performance", "export", "outbox", "sync", "profile", "milestones"],
     "views": ["views", "views.*"],
