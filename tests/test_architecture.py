@@ -26,7 +26,7 @@ PKG_DIR = ROOT / PKG
 LAYERS = {
     "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "repository", "curriculum"],
     "core": ["atomic", "store", "events", "config", "doctor", "runner", "child_process", "module_tests", "tracker", "report_card",
-             "report", "report.*", "performance", "export", "outbox", "sync", "profile", "milestones"],
+             "report", "report.*", "failures", "kernel_runs", "package_export", "performance", "export", "outbox", "sync", "profile", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
     "front ends": ["cli", "cli.*", "cmd_*", "magics", "demo", "__main__"],
