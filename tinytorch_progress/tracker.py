@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from .locate import shown_path
-from .curriculum import Curriculum, Milestone, Module, load_curriculum, module_file, module_files
+from .curriculum import (Curriculum, Milestone, Module, load_curriculum, module_file, module_files, stale_copies,
+                                           test_folders)
 from dataclasses import dataclass, field
 from .errors import TITO, TitoError
 from .store import State, Workspace
@@ -206,6 +207,11 @@ def complete(root, module, skip_tests: bool = False, timeout: float = 600, ran: 
         return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
                       message=f"Module {m.key} ({m.title}) not recorded: its notebook changed while its tests ran; run complete again")
     exported = _export(root, m, skip_export)
+    if exported:
+        from tinytorch_progress.package_export import package_init_problems, unmet_text
+        unmet = package_init_problems(root)
+        if unmet: ws.warn(f"the package's __init__.py imports modules not exported yet, so `import {exported[0].split('/')[0]}` fails "
+                          f"until they are: {unmet_text(unmet, cur)}")
     with ws.transaction() as (s, ev):
         new = m.number not in s.completed
         if s.completed.get(m.number) is None: s.completed[m.number] = now_seconds()  # also dates a completion a crash left undated
@@ -279,11 +285,15 @@ def module_report(root) -> tuple[dict[str, str | None], list[str]]:
     by_number = module_files(root, cur)
     files = {m: by_number[m.number] for m in cur.modules}
     data = {m.name: shown_path(f, root) if f else None for m, f in files.items()}
-    lines = [f"module {m.key} ({m.title}): {data[m.name]}" for m, f in files.items() if f]
+    tests, stale = test_folders(root, cur), stale_copies(root, cur)
+    lines = [f"module {m.key} ({m.title}): {data[m.name]}" + (f"; tests: {shown_path(tests[m.number], root)}" if m.number in tests else "")
+             for m, f in files.items() if f]
     missing = [m.name for m, f in files.items() if not f]
     found = len(files) - len(missing)
     head = f"module notebooks: {found} of {len(files)} found" + (f"; none for {', '.join(missing)}" if missing else "")
-    return data, [head, *lines, *filter(None, (leaked_solutions(root, m) for m, f in files.items() if f))]
+    old = [f"stale copy {shown_path(p, root)} (module {cur.module(n).key} is {data[cur.module(n).name]}; this older file is not used)"
+           for n, ps in stale.items() for p in ps]
+    return data, [head, *lines, *old, *filter(None, (leaked_solutions(root, m) for m, f in files.items() if f))]
 
 # %% ../nbs/17_tracker.ipynb #1c4aad97
 SESSION_GAP = timedelta(minutes=30)
@@ -346,6 +356,7 @@ class ModuleRow:
     state: str    # "not started" | "started" | "completed"
     completed_at: datetime | None = None
     file: str | None = None  # its notebook relative to the workspace (`curriculum.module_file`); None: it has none
+    tests: str | None = None  # its test folder relative to the workspace (`curriculum.test_folders`); None: it has none
 
 # %% ../nbs/17_tracker.ipynb #31e6f28b
 @dataclass
@@ -432,10 +443,11 @@ def milestone_rows(cur: Curriculum, s: State) -> list[MilestoneRow]:
 def status(root, cur: Curriculum | None = None, s: State | None = None) -> Status:
     "The state of the workspace at `root` (its curriculum `cur` and state `s`, read when not given), ready for any view."
     ws = Workspace(root); cur = cur or load_curriculum(root); s = s if s is not None else ws.read()
-    files = module_files(root, cur)
+    files, tests = module_files(root, cur), test_folders(root, cur)
+    shown = lambda p: shown_path(p, root) if p else None
     rows = [ModuleRow(m.number, m.key, m.name, m.title, m.tier,
                       "completed" if m.number in s.completed else "started" if m.number in s.started else "not started",
-                      s.completed.get(m.number), shown_path(files[m.number], root) if files[m.number] else None) for m in cur.modules]
+                      s.completed.get(m.number), shown(files[m.number]), shown(tests.get(m.number))) for m in cur.modules]
     ms_rows = milestone_rows(cur, s)
     try: theme = read_config(ws).get("logo_theme", "standard")
     except TitoError as e: ws.warn(f"{e}; using the standard theme"); theme = "standard"  # a preference never blocks status
