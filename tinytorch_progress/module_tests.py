@@ -145,22 +145,25 @@ def junit_results(xml: str) -> list[tuple[str, bool, str]]:
     return out
 
 # %% ../nbs/18_module_tests.ipynb #73628a61
-def run_pytest(path: Path, root: Path, timeout: float) -> TestOutcome:
-    "Run pytest on `path` in a contained child process; per test, whether it passed and pytest's reason."
+def run_pytest(path: Path, root: Path, timeout: float, package_dir: Path | None = None) -> TestOutcome:
+    "Run pytest on `path` in a contained child process (`package_dir` first on its path); per test, whether it passed and why."
     import tempfile
     from tinytorch_progress.runner import child_env, run_process
     lines: list[str] = []
     rel = shown_path(path, root)
     with tempfile.TemporaryDirectory(prefix="tito-pytest-") as d:
         report = Path(d) / "report.xml"
-        end = run_process([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", f"--junitxml={report}", rel],
+        args = ["-q", "-p", "no:cacheprovider", "--color=no", f"--junitxml={report}", rel]
+        first = f"sys.path.insert(0, {str(package_dir)!r}); " if package_dir else ""  # ahead of the course folder itself
+        end = run_process([sys.executable, "-c", f"import sys; {first}import pytest; sys.exit(pytest.main({args!r}))"],
                           root, child_env(root), timeout, lines.append)
         results = junit_results(report.read_text(encoding="utf-8")) if report.is_file() else []
     out = "\n".join(lines)
     if end.timed_out: return TestOutcome(False, "pytest", failed=[(rel, f"timed out after {timeout:g} s")], output=out)
     failed = [(name, why) for name, ok, why in results if not ok]
     if end.returncode not in (0, 5) and not failed: failed = [(rel, (out.strip().splitlines() or ["pytest failed"])[-1])]
-    return TestOutcome(end.returncode in (0, 5) and not failed, "pytest", [n for n, _, _ in results], failed, out)
+    checks = [TestCheck(name, ok, why) for name, ok, why in results]
+    return TestOutcome(end.returncode in (0, 5) and not failed, "pytest", [n for n, _, _ in results], failed, out, checks=checks)
 
 # %% ../nbs/18_module_tests.ipynb #17e1144d
 def _cell_failure(report: dict) -> list:
@@ -180,14 +183,27 @@ def run_saved(path: Path, root: Path, timeout: float) -> TestOutcome:
     return TestOutcome(run.passed, "notebook", run.report.get("ran", []), failed, "\n".join(lines), checks=from_child(run.report, nb))
 
 # %% ../nbs/18_module_tests.ipynb #efffe18c
-def run_module_tests(root, m: Module, timeout: float = 600) -> TestOutcome:
-    "Run module `m`'s tests (its notebook's, then `tests/NN*` with pytest), each in a subprocess; say which ran and failed."
+def _staged(root, m: Module):
+    "The module's export staged into a copy of the course package, for its test folder to import (None: no package)."
+    from tinytorch_progress.package_export import course_package, stage_export
+    if course_package(root) is None: return None
+    try: return stage_export(root, m)
+    except TitoError: return None  # nothing to export (yet): the folder tests the package as it is
+
+def run_module_tests(root, m: Module, timeout: float = 600, staged=None) -> TestOutcome:
+    "Run module `m`'s tests (its notebook's, then its test folder with pytest), each in a subprocess; say which ran and failed."
+    from tinytorch_progress.package_export import discard_export
     found = find_tests(root, m)
     if not found:
         raise TitoError(f"no tests found for module {m.key}: it has no module notebook (`{TITO} doctor` lists where it looked) "
                         f"and no tests/{m.name}/; use --skip-tests to record it anyway")
     root = Path(root).resolve()  # the child runs elsewhere: relative paths would break
-    outs = [(run_pytest if how == "pytest" else run_saved)(Path(path).resolve(), root, timeout) for how, path in found]
+    own = staged is None and any(how == "pytest" for how, _ in found)
+    if own: staged = _staged(root, m)  # the folder's tests import the package: give them the student's code
+    try: outs = [run_pytest(Path(path).resolve(), root, timeout, staged.folder if staged else None) if how == "pytest"
+                 else run_saved(Path(path).resolve(), root, timeout) for how, path in found]
+    finally:
+        if own: discard_export(staged)
     return TestOutcome(all(o.passed for o in outs), "+".join(o.how for o in outs), [r for o in outs for r in o.ran],
                        [f for o in outs for f in o.failed], "\n".join(o.output for o in outs),
                        [shown_path(p, root) for _, p in found], [c for o in outs for c in o.checks])
@@ -205,7 +221,11 @@ def run_live(root, m: Module, ns: dict, runs: list, timeout: float = 600) -> Tes
         checks = run_in_kernel(nb, ns, runs, cell_ids(found["notebook"]))
         failed = [(c.name, c.message) for c in checks if not c.passed]
         outs.append(TestOutcome(not failed, "kernel", [c.name for c in checks], failed, checks=checks))
-    if "pytest" in found: outs.append(run_pytest(Path(found["pytest"]).resolve(), Path(root).resolve(), timeout))
+    if "pytest" in found:
+        from tinytorch_progress.package_export import discard_export
+        staged = _staged(Path(root).resolve(), m)
+        try: outs.append(run_pytest(Path(found["pytest"]).resolve(), Path(root).resolve(), timeout, staged.folder if staged else None))
+        finally: discard_export(staged)
     return TestOutcome(all(o.passed for o in outs), "+".join(o.how for o in outs), [r for o in outs for r in o.ran],
                        [f for o in outs for f in o.failed], "\n".join(o.output for o in outs),
-                       [shown_path(p, root) for p in found.values()], checks)
+                       [shown_path(p, root) for p in found.values()], [c for o in outs for c in o.checks])

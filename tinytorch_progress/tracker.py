@@ -176,11 +176,11 @@ def _kernel_hint(root, m: Module, ns, ran, prog: str) -> str:
         return passing_code_message(unsaved_code(read_notebook(module_file(root, m.number, m.slug)), ran), prog)
     except TitoError: return ""
 
-def _export(root, m: Module, skip_export: bool) -> list[str]:
-    "Export `m` into the course package when the course has one (a `TitoError` when that fails); the files written."
-    from tinytorch_progress.package_export import course_package, export_module
-    if skip_export or course_package(root) is None: return []
-    return export_module(root, m).files
+def _stage(root, m: Module, skip_export: bool):
+    "`m`'s export staged into a copy of the course package (a `TitoError` when that fails), or None: no export."
+    from tinytorch_progress.package_export import course_package, stage_export
+    if skip_export or course_package(root) is None: return None
+    return stage_export(root, m)
 
 # %% ../nbs/17_tracker.ipynb #883a7143
 def complete(root, module, skip_tests: bool = False, timeout: float = 600, ran: list | None = None,
@@ -194,19 +194,23 @@ def complete(root, module, skip_tests: bool = False, timeout: float = 600, ran: 
     if leak: ws.warn(leak)
     why = _refusal(root, cur, m, skip_tests, ran)
     if why: return Change("complete", ok=False, module=m, message=f"Module {m.key} ({m.title}) {why}", warnings=ws.warnings)
+    from tinytorch_progress.package_export import commit_export, discard_export
     nb = module_file(root, m.number, m.slug)
     before = _digest(nb) if nb is not None else None
-    outcome = None if skip_tests else run_module_tests(root, m, timeout)
-    ran_ = f" (ran {' and '.join(outcome.sources)})" if outcome is not None else ""
-    if outcome is not None and not outcome.passed:
-        hint = _kernel_hint(root, m, ns, ran, prog)
-        return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
-                      message=f"Module {m.key} ({m.title}) not completed: tests failed: {failure_names(outcome)}{ran_}" + (f"; {hint}" if hint else ""))
-    sha = _digest(nb) if nb is not None else None
-    if outcome is not None and sha != before:
-        return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
-                      message=f"Module {m.key} ({m.title}) not recorded: its notebook changed while its tests ran; run complete again")
-    exported = _export(root, m, skip_export)
+    staged = _stage(root, m, skip_export)  # the test folder tests the student's code as it will be exported
+    try:
+        outcome = None if skip_tests else run_module_tests(root, m, timeout, staged)
+        ran_ = f" (ran {' and '.join(outcome.sources)})" if outcome is not None else ""
+        if outcome is not None and not outcome.passed:
+            hint = _kernel_hint(root, m, ns, ran, prog)
+            return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
+                          message=f"Module {m.key} ({m.title}) not completed: tests failed: {failure_names(outcome)}{ran_}" + (f"; {hint}" if hint else ""))
+        sha = _digest(nb) if nb is not None else None
+        if outcome is not None and sha != before:
+            return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
+                          message=f"Module {m.key} ({m.title}) not recorded: its notebook changed while its tests ran; run complete again")
+        exported = commit_export(root, staged).files if staged is not None else []
+    finally: discard_export(staged)
     if exported:
         from tinytorch_progress.package_export import package_init_problems, unmet_text
         unmet = package_init_problems(root)

@@ -116,6 +116,7 @@ def parse(argv, parser_class=argparse.ArgumentParser, prog="tito"):
         if handed is not None: return handed
     parser = build_parser(prog, parser_class, only=name)
     args = parser.parse_args(argv)
+    args.prog = prog  # how this front end is called: every command it suggests is spelled so
     check_extra(getattr(args, "command", None), prog)
     if not getattr(args, "run", None):
         sub = getattr(args, "_parser", None)

@@ -51,7 +51,8 @@ def _milestone_parser(sub, name="milestone"):
     p = sub.add_parser(name, help="milestone progress and completion" if name == "milestone" else "alias of `milestone`",
                        description="Work with milestones.")
     ss = p.add_subparsers(dest="milestone_command", metavar="ACTION", parser_class=type(p))
-    for action, help in (("progress", "each milestone and what it still needs"), ("status", "same as `progress`")):
+    for action, help in (("progress", "each milestone and what it still needs"), ("status", "same as `progress`"),
+                         ("list", "same as `progress` (the course's spelling)")):
         add_json_flag(ss.add_parser(action, help=help, description="Each milestone, its modules, and what is missing.")).set_defaults(run=_milestones)
     q = ss.add_parser("complete", help="record that a milestone ran and passed", description="Record that a milestone ran and passed.")
     q.add_argument("id", metavar="ID", help="milestone id, e.g. 03")

@@ -25,7 +25,7 @@ def _module_arg(args):
 def _status(args):
     from tinytorch_progress.views.status import StatusView
     from tinytorch_progress.tracker import status
-    return StatusView(status(_root(args)), detail=getattr(args, "progress", False))
+    return StatusView(status(_root(args)), detail=getattr(args, "progress", False), prog=getattr(args, "prog", None) or "tito")
 
 # %% ../../nbs/cli/01_progress.ipynb #f912b71a
 def _change(fn, *a, view: dict | None = None, **kw):
