@@ -25,7 +25,7 @@ PKG_DIR = ROOT / PKG
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
     "readers": ["errors", "ids", "records", "files", "schemas", "notebooks", "curriculum"],
-    "core": ["store", "runner", "child", "checks", "tracker", "report_card", "performance", "export", "sync", "milestones"],
+    "core": ["store", "runner", "child", "checks", "tracker", "report", "report.*", "performance", "export", "sync", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
     "front ends": ["commands", "cmd_*", "magics", "cli", "demo", "__main__"],
@@ -41,7 +41,8 @@ MAY_IMPORT = {
 }
 # The one exception: the class site may take its colours from the one palette (a leaf of constants, see below).
 ALLOWED = [("server*", "views.palette")]
-ANALYSIS = ["schemas", "curriculum", "store", "tracker", "report_card", "performance", "export", "milestones"]
+ANALYSIS = ["schemas", "curriculum", "store", "tracker", "report.metrics", "report.concepts", "report.grading", "report.cards",
+            "performance", "export", "milestones"]
 FORBIDDEN_FOR_ANALYSIS = ["views", "views.*", "display", "plots", "palette", "commands", "cmd_*", "magics", "cli", "server", "server.*"]
 
 

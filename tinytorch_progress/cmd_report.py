@@ -44,7 +44,7 @@ def _root(args, required: bool) -> Path:
 
 # %% ../nbs/14_cmd_report.ipynb #c3980584
 def _inputs(args, root: Path) -> tuple:
-    from tinytorch_progress.report_card import workspace_modules
+    from tinytorch_progress.report.cards import workspace_modules
     if args.all:
         found, skipped = workspace_modules(root)
         if not found and not skipped: raise TitoError(f"{root}: no module folders found (looked in modules/, modules/source/ and src/)")
@@ -55,7 +55,7 @@ def _inputs(args, root: Path) -> tuple:
 # %% ../nbs/14_cmd_report.ipynb #c6cbe163
 def _analyze_one(p, root, now, bar=None) -> tuple:
     "(analysis, None) or (None, the one-line error) for one input."
-    from tinytorch_progress.report_card import analyze
+    from tinytorch_progress.report.grading import analyze
     if bar: bar.step(Path(p).name)
     try: return analyze(p, root, now), None
     except TitoError as e: return None, str(e)
@@ -97,20 +97,11 @@ def _collect(child, paths, root, now, bar=None) -> list:
     return [_analyze_one(p, root, now, bar) for p in paths]
 
 # %% ../nbs/14_cmd_report.ipynb #c2b77fab
-def _load_reader(p):
-    "Load the reader the first input needs, before a fork; a bad input is reported when it is graded."
-    from tinytorch_progress.notebooks import load_reader
-    from tinytorch_progress.report_card import resolve_notebook
-    try: load_reader(resolve_notebook(p))
-    except TitoError: pass
-
-# %% ../nbs/14_cmd_report.ipynb #339c8d5d
 def _analyze_all(paths, root, as_json: bool) -> list:
     "Analyse every input before anything is written; one `TitoError` naming the first bad file (and how many more)."
     now = datetime.now()
     bar = progress_bar(len(paths), as_json)
     try:
-        if len(paths) >= 4: _load_reader(paths[0])
         child = _fork_grader(paths[1::2], root, now) if len(paths) >= 4 else None
         mine = [_analyze_one(p, root, now, bar) for p in (paths[::2] if child else paths)]
         theirs = _collect(child, paths[1::2], root, now, bar) if child else []
@@ -121,9 +112,9 @@ def _analyze_all(paths, root, as_json: bool) -> list:
     if errors: raise TitoError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
     return [a for a, _ in results]
 
-# %% ../nbs/14_cmd_report.ipynb #d54d7f5a
+# %% ../nbs/14_cmd_report.ipynb #339c8d5d
 def _report(args):
-    from tinytorch_progress.report_card import default_reports_dir, write_card
+    from tinytorch_progress.report.cards import default_reports_dir, write_card
     from tinytorch_progress.views.report_card import ReportCardView
     root = _root(args, args.all)
     paths, skipped = _inputs(args, root)
