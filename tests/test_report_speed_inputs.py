@@ -48,7 +48,7 @@ def test_cards_equal_the_golden_cards_of_the_old_code(tmp_path, fmt):
         assert list(validate(c, "report-card").to_json()) == list(c)          # same keys, same order as the model
 
 
-@pytest.mark.parametrize("fmt", ["py", "ipynb"])     # four modules: graded by two processes
+@pytest.mark.parametrize("fmt", ["py", "ipynb"])
 def test_cli_json_equals_the_golden_cards(tmp_path, fmt):
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))[fmt]
     make_course(tmp_path, fmt, len(golden))
@@ -216,13 +216,3 @@ def test_faster_line_helpers_match_the_old_ones(t):
     assert rc.plain_text(t) == _old_plain(t)
     assert rc._defined_words(t, *rc._DEFINED_AS[0]) == OLD["defined"].findall(t)
     assert rc._defined_words(t, *rc._DEFINED_AS[1]) == OLD["colon"].findall(t)
-
-
-def test_an_in_process_report_leaves_the_collector_as_it_found_it(tmp_path):
-    "The fork freezes the collector for the child's sake; a caller that is not the `tito` script gets it back unfrozen."
-    make_course(tmp_path, "ipynb", 6)
-    code = ("import contextlib, gc, io, sys; from tinytorch_progress import cli\n"
-            "with contextlib.redirect_stdout(io.StringIO()): rc = cli.main(['--root', sys.argv[1], 'report', '--all', '--json', '--no-save'])\n"
-            "print(rc, gc.get_freeze_count())")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert r.stdout.split() == ["0", "0"], r.stderr

@@ -6,7 +6,7 @@
 __all__ = ['ProgressBar', 'progress_bar', 'register']
 
 # %% ../nbs/14_cmd_report.ipynb #465e0484
-import gc, os, pickle, sys, threading
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -61,51 +61,11 @@ def _analyze_one(p, root, now, bar=None) -> tuple:
     except TitoError as e: return None, str(e)
 
 # %% ../nbs/14_cmd_report.ipynb #2bd9bed2
-def _fork_grader(paths, root, now):
-    "(pid, pipe) of a child grading `paths`, or None when forking is not possible or not safe here."
-    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2 or threading.active_count() > 1: return None
-    r, w = os.pipe()
-    thawed = gc.get_freeze_count() == 0
-    gc.freeze()  # the child's collections then leave the inherited pages alone
-    try: pid = os.fork()
-    except OSError: pid = None
-    if pid != 0 and thawed: gc.unfreeze()  # a caller in a long-lived process keeps a collector that sees everything
-    if pid is None: os.close(r); os.close(w); return None
-    if pid == 0:  # the child: grade, write, leave without running the parent's exit handlers or flushing its buffers
-        code = 1
-        try:
-            os.close(r)
-            with os.fdopen(w, "wb") as f: f.write(pickle.dumps([_analyze_one(p, root, now) for p in paths]))
-            code = 0
-        finally: os._exit(code)
-    os.close(w)
-    return pid, r
-
-# %% ../nbs/14_cmd_report.ipynb #af7b934f
-def _collect(child, paths, root, now, bar=None) -> list:
-    "The child's results; if it failed, the parent grades its share."
-    pid, r = child
-    with os.fdopen(r, "rb") as f: data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if status == 0:
-        try:
-            out = pickle.loads(data)
-            if len(out) == len(paths):
-                for p in paths: bar.step(Path(p).name) if bar else None
-                return out
-        except Exception: pass
-    return [_analyze_one(p, root, now, bar) for p in paths]
-
-# %% ../nbs/14_cmd_report.ipynb #c2b77fab
 def _analyze_all(paths, root, as_json: bool) -> list:
     "Analyse every input before anything is written; one `TitoError` naming the first bad file (and how many more)."
     now = datetime.now()
     bar = progress_bar(len(paths), as_json)
-    try:
-        child = _fork_grader(paths[1::2], root, now) if len(paths) >= 4 else None
-        mine = [_analyze_one(p, root, now, bar) for p in (paths[::2] if child else paths)]
-        theirs = _collect(child, paths[1::2], root, now, bar) if child else []
-        results = [x for pair in zip(mine, theirs) for x in pair] + mine[len(theirs):] if child else mine
+    try: results = [_analyze_one(p, root, now, bar) for p in paths]
     finally:
         if bar: bar.close()
     errors = [e for _, e in results if e]
