@@ -26,7 +26,6 @@ class ProgressBar:
     def close(self):
         self.stream.write("\r" + " " * (self.width + 50) + "\r"); self.stream.flush()
 
-# %% ../nbs/14_cmd_report.ipynb #753cbc81
 def progress_bar(total: int, as_json: bool, stream=None):
     "A bar for `total` items, or None when quiet: JSON output, one item, or a stream that is not a terminal."
     stream = stream or sys.stderr

@@ -34,7 +34,14 @@ def overwhelm_factors(text: str, lines: int, complexity_: int, hints: bool, conc
     if "TODO:" in text and lines > 20 and "try:" not in text: out.append("Complex implementation without error handling guidance")
     return out
 
-# %% ../../nbs/report/02_grading.ipynb #bffa252b
+# %% ../../nbs/report/02_grading.ipynb #588cbfb8
+def _label(text: str, headings: list) -> str:
+    if headings: s = plain_text(headings[0]).strip()
+    else: s = next((l.strip() for l in text.split("\n") if l.strip() and not l.strip().startswith(("#|", '"""', "'''"))), "")
+    s = " ".join(s.split())
+    return s if len(s) <= 48 else s[:47] + "…"
+
+# %% ../../nbs/report/02_grading.ipynb #a72417d2
 @dataclass
 class CellAnalysis:
     "Metrics of one analysed cell."
@@ -53,14 +60,6 @@ class CellAnalysis:
     nbgrader: dict
     label: str
 
-# %% ../../nbs/report/02_grading.ipynb #588cbfb8
-def _label(text: str, headings: list) -> str:
-    if headings: s = plain_text(headings[0]).strip()
-    else: s = next((l.strip() for l in text.split("\n") if l.strip() and not l.strip().startswith(("#|", '"""', "'''"))), "")
-    s = " ".join(s.split())
-    return s if len(s) <= 48 else s[:47] + "…"
-
-# %% ../../nbs/report/02_grading.ipynb #a72417d2
 def analyze_cell(cell: Cell) -> CellAnalysis:
     "Upstream's per-cell metrics for a code or markdown cell."
     text, kind = cell.source, cell.cell_type
@@ -226,17 +225,6 @@ def _test_files(folder: Path, nb_path: Path) -> int:
     files.discard(nb_path.resolve())
     return len(files)
 
-# %% ../../nbs/report/02_grading.ipynb #1b4a7460
-@dataclass
-class Analysis:
-    "A report card and the cell analyses behind it."
-    card: ReportCard
-    cells: list
-    notebook: Notebook
-
-    @property
-    def labels(self) -> dict: return {c.number: c.label for c in self.cells}
-
 # %% ../../nbs/report/02_grading.ipynb #ab399798
 def _analyze_cells(cells: list) -> list:
     "`analyze_cell` of every non-empty code and markdown cell, with the cycle collector paused."
@@ -254,6 +242,17 @@ def _concepts(cells: list) -> list:
     for t in (t for c in cells for t in c.concepts):
         if t.lower() not in seen: seen.add(t.lower()); out.append(t)
     return out
+
+# %% ../../nbs/report/02_grading.ipynb #1b4a7460
+@dataclass
+class Analysis:
+    "A report card and the cell analyses behind it."
+    card: ReportCard
+    cells: list
+    notebook: Notebook
+
+    @property
+    def labels(self) -> dict: return {c.number: c.label for c in self.cells}
 
 # %% ../../nbs/report/02_grading.ipynb #54c3a87c
 def analyze(path, root=None, now: Optional[datetime] = None) -> Analysis:
