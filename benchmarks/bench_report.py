@@ -5,7 +5,7 @@ measures, interleaved run by run with the baseline: the `.ipynb` course (target 
 (target <= 20x); the first `%tito report` in a fresh kernel started through jupyter_client (target < 0.5 s); the
 growth of grading time with a module's size (a module of 10x the lines, target <= 12x the time); and, when
 TINYTORCH_ANALYZER names upstream TinyTorch's `instructor/tools/tinytorch_module_analyzer.py` (or TINYTORCH_CHECKOUT a
-checkout holding it), upstream's analyzer on the same 20 modules (as its `NN_name/NN_name_dev.py` files), in the same
+checkout holding it), upstream's analyzer on the same 20 percent modules (`NN_name/name_dev.py`, as it reads them), in the same
 process (CPU time of grading all 20, interleaved) and as a fresh process each (wall time, interleaved): ours must be
 faster.
 
@@ -102,14 +102,11 @@ def versus_upstream(root: Path, runs: int, env) -> dict:
     if path is None: return {"skipped": "set TINYTORCH_ANALYZER to upstream's tinytorch_module_analyzer.py (or TINYTORCH_CHECKOUT)"}
     import importlib.util
     from tinytorch_progress.report.grading import analyze
-    course, theirs = root / "py", root / "upstream"
+    course = root / "py"  # its modules are `modules/NN_name/name_dev.py`, as upstream reads them
     names = [d.name for d in sorted((course / "modules").iterdir())]
-    for n in names:  # upstream reads `*_dev.py`
-        (theirs / n).mkdir(parents=True, exist_ok=True)
-        shutil.copy(course / "modules" / n / f"{n}.py", theirs / n / f"{n}_dev.py")
     spec = importlib.util.spec_from_file_location("tinytorch_module_analyzer", path)
     up = importlib.util.module_from_spec(spec); spec.loader.exec_module(up)
-    analyzer = up.TinyTorchModuleAnalyzer(str(theirs))
+    analyzer = up.TinyTorchModuleAnalyzer(str(course / "modules"))
     ours_all = lambda: [analyze(course / "modules" / n, course) for n in names]
     theirs_all = lambda: [analyzer.analyze_module(n) for n in names]
     ours_all(); theirs_all()
@@ -117,7 +114,7 @@ def versus_upstream(root: Path, runs: int, env) -> dict:
     for _ in range(runs):
         cpu["ours"].append(_clock(ours_all)); cpu["upstream"].append(_clock(theirs_all))
     cmds = {"ours": ([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(course), "report", "--all", "--json", "--no-save"], course),
-            "upstream": ([sys.executable, "-c", UPSTREAM_ALL, str(path), str(theirs), *names], root)}
+            "upstream": ([sys.executable, "-c", UPSTREAM_ALL, str(path), str(course / "modules"), *names], root)}
     wall = {k: [] for k in cmds}
     for _ in range(runs):
         for k, (cmd, cwd) in cmds.items(): wall[k].append(timed(cmd, cwd, env))
