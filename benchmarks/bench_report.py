@@ -37,7 +37,7 @@ def cli_ratios(root: Path, runs: int, env) -> dict:
     for fmt in TARGETS:
         d = root / fmt
         info = make_course(d, fmt)
-        courses[fmt] = ([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(d), "report", "--all", "--json"], d, info)
+        courses[fmt] = ([sys.executable, "-m", "tinytorch_progress.cli.main", "--root", str(d), "report", "--all", "--json"], d, info)
         timed(courses[fmt][0], d, env)  # warm the OS cache and .pyc files
     timed(base, root, env)
     t_base, t = [], {fmt: [] for fmt in TARGETS}
@@ -113,7 +113,7 @@ def versus_upstream(root: Path, runs: int, env) -> dict:
     cpu = {"ours": [], "upstream": []}
     for _ in range(runs):
         cpu["ours"].append(_clock(ours_all)); cpu["upstream"].append(_clock(theirs_all))
-    cmds = {"ours": ([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(course), "report", "--all", "--json", "--no-save"], course),
+    cmds = {"ours": ([sys.executable, "-m", "tinytorch_progress.cli.main", "--root", str(course), "report", "--all", "--json", "--no-save"], course),
             "upstream": ([sys.executable, "-c", UPSTREAM_ALL, str(path), str(course / "modules"), *names], root)}
     wall = {k: [] for k in cmds}
     for _ in range(runs):

@@ -185,7 +185,7 @@ def serve(url: str, workers: int):
     import socket, subprocess
     with socket.socket() as s_:
         s_.bind(("127.0.0.1", 0)); port = s_.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli", "serve", "--db", url, "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli.main", "serve", "--db", url, "--port", str(port),
                              "--workers", str(workers), "--log-level", "warning"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     import urllib.request

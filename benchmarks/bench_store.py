@@ -29,7 +29,7 @@ def fs_type(path: Path) -> str:
 
 def make_workspace(root: Path, modules: int):
     "A workspace whose curriculum has `modules` modules, so every completion is a new one."
-    from tinytorch_progress.store import init_workspace
+    from tinytorch_progress.doctor import init_workspace
     init_workspace(root)
     mods = [{"number": n, "slug": f"m{n}", "title": f"Module {n}", "tier": "T"} for n in range(1, modules + 1)]
     (root / ".tito" / "curriculum.json").write_text(json.dumps({"name": "Bench", "tiers": ["T"], "modules": mods, "milestones": []}))

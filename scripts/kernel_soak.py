@@ -62,7 +62,7 @@ def session(ws: str, rounds: int, stacks: Path) -> str | None:
 def main(sessions: int = 20, rounds: int = 5) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ws = str(Path(tmp, "course"))
-        subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", ws], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "init", ws], check=True, capture_output=True)
         t0, hangs = time.monotonic(), 0
         for n in range(sessions):
             problem = session(ws, rounds, Path(tmp, f"stacks-{n}.txt"))

@@ -4,12 +4,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "tests" / "data" / "json_formats_spec.md"
-TITO = [sys.executable, "-m", "tinytorch_progress.cli"]
+TITO = [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 def spec_json_blocks() -> list:
     "Every ```json block of the spec, parsed."
-    return [json.loads(b) for b in re.findall(r"```json\n(.*?)```", SPEC.read_text(), re.S)]
+    from spec_workspace import spec_blocks
+    return spec_blocks(SPEC)
 
 
 def run_tito(*args, cwd=None, env=None, input=None, timeout=120):

@@ -4,8 +4,8 @@
   at module level or inside a function (a lazy import still ties two modules together).
 - The layer rule: readers < core < views < front ends, with the server package beside the views: each module imports
   only its own layer or the layers above it; the analysis modules import no view, plot, command or server module.
-- The `tito status` path's import set: no pydantic, dataclasses, ipywidgets or matplotlib (the speed rule the store's
-  fast decoder and `light_dataclass` exist for).
+- The `tito status` path's import set: no pydantic (files tito wrote are not validated again: `store.is_verified`),
+  no ipywidgets, matplotlib or filelock, and nothing a write, HTML or a child process needs.
 
 The package root `tinytorch_progress/__init__.py` is the hand-written façade (`%load_ext`, lazy `status_panel`): it is
 not a layer, and `import tinytorch_progress` (used to find the package folder) is not an edge.
@@ -24,11 +24,12 @@ PKG_DIR = ROOT / PKG
 
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
-    "readers": ["errors", "ids", "records", "files", "schemas", "notebooks", "curriculum"],
-    "core": ["store", "runner", "child", "checks", "tracker", "report", "report.*", "performance", "export", "sync", "milestones"],
+    "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "repository", "curriculum"],
+    "core": ["atomic", "store", "events", "config", "doctor", "runner", "child_process", "module_tests", "tracker",
+             "report", "report.*", "performance", "export", "outbox", "sync", "profile", "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
-    "front ends": ["commands", "cmd_*", "magics", "cli", "demo", "__main__"],
+    "front ends": ["cli", "cli.*", "cmd_*", "magics", "demo", "__main__"],
 }
 # What each layer may import besides itself. The server is a package of its own beside the views: it reads with the
 # readers and core (schemas, ids, store) and renders its own pages; the front ends (`cmd_server`, `demo`) start it.
@@ -43,7 +44,7 @@ MAY_IMPORT = {
 ALLOWED = [("server*", "views.palette")]
 ANALYSIS = ["schemas", "curriculum", "store", "tracker", "report.metrics", "report.concepts", "report.grading", "report.cards",
             "performance", "export", "milestones"]
-FORBIDDEN_FOR_ANALYSIS = ["views", "views.*", "display", "plots", "palette", "commands", "cmd_*", "magics", "cli", "server", "server.*"]
+FORBIDDEN_FOR_ANALYSIS = ["views", "views.*", "display", "plots", "palette", "cli", "cli.*", "cmd_*", "magics", "server", "server.*"]
 
 
 def module_name(path: Path) -> str:
@@ -183,16 +184,16 @@ def test_analysis_modules_import_no_view_plot_command_or_server(module):
 
 
 # ---------------------------------------------------------------- the status path's import set
-HEAVY = ("pydantic", "dataclasses", "ipywidgets", "matplotlib")
-# Standard-library modules the terminal status never needs: each is imported where it is used (a lock, HTML, a child).
-STATUS_NEVER = ("contextlib", "html", "shutil", "subprocess", "filelock", "tempfile")
+HEAVY = ("pydantic", "ipywidgets", "matplotlib", "filelock")
+# Standard-library modules the terminal status never needs: each is imported where it is used (HTML, a child, a write).
+STATUS_NEVER = ("html", "subprocess", "tempfile")
 
 PROBE = """
 import io, json, sys
 import argparse, datetime, gettext, locale, pathlib, re  # what the status path needs; on some Pythons they import contextlib
 before = set(sys.modules)  # so only what our code adds counts (and not an editable install's finder either)
-from tinytorch_progress import cli
-out, sys.stdout = io.StringIO(), io.StringIO()  # not contextlib.redirect_stdout: contextlib is on the watch list
+from tinytorch_progress.cli import main as cli
+out, sys.stdout = io.StringIO(), io.StringIO()
 rc = cli.main(sys.argv[1:])
 out, sys.stdout = sys.stdout, sys.__stdout__
 print(json.dumps({"rc": rc, "out": out.getvalue(), "heavy": [m for m in %r if m in sys.modules],
@@ -204,7 +205,7 @@ print(json.dumps({"rc": rc, "out": out.getvalue(), "heavy": [m for m in %r if m 
 def workspace(tmp_path_factory):
     "A workspace with all three progress files and unlocked milestones, written by the real tracker."
     from tinytorch_progress import tracker
-    from tinytorch_progress.store import init_workspace
+    from tinytorch_progress.doctor import init_workspace
     ws = tmp_path_factory.mktemp("status-path")
     init_workspace(ws)
     for m in ("01", "02"): tracker.complete(ws, m, skip_tests=True)

@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def make_workspace(ws: Path):
-    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "init", str(ws)], check=True, capture_output=True)
     for key, slug in (("01", "tensor"), ("02", "activations"), ("03", "layers")):
         d = ws / "modules" / f"{key}_{slug}"; d.mkdir(parents=True)
         (d / f"{key}_{slug}.ipynb").write_text(json.dumps(MODULE_NB))
@@ -115,7 +115,7 @@ def test_panel_and_unlock_banner_in_jupyterlab(lab):
             done_cell.screenshot(path=str(OUT / "jupyterlab-unlock-banner.png"))
 
             # a change made in the terminal shows after pressing Refresh, without re-running the cell
-            r = subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(ws), "complete", "02", "--skip-tests"],
+            r = subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "--root", str(ws), "complete", "02", "--skip-tests"],
                                capture_output=True, text=True, env=env, timeout=60)
             assert r.returncode == 0, r.stderr
             panel.locator("button", has_text="Refresh").click()

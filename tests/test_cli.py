@@ -2,7 +2,9 @@
 import json, os, pty, shutil, subprocess, sys
 import pytest
 from conftest import TITO, run_tito
+from pydantic import TypeAdapter
 from tinytorch_progress.schemas import validate
+from tinytorch_progress.tracker import Status
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_json_of_every_read_command_validates(ws):
     for cmd in (["status"], ["status", "--progress"], ["module", "status"], ["milestone", "progress"], ["milestones", "status"]):
         r = run_tito("--root", ws, *cmd, "--json")
         assert r.returncode == 0, r.stderr
-        data = validate(json.loads(r.stdout), "status")
+        data = TypeAdapter(Status).validate_python(json.loads(r.stdout))  # the status's own type reads its JSON back
         assert data.completed_count == 1 and data.milestones[0].state == "unlocked"
     r = run_tito("validate", ws / ".tito" / "progress.json", "--json")
     assert json.loads(r.stdout) == [{"path": str(ws / ".tito" / "progress.json"), "format": "progress", "ok": True, "error": None, "errors": []}]
@@ -119,14 +121,16 @@ def test_init_gitignores_and_doctor_reports(tmp_path):
     assert r.returncode == 0 and "nothing to repair" in r.stdout
     shutil.rmtree(tmp_path / ".tito" / "backups")
     (tmp_path / ".tito" / "milestones.json").write_text("{broken")
-    r = run_tito("--root", tmp_path, "doctor")  # and no backups to restore
+    r = run_tito("--root", tmp_path, "doctor")  # reports, changes nothing
+    assert r.returncode == 1 and "`tito doctor --fix` restores the newest valid backup" in r.stdout
+    r = run_tito("--root", tmp_path, "doctor", "--fix")  # and no backups to restore
     assert r.returncode == 1 and "no valid backup" in r.stdout
     assert (tmp_path / ".tito" / "milestones.json").read_text() == "{broken"
     (tmp_path / ".tito" / "milestones.json").unlink()
     assert run_tito("--root", tmp_path, "module", "complete", "01", "--skip-tests").returncode == 0
     assert run_tito("--root", tmp_path, "module", "complete", "02", "--skip-tests").returncode == 0
     (tmp_path / ".tito" / "milestones.json").write_text('{"unlocked_milestones": 7}')
-    r = run_tito("--root", tmp_path, "doctor")
+    r = run_tito("--root", tmp_path, "doctor", "--fix")
     assert r.returncode == 0 and "repaired:" in r.stdout and "restored the backup" in r.stdout
     assert list((tmp_path / ".tito" / "backups").glob("corrupt-*-milestones.json"))
     assert json.loads((tmp_path / ".tito" / "milestones.json").read_text())["unlocked_milestones"] == ["01", "02"]
@@ -148,23 +152,23 @@ def test_the_command_table_names_every_command_module():
     "One table, `commands.COMMANDS`: every `cmd_*` module is in it, and each entry builds exactly its own parser."
     import tinytorch_progress
     from pathlib import Path
-    from tinytorch_progress.commands import COMMANDS, build_parser
+    from tinytorch_progress.cli.commands import COMMANDS, build_parser
     modules = {p.stem for p in Path(tinytorch_progress.__file__).parent.glob("cmd_*.py")}
     assert modules <= set(COMMANDS.values()), modules - set(COMMANDS.values())
     for name in (n for n in COMMANDS if " " not in n):
         sub = next(a for a in build_parser(only=name)._actions if a.dest == "command")
         assert list(sub.choices) == [name]
     run = build_parser(only="milestone").parse_args(["milestone", "run", "01", "--part", "2"])
-    assert (run.id, run.part, run.run.__module__) == ("01", "2", "tinytorch_progress.cmd_milestone_run")
+    assert (run.id, run.part, run.run.__module__) == ("01", "2", "tinytorch_progress.cli.milestones")
 
 
 def test_status_imports_only_its_own_command_module():
-    "`tito status` imports one `cmd_*` module and builds one subparser (the table's point), and no help formatter needs shutil."
-    code = ("import sys; from tinytorch_progress.commands import parse; a = parse(['status']); "
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith('tinytorch_progress.cmd_') or m == 'shutil')))")
+    "`tito status` imports one command module and builds one subparser (the table's point)."
+    code = ("import sys; from tinytorch_progress.cli.commands import parse; a = parse(['status']); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('tinytorch_progress.cli.', 'tinytorch_progress.cmd_')) and not m.endswith('.commands'))))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["tinytorch_progress.cmd_progress"]
+    assert r.stdout.split() == ["tinytorch_progress.cli.progress"]
 
 
 def test_help_lists_the_students_commands_first_one_line_each():

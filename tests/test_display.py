@@ -89,11 +89,12 @@ def test_html_is_escaped(tmp_path, widgets_on):
 
 def test_themes(tmp_path, widgets_on):
     from tinytorch_progress.store import Workspace
+    from tinytorch_progress.config import update_config
     complete(tmp_path, 1, skip_tests=True)
     seen = {}
     for name, expect in (("standard", "#c2410c"), ("pride", "linear-gradient(90deg,#e40303"), ("retro", "#000000"),
                          ("<b>neon</b>", "#c2410c")):
-        Workspace(tmp_path).update_config(logo_theme=name)
+        update_config(Workspace(tmp_path), logo_theme=name)
         st = status(tmp_path)
         assert st.theme == name
         h = StatusView(st).html()
@@ -129,11 +130,11 @@ def test_status_panel_function(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path); monkeypatch.delenv("TITO_ROOT", raising=False)
     v = tinytorch_progress.status_panel()
     assert isinstance(v, StatusView) and v.status.completed_count == 1
-    assert tinytorch_progress.status_panel(tmp_path).status.root == tmp_path
+    assert tinytorch_progress.status_panel(tmp_path).status.root == str(tmp_path.resolve())
 
 
 LAZY = """
-import sys, tinytorch_progress.cli as cli
+import sys, tinytorch_progress.cli.main as cli
 rc = cli.main(sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'matplotlib'))
 print('HEAVY', heavy, 'RC', rc)
@@ -157,7 +158,7 @@ def kernel(tmp_path_factory):
     from jupyter_client.manager import start_new_kernel
     import importlib.util, queue, signal, time
     ws = tmp_path_factory.mktemp("kernel-ws")
-    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "init", str(ws)], check=True, capture_output=True)
     # A matplotlib that has never run builds its font cache on first import, silently (for long on a machine with
     # many fonts): build it before the kernel starts, so the replies' timeout measures our code only.
     subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True, capture_output=True)
@@ -233,7 +234,7 @@ def test_batch_run_gets_html_not_a_widget(kernel):
 
 def test_check_view_reads_in_light_and_dark_themes():
     "`%tito test`'s report: verdicts in the palette's colours on their own pale backgrounds (readable on any page)."
-    from tinytorch_progress.checks import TestCheck, TestOutcome
+    from tinytorch_progress.module_tests import TestCheck, TestOutcome
     from tinytorch_progress.curriculum import Module
     from tinytorch_progress.views.checks import CheckView
     t = TestOutcome(False, "kernel", ["test_a", "test_b"], [("test_b", "AssertionError: <no>")],

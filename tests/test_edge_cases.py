@@ -3,7 +3,9 @@ import json
 import nbformat
 from conftest import ipython_shell, run_tito
 from tinytorch_progress import tracker
-from tinytorch_progress.store import Workspace, init_workspace
+from tinytorch_progress.store import Workspace
+from tinytorch_progress.events import read_events
+from tinytorch_progress.doctor import init_workspace
 
 
 def test_mixed_time_zones_in_files_do_not_break_export(tmp_path):
@@ -45,7 +47,7 @@ def test_torn_event_line_keeps_the_next_events(tmp_path):
     with open(tmp_path / ".tito" / "events.jsonl", "ab") as f: f.write(b'{"ts": "2025-01-01T00:')  # a crash mid-append
     tracker.start(tmp_path, 2)
     ws = Workspace(tmp_path)
-    assert [e.get("module") for e in ws.events()] == [1, 2]
+    assert [e.get("module") for e in read_events(ws)] == [1, 2]
     assert "skipped 1 unreadable line" in ws.warnings[0]
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 
 from conftest import SPEC, run_tito
 from tinytorch_progress import tracker
-from tinytorch_progress.export import SPEC_DEVIATIONS, build_export, leaves, write_spec_workspace
+from spec_workspace import SPEC_DEVIATIONS, leaves, write_spec_workspace
+from tinytorch_progress.export import build_export
 from tinytorch_progress.schemas import CombinedExport
-from tinytorch_progress.sync import Outbox
+from tinytorch_progress.outbox import Outbox
 
 FAST = {"TITO_SYNC_BACKOFF": "0.01", "TITO_SYNC_TIMEOUT": "5"}
 
@@ -638,7 +639,8 @@ def test_names_are_checked_and_consent_honoured_before_anything_is_sent(two_stud
 
 def test_plain_http_to_another_machine_is_refused_as_sync_does(tmp_path, monkeypatch):
     from tinytorch_progress.errors import TitoError
-    from tinytorch_progress.sync import login as save_login, set_profile
+    from tinytorch_progress.profile import set_profile
+    from tinytorch_progress.sync import login as save_login
     root = workspace(tmp_path)
     url = "http://192.0.2.1:8000"  # TEST-NET: no such machine; the refusal must come before any connection
     p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")

@@ -165,7 +165,7 @@ def test_serve_then_sync_as_printed(demo):
 
 def tito(*args, env=None, cwd=None, pre: str = "", timeout=300):
     "`tito ARGS` in a subprocess; `pre` runs first in the same interpreter (e.g. to hide a module)."
-    code = f"import sys\n{pre}\nfrom tinytorch_progress.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = f"import sys\n{pre}\nfrom tinytorch_progress.cli.main import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run([PY, "-c", code, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 

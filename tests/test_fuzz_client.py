@@ -24,9 +24,12 @@ from conftest import spec_json_blocks
 from tinytorch_progress import tracker
 from tinytorch_progress.errors import TitoError
 from tinytorch_progress.errors import FormatError
-from tinytorch_progress.schemas import FORMATS, CombinedExport, UploadReply, detect_format, load, parse_json
+from tinytorch_progress.schemas import FORMATS, CombinedExport, UploadReply, detect_format, load
+from tinytorch_progress.jsonio import parse_json
 from tinytorch_progress.store import Workspace
-from tinytorch_progress.sync import Outbox, login, sync
+from tinytorch_progress.config import read_config
+from tinytorch_progress.outbox import Outbox
+from tinytorch_progress.sync import login, sync
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -35,7 +38,7 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None
 # ---------------------------------------------------------------- seeds: one valid example of every format
 
 def _status_example() -> dict:
-    from tinytorch_progress.cli import main
+    from tinytorch_progress.cli.main import main
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / ".tito").mkdir()
         tracker.complete(d, 1, skip_tests=True)
@@ -133,7 +136,7 @@ def write(root: Path, fmt: str, raw: bytes) -> Path:
 # ---------------------------------------------------------------- tito validate
 
 def run_validate(*args) -> tuple[int, str, str]:
-    from tinytorch_progress.cli import main
+    from tinytorch_progress.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main(["validate", *map(str, args)])
     return rc, out.getvalue(), err.getvalue()
@@ -205,7 +208,7 @@ def test_the_workspace_loader_reads_or_says_which_file_in_one_line(fmt):
             p = write(root, fmt, raw)
             ws = Workspace(root)
             try:
-                if fmt == "config": ws.config()
+                if fmt == "config": read_config(ws)
                 else: ws.read()
             except TitoError as e:
                 assert one_line_naming(e, p), str(e)

@@ -3,7 +3,7 @@ import json
 import nbformat, pytest
 from IPython.core.error import UsageError
 from conftest import ipython_shell
-from tinytorch_progress.store import init_workspace
+from tinytorch_progress.doctor import init_workspace
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,11 @@ import pytest
 from conftest import TITO, run_tito, spec_json_blocks
 from tinytorch_progress import tracker
 from tinytorch_progress.curriculum import DEFAULT_PATH
-from tinytorch_progress.milestones import run_milestone, write_demo_milestones
-from tinytorch_progress.store import Workspace, init_workspace
+from tinytorch_progress.demo import write_demo_milestones
+from tinytorch_progress.milestones import run_milestone
+from tinytorch_progress.store import Workspace
+from tinytorch_progress.events import read_events
+from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress.tracker import status
 
 
@@ -72,7 +75,7 @@ def test_failing_part_is_recorded_and_the_milestone_stays_open_until_every_part_
     d = milestones_json(ws)
     assert d["completed_milestones"] == ["02"] and d["completion_dates"]["02"] == data["completion_date"]
     assert [(r["part"], r["passed"]) for r in d["part_results"]["02"]] == [("part1", True), ("part2", False), ("part2", True)]
-    events = [e["event"] for e in Workspace(ws).events()]
+    events = [e["event"] for e in read_events(Workspace(ws))]
     assert events.count("milestone_run") == 3 and events.count("milestone_complete") == 1
     # a later failing run never un-completes it
     nb.write_text(notebook("raise RuntimeError('broken again')"))

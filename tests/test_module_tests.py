@@ -2,8 +2,8 @@
 import json
 import nbformat
 from conftest import run_tito
-from tinytorch_progress.store import init_workspace
-from tinytorch_progress import checks
+from tinytorch_progress.doctor import init_workspace
+from tinytorch_progress import module_tests as checks
 
 
 def notebook(path, *cells):

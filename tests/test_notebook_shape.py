@@ -24,7 +24,7 @@ PLOT_MODULES = ["views.plot*", "plots"]                                         
 
 
 def notebooks() -> list:
-    return sorted(NBS.glob("*.ipynb"))
+    return sorted(NBS.rglob("*.ipynb"))
 
 
 def cells(nb: Path) -> list:

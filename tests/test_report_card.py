@@ -294,7 +294,7 @@ def test_progress_bar_only_on_a_terminal_and_never_with_json(workspace):
     def run(*extra):
         master, slave = os.openpty()
         try:
-            r = subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "--root", str(workspace), "report", "--all", "--no-save", *extra],
+            r = subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "--root", str(workspace), "report", "--all", "--no-save", *extra],
                                stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120)
             os.close(slave); slave = None
             chunks = []

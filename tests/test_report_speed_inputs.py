@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinytorch_progress.errors import TitoError
-from tinytorch_progress.files import read_regular_file
+from tinytorch_progress.safe_read import read_regular_file
 from tinytorch_progress.notebooks import MAX_NOTEBOOK_LINES, read_notebook
 from tinytorch_progress.report.grading import analyze, report_card_for
 
@@ -33,7 +33,7 @@ from gen_course import make_course  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden_report_cards.json"
 NOW = datetime(2026, 1, 1, 12, 0, 0)
-TITO = [sys.executable, "-m", "tinytorch_progress.cli"]
+TITO = [sys.executable, "-m", "tinytorch_progress.cli.main"]
 
 
 @pytest.mark.parametrize("fmt", ["ipynb", "py"])

@@ -100,7 +100,8 @@ BAD_JSON = ['{"a": 1,}', '[1, 2,]', '{"a" 1}', '{not json', '{"a": 1}}', '[1 2]'
 
 @pytest.mark.parametrize("text", BAD_JSON)
 def test_json_errors_use_our_wording_and_the_decoders_position(text, tmp_path):
-    from tinytorch_progress.schemas import load, parse_json
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.jsonio import parse_json
     with pytest.raises(json.JSONDecodeError) as raised: json.loads(text)
     where = f"line {raised.value.lineno} column {raised.value.colno}"
     with pytest.raises(FormatError) as e: parse_json(text, "f.json")
@@ -115,7 +116,8 @@ def test_json_errors_use_our_wording_and_the_decoders_position(text, tmp_path):
 @pytest.mark.parametrize("i,fmt", list(enumerate(EXPECTED)))
 def test_a_repeated_key_is_refused_strictly_and_read_leniently(i, fmt, tmp_path):
     "In every format: `unique_keys=True` (tito validate, uploads) names the file, the line and the key; a plain read keeps the last."
-    from tinytorch_progress.schemas import load, parse_json
+    from tinytorch_progress.schemas import load
+    from tinytorch_progress.jsonio import parse_json
     data = BLOCKS[i]
     key = next(iter(data))
     text = json.dumps(data, indent=2)[:-2] + f',\n  {json.dumps(key)}: {json.dumps(data[key])}\n}}'
@@ -136,7 +138,7 @@ def test_a_repeated_key_is_refused_strictly_and_read_leniently(i, fmt, tmp_path)
     ('{"é": 1,\n\n "é": 2}', 3, "é"),
 ])
 def test_repeated_keys_are_found_where_they_are(text, line, key):
-    from tinytorch_progress.schemas import parse_json
+    from tinytorch_progress.jsonio import parse_json
     if key is None: parse_json(text, unique_keys=True); return
     with pytest.raises(FormatError) as e: parse_json(text, "f.json", unique_keys=True)
     assert str(e.value) == f"f.json: line {line}: duplicate key {json.dumps(key)}"
@@ -169,7 +171,7 @@ def test_api_formats_follow_the_user_id_rule(uid):
 
 
 def test_an_old_config_user_id_still_loads_and_validate_reports_it(tmp_path):
-    from tinytorch_progress.cmd_validate import validate_files
+    from tinytorch_progress.cli.validate import validate_files
     assert validate({"user_id": "Ada Lovelace"}, "config").consistency_errors()[0].startswith("user_id: value 'Ada Lovelace'")
     p = tmp_path / ".tito" / "config.json"; p.parent.mkdir(); p.write_text('{"user_id": "Ada Lovelace"}')
     row, = validate_files([p])
@@ -194,7 +196,7 @@ def test_upload_reply_is_strict():
 
 def test_only_regular_files_are_read(tmp_path):
     import os
-    from tinytorch_progress.schemas import read_json
+    from tinytorch_progress.jsonio import read_json
     fifo = tmp_path / "pipe.json"; os.mkfifo(fifo)
     with pytest.raises(FormatError, match="is not a regular file"): read_json(fifo)  # would block forever if opened
     link = tmp_path / "zero.json"; link.symlink_to("/dev/zero")

@@ -224,7 +224,7 @@ def test_fuzz_uploads_postgresql(upload):
 
 def _in_calendar(ts: str) -> bool:
     "Whether an ISO timestamp reads as a datetime whose UTC time is inside years 1–9999 (what the server stores)."
-    from tinytorch_progress.schemas import parse_timestamp
+    from tinytorch_progress.timeutil import parse_timestamp
     try: d = parse_timestamp(ts)
     except ValueError: return False
     try: d.astimezone(timezone.utc) if d.tzinfo else d

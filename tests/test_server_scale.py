@@ -19,7 +19,7 @@ def serve(url, tmp_path, name):
     "`tito serve --db url` on a free port in a process of its own; (base URL, process)."
     port = free_port()
     log = open(tmp_path / f"{name}.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli", "serve", "--db", url, "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli.main", "serve", "--db", url, "--port", str(port),
                              "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
     while True:

@@ -13,7 +13,9 @@ import pytest
 from conftest import run_tito, spec_json_blocks
 from tinytorch_progress import tracker
 from tinytorch_progress.schemas import detect_format, load
-from tinytorch_progress.store import FILES, State, Workspace, backup_name, init_workspace, list_backups
+from tinytorch_progress.store import FILES, State, Workspace, backup_name, list_backups
+from tinytorch_progress.events import read_events
+from tinytorch_progress.doctor import init_workspace
 
 PY = sys.executable
 PROGRESS_FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
@@ -155,7 +157,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert not list((root / ".tito" / "backups").glob("corrupt-*"))
 
     # events.jsonl has every event: one per module operation, one per new milestone completion, one per unlock
-    ev = Workspace(root).events()
+    ev = read_events(Workspace(root))
     count = lambda kind, key, val: sum(1 for e in ev if e["event"] == kind and e.get(key) == val)
     for op in ("start", "complete", "reset"):
         for m in range(1, 21):
@@ -449,7 +451,7 @@ def test_mixed_id_forms_never_mismatch(tmp_path):
     assert rp["completed_modules"] == ["01", "02", "03"] and rp["started_modules"] == ["01", "02", "03"]
     assert tp["completed_modules"] == [1, 2, 3] and sorted(tp["completion_dates"]) == ["1", "2", "3"]
     assert mp["unlocked_milestones"] == ["01", "02"] and mp["completed_milestones"] == ["01"] and mp["total_unlocked"] == 2
-    ev = Workspace(root).events()
+    ev = read_events(Workspace(root))
     assert [e["module"] for e in ev if e["event"] == "complete"] == [3] * 5
     assert [e["milestone"] for e in ev if e["event"] == "unlock"] == ["02"]
     assert [e["milestone"] for e in ev if e["event"] == "milestone_complete"] == ["01"]
@@ -475,7 +477,7 @@ def test_unlock_dates_recorded_exactly_once(tmp_path):
     tracker.complete_milestone(root, 2)
     s = read_state(root)
     assert s.unlocked == first and s.milestones_completed == {"02": done_at}
-    ev = Workspace(root).events()
+    ev = read_events(Workspace(root))
     assert sorted(e["milestone"] for e in ev if e["event"] == "unlock") == ["01", "02"]
     mp = json.loads((root / ".tito" / "milestones.json").read_text())
     assert mp["unlock_dates"] == {k: v.isoformat() for k, v in first.items()}
@@ -484,7 +486,7 @@ def test_unlock_dates_recorded_exactly_once(tmp_path):
     assert sorted(read_state(root).unlocked) == ["01"]
     tracker.complete(root, 2, skip_tests=True)
     assert sorted(read_state(root).unlocked) == ["01", "02"]
-    assert sum(1 for e in Workspace(root).events() if e["event"] == "unlock" and e["milestone"] == "02") == 2
+    assert sum(1 for e in read_events(Workspace(root)) if e["event"] == "unlock" and e["milestone"] == "02") == 2
 
 
 def evs(*stamps) -> list[dict]:
@@ -803,7 +805,7 @@ def tito_in_process(*args):
     "The CLI's `main()` in this process (what the console script runs), output captured: fast enough for 150 runs."
     import contextlib, io
     from types import SimpleNamespace
-    from tinytorch_progress.cli import main
+    from tinytorch_progress.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
     return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())

@@ -37,7 +37,7 @@ def module_notebook(add_source: str):
 
 
 def make_course(ws: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli", "init", str(ws)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "init", str(ws)], check=True, capture_output=True)
     nb = ws / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True)
     nbformat.write(module_notebook(BUG), nb)
     nxt = ws / "modules/02_activations/02_activations.ipynb"; nxt.parent.mkdir(parents=True)

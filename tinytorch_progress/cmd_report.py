@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .commands import add_json_flag, start_dir
+from .cli.commands import add_json_flag, start_dir
 from .errors import TitoError
 
 # %% ../nbs/14_cmd_report.ipynb #443f2e40
@@ -35,7 +35,7 @@ def progress_bar(total: int, as_json: bool, stream=None):
 # %% ../nbs/14_cmd_report.ipynb #4cf7d21f
 def _root(args, required: bool) -> Path:
     "The workspace (module paths in cards are relative to it); without one, the folder the command runs from."
-    from tinytorch_progress.store import find_root
+    from tinytorch_progress.locate import find_root
     try: return find_root(args.root, start=start_dir(args))
     except TitoError:
         if required or args.root is not None: raise

@@ -8,7 +8,7 @@ __all__ = ['register']
 # %% ../nbs/18_cmd_server.ipynb #ec86df27
 import os, sys
 
-from .commands import add_json_flag
+from .cli.commands import add_json_flag
 from .errors import TitoError
 from .views.result import Result
 

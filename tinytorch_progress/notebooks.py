@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .files import ReadRefused, read_regular_file
+from .safe_read import ReadRefused, read_regular_file
 from .errors import TitoError
 
 # %% ../nbs/02a_notebooks.ipynb #86cb4e09

@@ -4,14 +4,12 @@
 
 # %% auto #0
 __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId', 'Count', 'Score', 'Grade', 'UserId',
-           'ConfigUserId', 'ComplexityKey', 'FORMATS', 'MAX_FILE_BYTES', 'parse_timestamp', 'format_timestamp', 'Model',
-           'version_tuple', 'Versioned', 'SimpleProgress', 'ModuleProgressFile', 'PartResult', 'MilestonesFile',
-           'UserConfig', 'CategoryGrades', 'ReportCard', 'PerformanceResults', 'ExportModuleProgress',
-           'UnlockedMilestone', 'LockedMilestone', 'ExportMilestoneProgress', 'Statistics', 'Achievements',
-           'CombinedExport', 'UploadRequest', 'LeaderboardEntry', 'Leaderboard', 'UploadReply', 'CurriculumModule',
-           'CurriculumMilestone', 'CurriculumFile', 'StatusModule', 'StatusMilestone', 'NextStep', 'StatusReport',
-           'json_schema', 'detect_format', 'describe_validation_error', 'parse_json', 'read_json', 'validate',
-           'load_as', 'load']
+           'ConfigUserId', 'ComplexityKey', 'FORMATS', 'Model', 'version_tuple', 'Versioned', 'SimpleProgress',
+           'ModuleProgressFile', 'PartResult', 'MilestonesFile', 'UserConfig', 'CategoryGrades', 'ReportCard',
+           'PerformanceResults', 'ExportModuleProgress', 'UnlockedMilestone', 'LockedMilestone',
+           'ExportMilestoneProgress', 'Statistics', 'Achievements', 'CombinedExport', 'UploadRequest',
+           'LeaderboardEntry', 'Leaderboard', 'UploadReply', 'CurriculumModule', 'CurriculumMilestone',
+           'CurriculumFile', 'json_schema', 'detect_format', 'describe_validation_error', 'validate', 'load_as', 'load']
 
 # %% ../nbs/01_schemas.ipynb #db468ce7
 import json, re
@@ -23,21 +21,10 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
 from .errors import FormatError
-from .files import ReadRefused, read_regular_file
+from .jsonio import read_json
+from .jsonio import _DuplicateKey, _no_constant, _unique_pairs, parse_json  # noqa: F401 (server, until it imports jsonio)
+from .timeutil import format_timestamp, parse_timestamp
 from .ids import USER_ID_MAX, USER_ID_PATTERN, check_user_id, milestone_id, module_key, module_number
-
-# %% ../nbs/01_schemas.ipynb #75b11a55
-def parse_timestamp(v) -> datetime:
-    "An ISO 8601 string (or a datetime) as a `datetime`; anything else is a `ValueError`."
-    if isinstance(v, datetime): return v
-    if not isinstance(v, str): raise ValueError(f"expected an ISO 8601 timestamp string, got {type(v).__name__}")
-    s = v.strip()
-    if s.endswith(("Z", "z")): s = s[:-1] + "+00:00"
-    try: return datetime.fromisoformat(s)
-    except ValueError: raise ValueError(f"not an ISO 8601 timestamp: {v[:40]!r}") from None
-
-# %% ../nbs/01_schemas.ipynb #671c58be
-def format_timestamp(d: datetime) -> str: return d.isoformat()
 
 # %% ../nbs/01_schemas.ipynb #7f8971a6
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), PlainSerializer(format_timestamp, return_type=str)]
@@ -400,46 +387,6 @@ class CurriculumFile(Model):
             if missing: raise ValueError(f"milestone {ms.id} requires unknown modules {missing}")
         return self
 
-# %% ../nbs/01_schemas.ipynb #0a016c03
-class StatusModule(Model):
-    number: Annotated[int, Field(ge=1, le=999)]
-    key: str
-    name: str
-    title: str
-    tier: str
-    state: Literal["not started", "started", "completed"]
-    completed_at: Optional[Timestamp] = None
-
-# %% ../nbs/01_schemas.ipynb #27258322
-class StatusMilestone(Model):
-    id: MilestoneId
-    name: str
-    year: int
-    requires: list[ModuleInt]
-    state: Literal["locked", "unlocked", "completed"]
-    missing: list[ModuleInt] = []
-    unlocked_at: Optional[Timestamp] = None
-    completed_at: Optional[Timestamp] = None
-
-# %% ../nbs/01_schemas.ipynb #37cfa31a
-class NextStep(Model):
-    text: str
-    command: str
-    kind: Literal["start", "complete", "milestone", "done"]
-
-# %% ../nbs/01_schemas.ipynb #e4d3cf77
-class StatusReport(Model):
-    "Output of `tito status --json`."
-    root: str
-    course: str
-    modules: list[StatusModule]
-    milestones: list[StatusMilestone]
-    completed_count: Count
-    total_modules: Count
-    completion_percentage: Annotated[int, Field(ge=0, le=100)]
-    next_action: NextStep
-    warnings: list[str] = []
-
 # %% ../nbs/01_schemas.ipynb #7c50829a
 FORMATS: dict[str, type[BaseModel]] = {
     "root-progress": SimpleProgress,
@@ -452,7 +399,6 @@ FORMATS: dict[str, type[BaseModel]] = {
     "upload": UploadRequest,
     "leaderboard": Leaderboard,
     "curriculum": CurriculumFile,
-    "status": StatusReport,
 }
 
 # %% ../nbs/01_schemas.ipynb #7e193939
@@ -515,74 +461,6 @@ def describe_validation_error(e: ValidationError) -> tuple[str, str]:
         msg += f" (got {json.dumps(first['input'], default=str)[:60]})"
     if len(errs) > 1: msg += f" (and {len(errs) - 1} more)"
     return _loc(loc) or "(top level)", msg
-
-# %% ../nbs/01_schemas.ipynb #c55be16a
-class _NotJSON(ValueError): "A constant Python reads but JSON does not have."
-
-# %% ../nbs/01_schemas.ipynb #e89eabbd
-def _no_constant(c): raise _NotJSON(f"{c} is not valid JSON")
-
-# %% ../nbs/01_schemas.ipynb #b4881a7a
-class _DuplicateKey(ValueError): "A key given twice in one JSON object."
-
-def _unique_pairs(pairs):
-    d = dict(pairs)
-    if len(d) != len(pairs):
-        seen = set()
-        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
-    return d
-
-# %% ../nbs/01_schemas.ipynb #e7416481
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]', re.S)
-
-def _duplicate_line(text: str, key: str) -> Optional[int]:
-    "The line where `key` appears a second time in one object of the valid JSON `text`."
-    stack = []  # per open container: the keys seen (None for an array), and whether a key comes next
-    for m in _TOKEN.finditer(text):
-        t = m.group()
-        if t in "{[": stack.append([set() if t == "{" else None, t == "{"])
-        elif t in "}]": stack and stack.pop()
-        elif t == "," and stack: stack[-1][1] = stack[-1][0] is not None
-        elif t == ":" and stack: stack[-1][1] = False
-        elif t[0] == '"' and stack and stack[-1][1]:
-            k = json.loads(t)
-            if k == key and k in stack[-1][0]: return text.count("\n", 0, m.start()) + 1
-            stack[-1][0].add(k); stack[-1][1] = False
-    return None
-
-# %% ../nbs/01_schemas.ipynb #1ba285e8
-def parse_json(text, path="<input>", *, unique_keys: bool = False):
-    "Parse JSON text strictly (a repeated key too, with `unique_keys`), raising `FormatError` with the line."
-    if isinstance(text, bytes):
-        try: text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as e: raise FormatError(path, f"byte {e.start}", "not UTF-8 text (binary file?)") from None
-    if not text.strip(): raise FormatError(path, "", "empty file (expected a JSON object)")
-    try: return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs if unique_keys else None)
-    except json.JSONDecodeError as e: raise FormatError(path, f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}") from None
-    except RecursionError: raise FormatError(path, "", "invalid JSON: nested too deeply") from None
-    except _NotJSON as e: raise FormatError(path, "", f"invalid JSON: {e}") from None
-    except _DuplicateKey as e:
-        line = _duplicate_line(text, e.args[0])
-        raise FormatError(path, f"line {line}" if line else "", f"duplicate key {json.dumps(e.args[0])[:80]}") from None
-    except ValueError: raise FormatError(path, "", "invalid JSON: a number too long to read (thousands of digits)") from None
-
-# %% ../nbs/01_schemas.ipynb #44d1da29
-MAX_FILE_BYTES = 20 * 1024 * 1024
-_REFUSED = {"missing": "no such file", "folder": "is a directory, not a JSON file", "denied": "permission denied",
-            "special": "is not a regular file (a device, FIFO or socket)"}
-
-def _refusal(e) -> str:
-    "What a `FormatError` says of a file `files.read_regular_file` refused."
-    if e.kind != "too_large": return _REFUSED.get(e.kind) or f"cannot read: {e.reason}"
-    return f"file is too large ({e.size} bytes)" if e.size is not None else f"file is too large (over {MAX_FILE_BYTES} bytes)"
-
-# %% ../nbs/01_schemas.ipynb #7afc6cfb
-def read_json(path, *, unique_keys: bool = False):
-    "Read and parse a JSON file; every failure is a one-line `FormatError`."
-    p = Path(path)
-    try: data = read_regular_file(p, MAX_FILE_BYTES)
-    except ReadRefused as e: raise FormatError(p, "", _refusal(e)) from None
-    return parse_json(data, p, unique_keys=unique_keys)
 
 # %% ../nbs/01_schemas.ipynb #b699a83b
 def validate(data, fmt: str, path="<input>") -> BaseModel:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from ..files import shown_path
+from ..locate import shown_path
 from ..report.grading import analyze, plural
 from .palette import GRADE_COLORS, INK, MUTED, SECTION_BG, ink
 from .result import Result
