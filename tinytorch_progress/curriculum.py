@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'MODULE_BASES', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'folders_by_number',
            'module_folders', 'load_curriculum', 'legacy_names', 'candidates', 'ranked_files', 'module_file',
-           'stale_copies', 'module_files', 'module_dir', 'module_notebook', 'module_of', 'current_module']
+           'stale_copies', 'module_files', 'module_dir', 'module_notebook', 'module_of', 'test_folders',
+           'current_module']
 
 # %% ../nbs/07_curriculum.ipynb #e449eb56
 import json, os, re
@@ -212,6 +213,24 @@ def module_of(path, root=None) -> int | None:
         m = _FOLDER.match(part or "")
         if m: return int(m.group(1))
     return None
+
+# %% ../nbs/07_curriculum.ipynb #71316d8f
+_TEST_FOLDER = re.compile(r"^(\d{1,3})_([a-z0-9][a-z0-9_]*)$")
+
+def test_folders(root, cur=None) -> dict[int, Path]:
+    "Module number → its `tests/NN_name/` folder (named for its slug; its number breaks ties); modules without one left out."
+    cur = cur or load_curriculum(root)
+    try: entries = sorted((e for e in os.scandir(Path(root) / "tests") if e.is_dir()), key=lambda e: e.name)
+    except OSError: return {}
+    by_slug: dict[str, list] = {}
+    for e in entries:
+        g = _TEST_FOLDER.match(e.name)
+        if g: by_slug.setdefault(g.group(2), []).append((int(g.group(1)), Path(e.path)))
+    out = {}
+    for m in cur.modules:
+        named = by_slug.get(m.slug)
+        if named: out[m.number] = min(named, key=lambda x: (x[0] != m.number, x[0]))[1]
+    return out
 
 # %% ../nbs/07_curriculum.ipynb #417532a3
 def _root_near(p) -> Path | None:

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
-from .module_tests import kernel_runs, watch
+from .kernel_runs import kernel_runs, watch
 from .cli.commands import COMMANDS, parse
 from .errors import TitoError
 

@@ -19,7 +19,8 @@ def _run(args):
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
     def stream(line: str): print(line, file=out, flush=True)
     run = run_milestone(root, args.id, part=args.part, timeout=args.timeout, stream=stream)
-    return MilestoneRunView(run, status(root).next_action, prog=getattr(args, "prog", None) or "tito")
+    nxt = status(root).next_action if run.ok else None  # after a failure, the output says what to fix: no command to repeat
+    return MilestoneRunView(run, nxt, prog=getattr(args, "prog", None) or "tito")
 
 # %% ../../nbs/cli/02_milestones.ipynb #56b84e84
 def _run_parser(sub):
