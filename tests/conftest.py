@@ -59,8 +59,7 @@ BROWSER_FILES = {"test_browser_jupyterlab.py", "test_dashboard_browser.py", "tes
 SLOW_FILES = BROWSER_FILES | {"test_server_soak.py", "test_server_e2e.py", "test_server_fuzz.py", "test_store_faults.py",
                               "test_export_sync.py", "test_module_tests.py", "test_milestones.py", "test_demo.py",
                               "test_containment.py", "test_first_hour.py", "test_fuzz_client.py", "test_student_loop.py",
-                              "test_real_checkout.py", "test_server_scale.py", "test_report_speed_inputs.py",
-                              "test_percent_reader.py", "test_server_hardening.py"}
+                              "test_real_checkout.py", "test_server_scale.py", "test_server_hardening.py"}
 SLOW_TESTS = {  # file -> tests (names without parameters) that take seconds in files that are otherwise quick
     "test_readme.py": {"test_terminal_block", "test_milestones_block", "test_report_block", "test_plot_example",
                        "test_website_and_sync_blocks", "test_notebook_block"},

@@ -6,7 +6,7 @@
 __all__ = ['ProgressBar', 'progress_bar', 'register']
 
 # %% ../nbs/14_cmd_report.ipynb #465e0484
-import gc, os, pickle, sys, threading
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -26,7 +26,6 @@ class ProgressBar:
     def close(self):
         self.stream.write("\r" + " " * (self.width + 50) + "\r"); self.stream.flush()
 
-# %% ../nbs/14_cmd_report.ipynb #753cbc81
 def progress_bar(total: int, as_json: bool, stream=None):
     "A bar for `total` items, or None when quiet: JSON output, one item, or a stream that is not a terminal."
     stream = stream or sys.stderr
@@ -44,7 +43,7 @@ def _root(args, required: bool) -> Path:
 
 # %% ../nbs/14_cmd_report.ipynb #c3980584
 def _inputs(args, root: Path) -> tuple:
-    from tinytorch_progress.report_card import workspace_modules
+    from tinytorch_progress.report.cards import workspace_modules
     if args.all:
         found, skipped = workspace_modules(root)
         if not found and not skipped: raise TitoError(f"{root}: no module folders found (looked in modules/, modules/source/ and src/)")
@@ -55,75 +54,26 @@ def _inputs(args, root: Path) -> tuple:
 # %% ../nbs/14_cmd_report.ipynb #c6cbe163
 def _analyze_one(p, root, now, bar=None) -> tuple:
     "(analysis, None) or (None, the one-line error) for one input."
-    from tinytorch_progress.report_card import analyze
+    from tinytorch_progress.report.grading import analyze
     if bar: bar.step(Path(p).name)
     try: return analyze(p, root, now), None
     except TitoError as e: return None, str(e)
 
 # %% ../nbs/14_cmd_report.ipynb #2bd9bed2
-def _fork_grader(paths, root, now):
-    "(pid, pipe) of a child grading `paths`, or None when forking is not possible or not safe here."
-    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2 or threading.active_count() > 1: return None
-    r, w = os.pipe()
-    thawed = gc.get_freeze_count() == 0
-    gc.freeze()  # the child's collections then leave the inherited pages alone
-    try: pid = os.fork()
-    except OSError: pid = None
-    if pid != 0 and thawed: gc.unfreeze()  # a caller in a long-lived process keeps a collector that sees everything
-    if pid is None: os.close(r); os.close(w); return None
-    if pid == 0:  # the child: grade, write, leave without running the parent's exit handlers or flushing its buffers
-        code = 1
-        try:
-            os.close(r)
-            with os.fdopen(w, "wb") as f: f.write(pickle.dumps([_analyze_one(p, root, now) for p in paths]))
-            code = 0
-        finally: os._exit(code)
-    os.close(w)
-    return pid, r
-
-# %% ../nbs/14_cmd_report.ipynb #af7b934f
-def _collect(child, paths, root, now, bar=None) -> list:
-    "The child's results; if it failed, the parent grades its share."
-    pid, r = child
-    with os.fdopen(r, "rb") as f: data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if status == 0:
-        try:
-            out = pickle.loads(data)
-            if len(out) == len(paths):
-                for p in paths: bar.step(Path(p).name) if bar else None
-                return out
-        except Exception: pass
-    return [_analyze_one(p, root, now, bar) for p in paths]
-
-# %% ../nbs/14_cmd_report.ipynb #c2b77fab
-def _load_reader(p):
-    "Load the reader the first input needs, before a fork; a bad input is reported when it is graded."
-    from tinytorch_progress.notebooks import load_reader
-    from tinytorch_progress.report_card import resolve_notebook
-    try: load_reader(resolve_notebook(p))
-    except TitoError: pass
-
-# %% ../nbs/14_cmd_report.ipynb #339c8d5d
 def _analyze_all(paths, root, as_json: bool) -> list:
     "Analyse every input before anything is written; one `TitoError` naming the first bad file (and how many more)."
     now = datetime.now()
     bar = progress_bar(len(paths), as_json)
-    try:
-        if len(paths) >= 4: _load_reader(paths[0])
-        child = _fork_grader(paths[1::2], root, now) if len(paths) >= 4 else None
-        mine = [_analyze_one(p, root, now, bar) for p in (paths[::2] if child else paths)]
-        theirs = _collect(child, paths[1::2], root, now, bar) if child else []
-        results = [x for pair in zip(mine, theirs) for x in pair] + mine[len(theirs):] if child else mine
+    try: results = [_analyze_one(p, root, now, bar) for p in paths]
     finally:
         if bar: bar.close()
     errors = [e for _, e in results if e]
     if errors: raise TitoError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
     return [a for a, _ in results]
 
-# %% ../nbs/14_cmd_report.ipynb #d54d7f5a
+# %% ../nbs/14_cmd_report.ipynb #339c8d5d
 def _report(args):
-    from tinytorch_progress.report_card import default_reports_dir, write_card
+    from tinytorch_progress.report.cards import default_reports_dir, write_card
     from tinytorch_progress.views.report_card import ReportCardView
     root = _root(args, args.all)
     paths, skipped = _inputs(args, root)

@@ -119,7 +119,8 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
 def _reports_and_export(root: Path, log) -> tuple[list, Path]:
     "Report cards of every module notebook and the student's combined export; (card paths, export path)."
     from tinytorch_progress.export import build_export
-    from tinytorch_progress.report_card import report_card_for, workspace_modules, write_card
+    from tinytorch_progress.report.cards import workspace_modules, write_card
+    from tinytorch_progress.report.grading import report_card_for
     from tinytorch_progress.atomic import write_json_atomic
     cards = [write_card(report_card_for(d, root), root / "instructor" / "reports") for d in workspace_modules(root)[0]]
     log(f"Wrote {len(cards)} report cards to instructor/reports/")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..locate import shown_path
-from ..report_card import analyze, plural
+from ..report.grading import analyze, plural
 from .palette import GRADE_COLORS, INK, MUTED, SECTION_BG, ink
 from .result import Result
 
