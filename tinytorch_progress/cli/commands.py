@@ -15,7 +15,7 @@ COMMANDS = {
     "status": "cli.progress", "start": "cli.progress", "complete": "cli.progress", "test": "cli.progress", "module": "cli.progress",
     "milestone": "cli.milestones", "milestones": "cli.milestones",
     "init": "cli.progress", "doctor": "cli.progress",
-    "report": "cmd_report", "plot": "cli.plot",
+    "report": "cli.report", "plot": "cli.plot",
     "perf": "cli.share", "export": "cli.share", "login": "cli.share", "logout": "cli.share", "sync": "cli.share",
     "validate": "cli.validate", "schema": "cli.validate",
     "demo": "cli.demo", "serve": "cmd_server", "server": "cmd_server",
