@@ -113,7 +113,7 @@ def _ipynb_cells(text: str, p: Path) -> list:
 # %% ../nbs/02a_notebooks.ipynb #68314fb4
 class _Decline(Exception): "The splitter is not sure how jupytext reads this file: jupytext reads it."
 
-_MARKER = re.compile(r"\s*#\s*(?:%%|<codecell>|In\[)")  # what jupytext may take for a cell marker
+_MARKER = re.compile(r"#\s*(?:%%|<codecell>|In\[)")  # what jupytext may take for a cell marker (after leading blanks)
 _PERCENT = re.compile(r"^#( ?)%%(\s|$)", re.M)           # a line that makes jupytext guess the percent format
 _KINDS = {"": "code", "[markdown]": "markdown", "[raw]": "raw"}
 
@@ -192,7 +192,7 @@ def split_percent(text: str) -> list:
     "(cell type, source, metadata) of each cell of a percent-format file, as jupytext reads it; `_Decline` where unsure."
     lines = text.splitlines()
     start = _header_end(lines)
-    marks = [i for i in range(start, len(lines)) if _MARKER.match(lines[i])]
+    marks = [i for i in range(start, len(lines)) if _MARKER.match(lines[i].lstrip())]
     cells, marked = [], set(marks)
     for a, b in zip([start] + marks, marks + [len(lines)]):
         if a == b: continue  # the file starts with a marker
