@@ -202,10 +202,10 @@ def test_bare_numbers_keep_meaning_the_number(course):
 def test_complete_runs_the_notebook_and_the_workspace_tests_and_says_which(course):
     r = ok(tito(course, "module", "complete", "01", "--timeout", "120", timeout=300))
     assert "ran modules/01_tensor/01_tensor.ipynb and tests/01_tensor" in r.stdout, r.stdout
-    assert "tests passed (notebook+pytest: 1 test function)" in r.stdout
+    assert "tests passed (notebook+pytest: 2 tests)" in r.stdout
     for n in (4, 7, 9):                                              # jupytext in modules/, src/ only, modules/source/
         r = ok(tito(course, "complete", f"{n:02d}", timeout=300))
-        assert f"ran {LAYOUT[n]})" in r.stdout and "tests passed (notebook: 1 test function)" in r.stdout, r.stdout
+        assert f"ran {LAYOUT[n]})" in r.stdout and "tests passed (notebook: 1 test)" in r.stdout, r.stdout
     (course / "tests" / "01_tensor" / "test_tensor_core.py").write_text("def test_tensor_core():\n    assert 2 + 2 == 5\n")
     ok(tito(course, "module", "reset", "01"))
     r = tito(course, "module", "complete", "01", timeout=300)

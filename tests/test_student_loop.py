@@ -120,7 +120,7 @@ def test_test_and_complete_in_a_real_kernel(course):
     assert "data-passed='true'" in "".join(r["html"]) and "all tests passed" in "".join(r["plain"]), r
     r = run("%tito complete", "check")
     plain = "".join(r["plain"])
-    assert f"cell 4 [{fix['count']}] ran code that the saved notebook does not hold; save the notebook (Ctrl/Cmd+S)" in plain, r
+    assert f"cell 4 [{fix['count']}] was run with code the saved notebook does not hold; save the notebook (Ctrl/Cmd+S)" in plain, r
     assert "`%tito complete` again" in plain and "tests failed" not in plain
     assert len(plain.strip().splitlines()) == 1 and completed(ws) == []  # one line, nothing recorded
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TestCheck', 'TestOutcome', 'test_cells', 'cell_hint', 'hints', 'run_in_kernel', 'from_child', 'find_tests',
-           'junit_results', 'run_pytest', 'run_saved', 'run_module_tests', 'run_live']
+           'junit_results', 'plain', 'run_pytest', 'run_saved', 'run_module_tests', 'run_live']
 
 # %% ../nbs/18_module_tests.ipynb #c50f7e7a
 import json, re, sys
@@ -145,6 +145,23 @@ def junit_results(xml: str) -> list[tuple[str, bool, str]]:
     return out
 
 # %% ../nbs/18_module_tests.ipynb #73628a61
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+def plain(text: str, root) -> str:
+    "`text` without terminal colour codes, paths under the workspace `root` relative to it."
+    text = _ANSI.sub("", text or "")
+    for r in dict.fromkeys([str(Path(root)), str(Path(root).resolve())]): text = text.replace(r + "/", "").replace(r, ".")
+    return text
+
+# %% ../nbs/18_module_tests.ipynb #22fe4a60
+def _plain_outcome(t: TestOutcome, root) -> TestOutcome:
+    "`t` with every message and the output made `plain`."
+    for c in t.checks: c.message, c.source = plain(c.message, root), plain(c.source, root)
+    t.failed = [(plain(n, root), plain(w, root)) for n, w in t.failed]
+    t.output = plain(t.output, root)
+    return t
+
+# %% ../nbs/18_module_tests.ipynb #9dd5c04e
 def run_pytest(path: Path, root: Path, timeout: float, package_dir: Path | None = None) -> TestOutcome:
     "Run pytest on `path` in a contained child process (`package_dir` first on its path); per test, whether it passed and why."
     import tempfile
@@ -163,7 +180,8 @@ def run_pytest(path: Path, root: Path, timeout: float, package_dir: Path | None 
     failed = [(name, why) for name, ok, why in results if not ok]
     if end.returncode not in (0, 5) and not failed: failed = [(rel, (out.strip().splitlines() or ["pytest failed"])[-1])]
     checks = [TestCheck(name, ok, why) for name, ok, why in results]
-    return TestOutcome(end.returncode in (0, 5) and not failed, "pytest", [n for n, _, _ in results], failed, out, checks=checks)
+    return _plain_outcome(TestOutcome(end.returncode in (0, 5) and not failed, "pytest", [n for n, _, _ in results], failed, out,
+                                      checks=checks), root)
 
 # %% ../nbs/18_module_tests.ipynb #17e1144d
 def _cell_failure(report: dict) -> list:
@@ -180,7 +198,8 @@ def run_saved(path: Path, root: Path, timeout: float) -> TestOutcome:
     try: nb = read_notebook(path)
     except TitoError: nb = None
     failed = _cell_failure(run.report) or [tuple(f) for f in run.report.get("failed", [])] or ([] if run.passed else [(path.name, run.message)])
-    return TestOutcome(run.passed, "notebook", run.report.get("ran", []), failed, "\n".join(lines), checks=from_child(run.report, nb))
+    return _plain_outcome(TestOutcome(run.passed, "notebook", run.report.get("ran", []), failed, "\n".join(lines),
+                                      checks=from_child(run.report, nb)), root)
 
 # %% ../nbs/18_module_tests.ipynb #efffe18c
 def _staged(root, m: Module):

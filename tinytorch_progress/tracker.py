@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'Change', 'solution_regions', 'leaked_solutions', 'student_notebook',
-           'start', 'resume', 'failure_names', 'next_module', 'complete', 'reset', 'complete_milestone',
-           'record_activity', 'check_module', 'module_report', 'activity_times', 'streaks', 'statistics',
-           'achievements', 'ModuleRow', 'MilestoneRow', 'NextAction', 'Status', 'next_action', 'activity_stats',
-           'milestone_rows', 'status', 'status_json']
+           'start', 'resume', 'next_module', 'complete', 'reset', 'complete_milestone', 'record_activity',
+           'check_module', 'module_report', 'activity_times', 'streaks', 'statistics', 'achievements', 'ModuleRow',
+           'MilestoneRow', 'NextAction', 'Status', 'next_action', 'activity_stats', 'milestone_rows', 'status',
+           'status_json']
 
 # %% ../nbs/17_tracker.ipynb #99835a13
 import re, sys
@@ -144,14 +144,6 @@ def _refusal(root, cur: Curriculum, m: Module, skip_tests: bool, ran) -> str:
     found = edited_cells(read_notebook(nb), cell_ids(nb), ran)
     return edited_message(found) if found else ""
 
-# %% ../nbs/17_tracker.ipynb #9d9e10e2
-def failure_names(t, limit: int = 3) -> str:
-    "`test_add in cell 3, line 2 (AssertionError: …)` for the first failing tests."
-    bad = [c for c in t.checks if not c.passed]
-    if bad: return ", ".join(f"{c.name} in cell {c.cell}" + (f", line {c.line}" if c.line else "") + f" ({c.message})" if c.cell else
-                            f"{c.name} ({c.message})" for c in bad[:limit])
-    return ", ".join(f"{n} ({why})" for n, why in t.failed[:limit]) or "see output"
-
 # %% ../nbs/17_tracker.ipynb #21004bde
 def next_module(root, cur: Curriculum, s: State, m: Module) -> tuple[Module | None, Path | None]:
     "The module after `m` that is not completed (else the first one left), and its notebook."
@@ -204,7 +196,7 @@ def complete(root, module, skip_tests: bool = False, timeout: float = 600, ran: 
         if outcome is not None and not outcome.passed:
             hint = _kernel_hint(root, m, ns, ran, prog)
             return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,
-                          message=f"Module {m.key} ({m.title}) not completed: tests failed: {failure_names(outcome)}{ran_}" + (f"; {hint}" if hint else ""))
+                          message=f"Module {m.key} ({m.title}) not completed: tests failed{ran_}" + (f"; {hint}" if hint else ""))
         sha = _digest(nb) if nb is not None else None
         if outcome is not None and sha != before:
             return Change("complete", ok=False, module=m, tests=outcome, warnings=ws.warnings,

@@ -31,7 +31,7 @@ def hand_over(argv: list[str], prog: str | None = None, capture: bool = False, c
         raise TitoError(f"`{prog or 'tito'} {argv[0]}` is a command of the course's own tito, which is not installed here: "
                         "run `pip install -e .` in the course folder")
     import subprocess  # here: `tito status` never starts a process
-    cmd = [sys.executable, "-m", "tito.main", *argv]
+    cmd = [sys.executable, "-c", "import sys; from tito.main import main; sys.exit(main())", *argv]  # its console script
     if not capture: return subprocess.run(cmd, cwd=cwd).returncode
     from tinytorch_progress.views.result import Result
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
@@ -50,7 +50,9 @@ def course_args(argv: list[str], name: str, prog: str):
         out = hand_over(argv, prog, capture=magic, cwd=cwd)
         if magic: return out
         from tinytorch_progress.views.result import Result
-        return Result("", ok=out == 0)
+        done = Result("", ok=out == 0)
+        done.exit_code = out  # the course's own exit code is ours
+        return done
     return argparse.Namespace(command=name, run=run, json=False)
 
 # %% ../../nbs/cli/09_course.ipynb #b81b4ae8

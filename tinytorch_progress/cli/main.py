@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         as_json = getattr(args, "json", False)
         out = render(result, as_json)
         if out: print(colorize(out) if not as_json and use_color() else out)
-        return 0 if getattr(result, "ok", True) else 1
+        return getattr(result, "exit_code", None) or (0 if getattr(result, "ok", True) else 1)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except TitoError as e:
