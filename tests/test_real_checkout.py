@@ -297,5 +297,7 @@ def test_commands_that_are_not_ours_go_to_the_course_cli(course, tmp_path):
     assert r.returncode == 4 and "course tito ['setup', '--fast']" in r.stdout, (r.stdout, r.stderr)
     r = run_tito("status", "--json", cwd=course, env=env)  # ours stays ours
     assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
-    r = run_tito("setup", cwd=course)  # without the course's CLI: our usage error
-    assert r.returncode == 2 and "invalid choice: 'setup'" in r.stderr
+    r = run_tito("setup", cwd=course)  # without the course's CLI: one line saying how to get it
+    assert r.returncode == 1 and "is a command of the course's own tito, which is not installed here" in r.stderr
+    r = run_tito("bogus", cwd=course)  # not a command of either: our usage error
+    assert r.returncode == 2 and "invalid choice: 'bogus'" in r.stderr
