@@ -154,6 +154,71 @@ def test_refused_skip_tests_and_errors_suggest_the_magic(course):
     assert "no tests found for module 01" in said and suggested_commands(said) and all(p.startswith("%") for p in suggested_commands(said)), said
 
 
+# ---------------------------------------------------------------- the ordinary loop, with the extension loaded last (issue 27)
+def last_cell_notebook(add_source: str, extra=()):
+    "The demo's shape: the module's cells first, `%load_ext tinytorch_progress` in the last cell."
+    nb = nbformat.v4.new_notebook(cells=[cell("md", "# Tensor", "title"), cell("code", add_source, "add"), cell("code", TEST, "test"),
+                                         *extra, cell("code", "%load_ext tinytorch_progress", "load")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_fix_rerun_save_complete_with_the_extension_loaded_last(course):
+    "Run All, break a cell, fix it in place, run it, save: `%tito complete` records (it refused forever before)."
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(FIX), nb)
+    for code, cid in ((FIX, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): assert not k.run(code, cid)["errors"]
+    k.run(BUG, "add")                                   # break the cell, run it
+    assert "tests failed" in "".join(k.run("%tito test", "scratch-1")["plain"])
+    k.run(FIX, "add")                                   # fix it in place, run it
+    assert "all tests passed" in "".join(k.run("%tito test", "scratch-1")["plain"])
+    nbformat.write(last_cell_notebook(FIX), nb)         # Ctrl+S (the file already held the fix)
+    r = k.run("%tito complete", "scratch-1")
+    assert completed(ws) == [1], r
+
+
+def test_a_deleted_scratch_cell_never_blocks_complete(course):
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(FIX), nb)
+    for code, cid in ((FIX, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): k.run(code, cid)
+    k.run("scratch = add(40, 2)\nscratch", "scratch-cell")  # run, then deleted: the saved file never held it
+    r = k.run("%tito complete", "another-scratch")
+    assert completed(ws) == [1], r
+
+
+def test_an_edited_unsaved_cell_blocks_and_a_failing_saved_run_points_at_the_passing_code(course):
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(BUG), nb)         # the saved file holds the bug
+    for code, cid in ((BUG, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): k.run(code, cid)
+    fix = k.run(FIX, "add")                             # fixed and run, not saved: cell 2 differs from the file
+    r = k.run("%tito complete", "scratch")
+    plain = "".join(r["plain"])
+    assert f"cell 2 [{fix['count']}] was run with code the saved notebook does not hold" in plain and completed(ws) == [], r
+    k.run(BUG, "add"); other = k.run(FIX, "elsewhere")  # the passing code now lives in a cell the file does not hold
+    r = k.run("%tito complete", "scratch")
+    plain = "".join(r["plain"])
+    assert f"ran as [{other['count']}], which the saved notebook does not hold" in plain, plain
+    assert "paste it into the notebook and save" in plain and "restart the kernel and run all cells" in plain
+    assert completed(ws) == []
+
+
+def test_a_failure_report_points_at_the_code(course):
+    "A bare assert shows the values compared; an error raised in the student's function names its cell and line."
+    ws, nb, k = course
+    k.run("%load_ext tinytorch_progress", "load")
+    nbformat.write(last_cell_notebook(BUG), nb)
+    k.run(BUG, "add")
+    bare = "def test_unit_add():\n    x = add(2, 3)\n    assert x == 5"
+    k.run(bare, "test")
+    plain = "".join(k.run("%tito test", "check")["plain"])
+    assert "AssertionError: assert x == 5 (x = -1)" in plain and "test line 3: assert x == 5" in plain, plain
+    broken = k.run("def add(a, b):\n    total = a + b\n    return total + bias", "add")
+    plain = "".join(k.run("%tito test", "check")["plain"])
+    assert "NameError: name 'bias' is not defined" in plain, plain
+    assert f"raised in cell 2 [{broken['count']}], line 3 in add: return total + bias" in plain, plain
+    assert "\x1b[" not in plain and str(ws) not in plain  # no colour codes, no path of this machine
+
+
 # ---------------------------------------------------------------- the Next link in JupyterLab
 
 

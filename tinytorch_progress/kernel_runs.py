@@ -107,15 +107,17 @@ def passing_code_message(runs: list, prog: str = "%tito") -> str:
             f"into the notebook and save (Ctrl/Cmd+S), or restart the kernel and run all cells, then run `{prog} complete` again")
 
 # %% ../nbs/18b_kernel_runs.ipynb #f09c1844
-def cell_locator(nb, runs: list):
-    "A function: a code object's file name → (cell position, `[n]`) for a cell of `nb` the kernel ran, else None."
+def cell_locator(nb, runs: list, ids: list | None = None):
+    "A function: a code object's file name → (cell position, `[n]`) for code the kernel ran, else None (library code)."
     by_src = {norm(c.source): c.number for c in nb.code_cells}
-    counts = {}
-    for r in runs: counts[norm(r.source)] = r.count
+    by_id = {i: c.number for c, i in zip(nb.cells, ids or []) if i}
+    latest = {}
+    for r in runs: latest[norm(r.source)] = r
     def locate(filename: str):
         src = norm("".join(linecache.getlines(filename)))
         if not src: return None
-        if src in by_src: return by_src[src], counts.get(src)
-        if src in counts: return None, counts[src]  # a cell the saved notebook does not hold
-        return None
+        r = latest.get(src)
+        if r is not None and r.cell_id in by_id: return by_id[r.cell_id], r.count  # the cell it ran in, even if since edited
+        if src in by_src: return by_src[src], r.count if r else None
+        return (None, r.count) if r is not None else None  # a cell the saved notebook does not hold
     return locate

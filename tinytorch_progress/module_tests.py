@@ -87,7 +87,7 @@ def _explained(c: TestCheck, e: BaseException, fn, locate) -> TestCheck:
 def run_in_kernel(nb, ns: dict, runs: list | None = None, ids: list | None = None) -> list[TestCheck]:
     "Call the notebook's test functions as the kernel `ns` defines them; one `TestCheck` each."
     runs = runs or []
-    counts, locate, tips, out = cell_counts(nb, ids or [], runs), cell_locator(nb, runs), hints(nb), []
+    counts, locate, tips, out = cell_counts(nb, ids or [], runs), cell_locator(nb, runs, ids), hints(nb), []
     for name, cell in test_cells(nb):
         fn, c = ns.get(name), TestCheck(name, True, cell=cell, count=counts.get(cell))
         if not callable(fn):
