@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ROLES', 'SESSION_HOURS', 'hash_token', 'new_token', 'add_user', 'issue_token', 'revoke', 'list_users', 'token_owner',
-           'user_for_token', 'set_role', 'open_session', 'session_user', 'end_session', 'set_profile',
-           'leaderboard_names']
+           'user_for_token', 'set_role', 'open_session', 'session_user', 'end_session', 'leaderboard_names',
+           'set_profile']
 
 # %% ../../nbs/server/02_accounts.ipynb #8ff7d4e9
 import hashlib, secrets
@@ -22,8 +22,6 @@ from .db import Session, Standing, Token, User, new_pseudonym, utcnow
 
 # %% ../../nbs/server/02_accounts.ipynb #7fd55787
 def hash_token(token: str) -> str: return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-# %% ../../nbs/server/02_accounts.ipynb #1031ab5b
 def new_token() -> str: return "tt_" + secrets.token_urlsafe(32)
 
 # %% ../../nbs/server/02_accounts.ipynb #79709aea
@@ -151,6 +149,13 @@ def _check_display_name(conn, pk: int, name: str) -> str:
     if conn.execute(taken).first(): raise ApiError(409, f"display_name {name!r} is taken; choose another")
     return name
 
+# %% ../../nbs/server/02_accounts.ipynb #b9ab2db5
+def leaderboard_names(conn, usernames) -> dict[str, tuple[str, bool]]:
+    "username → (the name others see, whether they are on the leaderboard), for the given usernames."
+    ut = User.__table__
+    q = select(ut.c.username, ut.c.display_name, ut.c.pseudonym, ut.c.on_leaderboard).where(ut.c.username.in_(list(usernames)))
+    return {r.username: (r.display_name or r.pseudonym or "student", bool(r.on_leaderboard)) for r in conn.execute(q)}
+
 # %% ../../nbs/server/02_accounts.ipynb #8ae6e1ea
 def set_profile(engine: Engine, pk: int, display_name: Optional[str] = None, on_leaderboard: Optional[bool] = None) -> dict:
     "Change user `pk`'s leaderboard name (`\"\"`: back to the pseudonym) and/or presence; the resulting profile."
@@ -161,10 +166,3 @@ def set_profile(engine: Engine, pk: int, display_name: Optional[str] = None, on_
         if vals: conn.execute(update(ut).where(ut.c.id == pk).values(**vals))
         r = conn.execute(select(ut.c.display_name, ut.c.pseudonym, ut.c.on_leaderboard).where(ut.c.id == pk)).one()
     return {"display_name": r.display_name or r.pseudonym, "on_leaderboard": bool(r.on_leaderboard)}
-
-# %% ../../nbs/server/02_accounts.ipynb #b9ab2db5
-def leaderboard_names(conn, usernames) -> dict[str, tuple[str, bool]]:
-    "username → (the name others see, whether they are on the leaderboard), for the given usernames."
-    ut = User.__table__
-    q = select(ut.c.username, ut.c.display_name, ut.c.pseudonym, ut.c.on_leaderboard).where(ut.c.username.in_(list(usernames)))
-    return {r.username: (r.display_name or r.pseudonym or "student", bool(r.on_leaderboard)) for r in conn.execute(q)}

@@ -177,12 +177,12 @@ def parse_utc(s) -> Optional[datetime]:
 # %% ../../nbs/server/00_db.ipynb #5f1a0c02
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
     "WAL, the durability level, foreign keys, a busy timeout; `BEGIN IMMEDIATE` for connections marked `tito_write`."
-    pragmas = ([] if memory else ["journal_mode=WAL"]) + [f"synchronous={'FULL' if durable else 'NORMAL'}", "foreign_keys=ON",
-                                                          "busy_timeout=30000"]
+    pragmas = ((() if memory else ("PRAGMA journal_mode=WAL",))
+               + ("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000"))
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _):
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is too late for IMMEDIATE)
-        for p in pragmas: dbapi_conn.execute("PRAGMA " + p)
+        for p in pragmas: dbapi_conn.execute(p)  # settings of the connection, before the pool hands it out
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tito_write") else "BEGIN")

@@ -102,7 +102,6 @@ class Prepared(NamedTuple):
     unlocked: list
     completed: list
 
-# %% ../../nbs/server/03_ingest.ipynb #8c21a917
 def prepare(user_id: str, req: UploadRequest, now: datetime) -> Prepared:
     "What storing `req` as `user_id`'s snapshot, received `now`, writes."
     req_json = req.to_json()

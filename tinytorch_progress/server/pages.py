@@ -24,7 +24,6 @@ ENV = Environment(loader=PackageLoader("tinytorch_progress.server", "templates")
 ENV.globals["course"] = "Class progress"  # each app passes its course's name
 ENV.filters["path"] = lambda x: quote(str(x), safe="")
 
-# %% ../../nbs/server/06_pages.ipynb #35964b80
 def render(template: str, /, **context) -> str:
     "The HTML of `template` with `context`."
     return ENV.get_template(template).render(**context)
