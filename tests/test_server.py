@@ -577,8 +577,8 @@ def test_package_names_resolve_to_their_modules():
 
 
 def test_server_layers():
-    "Server modules import only readers/core and lower server modules (the routes sit between `deps` and `app`); the"
-    " admin path loads no web stack."
+    """Server modules import only readers/core and lower server modules (the routes sit between `deps` and `app`); the
+    admin path loads no web stack."""
     import ast, subprocess, sys
     from pathlib import Path
     pkg = Path(srv.__file__).parent

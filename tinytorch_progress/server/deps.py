@@ -56,12 +56,12 @@ PageViewer = Annotated[Optional[dict], Depends(page_viewer)]
 def _sign_in() -> ApiError:
     return ApiError(401, "sign in to see this (send Authorization: Bearer <token>, or sign in at /login)", {"WWW-Authenticate": "Bearer"})
 
-def reader(request: Request, who: Viewer) -> Optional[dict]:
+async def reader(request: Request, who: Viewer) -> Optional[dict]:
     "Who reads a class page: the signed-in user (401 without one), or anyone (None) on a `--public` site."
     if who is None and not request.app.state.public: raise _sign_in()
     return who
 
-def current_user(who: Viewer) -> dict:
+async def current_user(who: Viewer) -> dict:
     "The signed-in user, or a 401."
     if who is None: raise _sign_in()
     return who
@@ -70,7 +70,7 @@ Reader = Annotated[Optional[dict], Depends(reader)]
 CurrentUser = Annotated[dict, Depends(current_user)]
 
 # %% ../../nbs/server/07_deps.ipynb #4d8c744d
-def instructor(who: CurrentUser) -> dict:
+async def instructor(who: CurrentUser) -> dict:
     "The signed-in instructor: a 401 without credentials, a 403 for a student."
     if who["role"] != "instructor": raise ApiError(403, "only instructors may see this")
     return who
@@ -88,7 +88,7 @@ def checked_name(value: str, field: str) -> str:
 # %% ../../nbs/server/07_deps.ipynb #0cd20ef4
 def _readable(field: str):
     "A dependency: the student named by the path parameter `field`, if the reader may read them."
-    def readable(request: Request, who: Reader, value: Annotated[str, Path(alias=field, json_schema_extra=NAME_SCHEMA)]) -> str:
+    async def readable(request: Request, who: Reader, value: Annotated[str, Path(alias=field, json_schema_extra=NAME_SCHEMA)]) -> str:
         name = checked_name(value, field)
         if request.app.state.public or who["role"] == "instructor" or who[field] == name: return name
         raise ApiError(403, "you may see only your own progress")

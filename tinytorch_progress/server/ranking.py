@@ -85,21 +85,24 @@ def _page_rows(conn, metric: str, start: int, k: int, size: int, limit: int) -> 
     return rows
 
 # %% ../../nbs/server/04_ranking.ipynb #781aa7d8
-def leaderboard(db: Db, metric: str = "modules_completed", limit: int = 50, offset: int = 0) -> Leaderboard:
-    "One page of the leaderboard by `metric`, as a `Leaderboard` (its names as stored)."
+def _read_page(conn, metric: str, limit: int, offset: int) -> Leaderboard:
+    "One page of the leaderboard by `metric`, read on `conn`."
     if metric not in METRICS: raise ApiError(422, f"metric: must be one of {', '.join(METRICS)}, got {metric[:40]!r}")
     score = _st.c[metric]
-    with db.read() as conn:
-        hist = histogram(conn, metric)
-        higher = _higher(hist)
-        start, skipped = _page_start(hist, offset)
-        rows = [] if start is None else _page_rows(conn, metric, start, offset - skipped, dict(hist)[start], limit)
-        missing = {getattr(r, metric) for r in rows} - higher.keys()  # only if counters were out of step
-        for v in missing: higher[v] = conn.execute(select(func.count()).select_from(_st).where(score > v)).scalar()
+    hist = histogram(conn, metric)
+    higher = _higher(hist)
+    start, skipped = _page_start(hist, offset)
+    rows = [] if start is None else _page_rows(conn, metric, start, offset - skipped, dict(hist)[start], limit)
+    missing = {getattr(r, metric) for r in rows} - higher.keys()  # only if counters were out of step
+    for v in missing: higher[v] = conn.execute(select(func.count()).select_from(_st).where(score > v)).scalar()
     out = [{"user_id": r.user_id, "username": r.username, "modules_completed": r.modules_completed,
             "milestones_completed": r.milestones_completed, "rank": 1 + higher[getattr(r, metric)]} for r in rows]
     return Leaderboard.model_construct(leaderboard=[LeaderboardEntry.model_construct(**e) for e in out],
                                        metric=metric, limit=limit, offset=offset)
+
+def leaderboard(db: Db, metric: str = "modules_completed", limit: int = 50, offset: int = 0) -> Leaderboard:
+    "One page of the leaderboard by `metric`, as a `Leaderboard` (its names as stored)."
+    with db.read() as conn: return _read_page(conn, metric, limit, offset)
 
 # %% ../../nbs/server/04_ranking.ipynb #5d852ad7
 def rebuild_counters(conn):
@@ -116,14 +119,20 @@ def rebuild_counters(conn):
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
 # %% ../../nbs/server/04_ranking.ipynb #534312d3
-def leaderboard_as_seen(db: Db, lb: Leaderboard, reader: Optional[dict], public: bool) -> list[dict]:
-    "`lb`'s entries as `reader` may see them: each entry's fields, the `name` shown, `you`, and whether `name` is the username."
+def _as_seen(conn, lb: Leaderboard, reader: Optional[dict], public: bool) -> list[dict]:
     own = reader["username"] if reader else None
     rows = [dict(e, you=e.username == own) for e in lb.leaderboard]
     if public or (reader is not None and reader["role"] == "instructor"): return [dict(r, name=r["username"], real=True) for r in rows]
-    with db.read() as conn: names = leaderboard_names(conn, [r["username"] for r in rows])
+    names = leaderboard_names(conn, [r["username"] for r in rows])
     shown = [(r, *names.get(r["username"], ("student", False))) for r in rows]
     return [dict(r, name=name, real=False) for r, name, listed in shown if listed or r["you"]]
+
+def leaderboard_as_seen(db: Db, reader: Optional[dict], public: bool, metric: str = "modules_completed", limit: int = 50,
+                        offset: int = 0) -> tuple[Leaderboard, list[dict]]:
+    "A page of the leaderboard, and its entries as `reader` may see them (entry fields, `name` shown, `you`, `real` name)."
+    with db.read() as conn:
+        lb = _read_page(conn, metric, limit, offset)
+        return lb, _as_seen(conn, lb, reader, public)
 
 # %% ../../nbs/server/04_ranking.ipynb #588dcad2
 def class_overview(db: Db) -> dict:

@@ -19,7 +19,7 @@ from ..accounts import set_profile
 from ..classview import course_columns, gradebook_csv, gradebook_json
 from ..deps import CurrentUser, Instructor, RawBody, Reader, ReadableUserId, Uploader
 from ..ingest import accept_upload, latest_export, store_upload
-from ..ranking import Metric, leaderboard, leaderboard_as_seen
+from ..ranking import Metric, leaderboard_as_seen
 
 # %% ../../../nbs/server/routes/00_api.ipynb #286c4cb4
 class ErrorBody(BaseModel):
@@ -90,9 +90,7 @@ def _api_entry(e: dict) -> dict:
 def get_leaderboard(request: Request, who: Reader, metric: Metric = "modules_completed", limit: int = Query(50, ge=1, le=500),
                     offset: int = Query(0, ge=0, le=1_000_000)):
     "Competition-ranked leaderboard by a whitelisted metric (students see chosen names; who left it is not listed)."
-    db = request.app.state.db
-    lb = leaderboard(db, metric, limit, offset)
-    entries = leaderboard_as_seen(db, lb, who, request.app.state.public)
+    lb, entries = leaderboard_as_seen(request.app.state.db, who, request.app.state.public, metric, limit, offset)
     return JSONResponse({**lb.to_json(), "leaderboard": [_api_entry(e) for e in entries]})
 
 # %% ../../../nbs/server/routes/00_api.ipynb #9110bc73

@@ -16,7 +16,7 @@ from ...errors import ApiError
 from ..classview import class_page, course_columns
 from ..deps import Instructor, Reader, ReadableUsername
 from ..pages import ENV, SECURITY_HEADERS, class_context, overview_context, user_context
-from ..ranking import Metric, class_overview, leaderboard, leaderboard_as_seen, user_page_data
+from ..ranking import Metric, class_overview, leaderboard_as_seen, user_page_data
 from .api import error_responses
 
 # %% ../../../nbs/server/routes/01_pages.ipynb #02ccec80
@@ -33,8 +33,7 @@ def render_page(request: Request, template: str, who: Optional[dict], context: d
 def overview(request: Request, who: Reader, metric: Metric = "modules_completed", offset: int = Query(0, ge=0, le=1_000_000)):
     "Class overview: leaderboard, distribution of modules completed, milestone counts."
     db = request.app.state.db
-    lb = leaderboard(db, metric, 50, offset)
-    entries = leaderboard_as_seen(db, lb, who, request.app.state.public)
+    lb, entries = leaderboard_as_seen(db, who, request.app.state.public, metric, 50, offset)
     return render_page(request, "overview.html", who, overview_context(lb, entries, class_overview(db), metric, 50, offset))
 
 # %% ../../../nbs/server/routes/01_pages.ipynb #d90c34ec
