@@ -96,9 +96,13 @@ def token_owner(conn, token: str) -> Optional[dict]:
     r = conn.execute(_Q_OWNER, {"token_hash": hash_token(token)}).first()
     return None if r is None else _who(r)
 
+def _one_statement(engine: Engine):
+    "A connection for a single read, outside a transaction: on PostgreSQL no BEGIN and ROLLBACK round trips around it."
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
 def user_for_token(engine: Engine, token: str) -> Optional[dict]:
     "The active user owning `token`, or None."
-    with engine.connect() as conn: return token_owner(conn, token)
+    with _one_statement(engine) as conn: return token_owner(conn, token)
 
 # %% ../../nbs/server/02_accounts.ipynb #9b2e6469
 def set_role(engine: Engine, username: str, role: str) -> str:
@@ -129,7 +133,7 @@ def session_user(engine: Engine, sid: str) -> Optional[dict]:
     live = select(tt.c.id).where(tt.c.user_pk == ut.c.id, tt.c.revoked_at.is_(None)).exists()
     q = (select(ut.c.id, ut.c.username, ut.c.user_id, ut.c.role).select_from(st.join(ut, ut.c.id == st.c.user_pk))
          .where(st.c.id_hash == hash_token(sid), st.c.expires_at > utcnow(), live))
-    with engine.connect() as conn: r = conn.execute(q).first()
+    with _one_statement(engine) as conn: r = conn.execute(q).first()
     return None if r is None else _who(r)
 
 # %% ../../nbs/server/02_accounts.ipynb #188fd6f7
