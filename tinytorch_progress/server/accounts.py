@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import ApiError, TitoError
 from ..ids import check_user_id
-from .db import Session, Standing, Token, User, new_pseudonym, utcnow
+from .db import Session, Standing, Token, User, new_pseudonym
+from ..timeutil import utc_now
 
 # %% ../../nbs/server/02_accounts.ipynb #7fd55787
 def hash_token(token: str) -> str: return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -27,7 +28,7 @@ def new_token() -> str: return "tt_" + secrets.token_urlsafe(32)
 # %% ../../nbs/server/02_accounts.ipynb #79709aea
 def _issue(conn, user_pk: int) -> str:
     tok = new_token()
-    conn.execute(insert(Token.__table__).values(user_pk=user_pk, token_hash=hash_token(tok), created_at=utcnow()))
+    conn.execute(insert(Token.__table__).values(user_pk=user_pk, token_hash=hash_token(tok), created_at=utc_now()))
     return tok
 
 # %% ../../nbs/server/02_accounts.ipynb #42f585f2
@@ -46,7 +47,7 @@ def add_user(engine: Engine, username: str, user_id: Optional[str] = None, role:
         with engine.execution_options(tito_write=True).begin() as conn:
             clash = conn.execute(select(ut.c.username).where((ut.c.username == username) | (ut.c.user_id == user_id))).first()
             if clash: raise TitoError(f"user {username!r} (or user id {user_id!r}) already exists; `tito server token {clash[0]}` issues a new token")
-            pk = conn.execute(insert(ut).values(username=username, user_id=user_id, created_at=utcnow(), role=_check_role(role),
+            pk = conn.execute(insert(ut).values(username=username, user_id=user_id, created_at=utc_now(), role=_check_role(role),
                                                 pseudonym=new_pseudonym(), on_leaderboard=True)).inserted_primary_key[0]
             return _issue(conn, pk)
     except IntegrityError: raise TitoError(f"user {username!r} already exists") from None
@@ -68,7 +69,7 @@ def revoke(engine: Engine, username: str) -> int:
     tt = Token.__table__
     with engine.execution_options(tito_write=True).begin() as conn:
         pk = _user_pk(conn, username)
-        return conn.execute(update(tt).where(tt.c.user_pk == pk, tt.c.revoked_at.is_(None)).values(revoked_at=utcnow())).rowcount
+        return conn.execute(update(tt).where(tt.c.user_pk == pk, tt.c.revoked_at.is_(None)).values(revoked_at=utc_now())).rowcount
 
 # %% ../../nbs/server/02_accounts.ipynb #b0576a69
 def list_users(engine: Engine) -> list[dict]:
@@ -119,7 +120,7 @@ def open_session(engine: Engine, token: str, hours: float = SESSION_HOURS) -> Op
     "A new session id for the owner of `token` (and the owner), or None for an unknown or revoked token."
     user = user_for_token(engine, token)
     if user is None: return None
-    sid, now, st = secrets.token_urlsafe(32), utcnow(), Session.__table__
+    sid, now, st = secrets.token_urlsafe(32), utc_now(), Session.__table__
     with engine.execution_options(tito_write=True).begin() as conn:
         conn.execute(delete(st).where(st.c.expires_at < now))  # expired ones go whenever someone signs in
         conn.execute(insert(st).values(id_hash=hash_token(sid), user_pk=user["pk"], created_at=now,
@@ -132,7 +133,7 @@ def session_user(engine: Engine, sid: str) -> Optional[dict]:
     ut, st, tt = User.__table__, Session.__table__, Token.__table__
     live = select(tt.c.id).where(tt.c.user_pk == ut.c.id, tt.c.revoked_at.is_(None)).exists()
     q = (select(ut.c.id, ut.c.username, ut.c.user_id, ut.c.role).select_from(st.join(ut, ut.c.id == st.c.user_pk))
-         .where(st.c.id_hash == hash_token(sid), st.c.expires_at > utcnow(), live))
+         .where(st.c.id_hash == hash_token(sid), st.c.expires_at > utc_now(), live))
     with _one_statement(engine) as conn: r = conn.execute(q).first()
     return None if r is None else _who(r)
 

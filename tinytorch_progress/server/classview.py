@@ -15,7 +15,8 @@ from typing import Iterator, Optional
 from sqlalchemy import func, select
 
 from ..errors import ApiError
-from .db import Counter, Db, Snapshot, Standing, User, parse_utc, utcnow
+from .db import Counter, Db, Snapshot, Standing, User
+from ..timeutil import parse_utc, utc_now
 
 # %% ../../nbs/server/05_classview.ipynb #fdcf08d1
 def student_progress(data: Optional[str], first_seen: Optional[datetime]) -> dict:
@@ -135,7 +136,7 @@ def _tally(t: dict, r: dict, modules: int):
 # %% ../../nbs/server/05_classview.ipynb #7982db30
 def summarize(rows, modules: int, days: int = STALE_DAYS, now: Optional[datetime] = None) -> dict:
     "Stuck and quiet students and per-module counts from an iterable of student rows (one pass)."
-    now, t, stuck, quiet, n = now or utcnow(), _modules_tally(modules), [], [], 0
+    now, t, stuck, quiet, n = now or utc_now(), _modules_tally(modules), [], [], 0
     for r in rows:
         n += 1
         _tally(t, r, modules)

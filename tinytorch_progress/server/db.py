@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url', 'Base', 'User', 'Token', 'Session', 'Snapshot',
            'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'SchemaMigration',
-           'utcnow', 'naive_utc', 'parse_utc', 'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
+           'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
 
 # %% ../../nbs/server/00_db.ipynb #fb2ad4a6
 import secrets, threading
@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from ..errors import TitoError
+from ..timeutil import utc_now
 
 # %% ../../nbs/server/00_db.ipynb #fcc07647
 DEFAULT_DB = "sqlite:///tito-server.db"
@@ -157,23 +158,6 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../../nbs/server/00_db.ipynb #057e6162
-def utcnow() -> datetime:
-    "Now, as naive UTC."
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-def naive_utc(d: Optional[datetime]) -> Optional[datetime]:
-    "`d` as naive UTC (a naive `d` is UTC already); None when converting it leaves the calendar."
-    if d is None or d.tzinfo is None: return d
-    try: return d.astimezone(timezone.utc).replace(tzinfo=None)
-    except (OverflowError, ValueError): return None
-
-def parse_utc(s) -> Optional[datetime]:
-    "ISO 8601 text as naive UTC; None for nothing, or for text that is not a time the database can hold."
-    if not s: return None
-    try: return naive_utc(datetime.fromisoformat(str(s).replace("Z", "+00:00")))
-    except ValueError: return None
-
 # %% ../../nbs/server/00_db.ipynb #5f1a0c02
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
     "WAL, the durability level, foreign keys, a busy timeout; `BEGIN IMMEDIATE` for connections marked `tito_write`."
@@ -271,7 +255,7 @@ def migrate(engine: Engine) -> int:
             for v, name, fn in MIGRATIONS:
                 if v > current:
                     fn(conn)
-                    conn.execute(insert(mt).values(version=v, name=name, applied_at=utcnow()))
+                    conn.execute(insert(mt).values(version=v, name=name, applied_at=utc_now()))
             return max(current, SCHEMA_VERSION)
     except SQLAlchemyError as e:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "

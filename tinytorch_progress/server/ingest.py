@@ -15,10 +15,12 @@ from sqlalchemy import bindparam, insert, select, update
 
 from ..errors import ApiError, FormatError
 from ..ids import InvalidId, check_user_id
-from ..schemas import (CombinedExport, UploadRequest, describe_validation_error, format_timestamp, parse_json,
-                                        version_tuple)
-from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, User, join_ids, naive_utc,
-                                          per_dialect, rank_counter, split_ids, utcnow)
+from ..jsonio import parse_json
+from ..schemas import CombinedExport, UploadRequest, describe_validation_error, version_tuple
+from ..timeutil import format_timestamp
+from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, User, join_ids, per_dialect,
+                                          rank_counter, split_ids)
+from ..timeutil import utc_naive, utc_now
 
 # %% ../../nbs/server/03_ingest.ipynb #039d8e84
 MAX_DEPTH = 32
@@ -106,7 +108,7 @@ def prepare(user_id: str, req: UploadRequest, now: datetime) -> Prepared:
     "What storing `req` as `user_id`'s snapshot, received `now`, writes."
     req_json = req.to_json()
     export = as_export(req, user_id, now, req_json)
-    exported_at = naive_utc(export.timestamp)
+    exported_at = utc_naive(export.timestamp)
     if exported_at is None: raise ApiError(422, "body: timestamp: out of range")
     ident = _canon({**req_json, "user_id": user_id})  # the stored text too, when the client sent a timestamp
     data = ident if req.timestamp is not None else _canon({**req_json, "user_id": user_id, "timestamp": format_timestamp(export.timestamp)})
@@ -147,7 +149,7 @@ def activity(prev, export: CombinedExport, now: datetime) -> list[dict]:
     "The events between the previous standing `prev` and the new latest export (each at its own time, else now)."
     mp, sp = export.module_progress, export.milestone_progress
     out = []
-    def ev(kind, subject, at): out.append({"kind": kind, "subject": subject, "at": naive_utc(at) or now})
+    def ev(kind, subject, at): out.append({"kind": kind, "subject": subject, "at": utc_naive(at) or now})
     old_mods = split_ids(prev.completed_modules) if prev else set()
     new_mods = {f"{m:02d}" for m in mp.completed_modules}
     dates = {f"{k:02d}": v for k, v in mp.completion_dates.items()}
@@ -194,7 +196,7 @@ def _unchanged(conn, pk: int, up: Prepared, prev) -> dict:
 # %% ../../nbs/server/03_ingest.ipynb #374ff126
 def store_upload(db: Db, user: dict, req: UploadRequest) -> dict:
     "Store `req` as `user`'s snapshot, in one transaction; the reply: what the server now holds."
-    now, pk = utcnow(), user["pk"]
+    now, pk = utc_now(), user["pk"]
     up = prepare(user["user_id"], req, now)
     with db.write() as conn:
         prev = _standing_for_update(conn, pk)
