@@ -30,10 +30,10 @@ LAYERS = {
              "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
-    "front ends": ["cli", "cli.*", "cmd_*", "magics", "demo", "__main__"],
+    "front ends": ["cli", "cli.*", "magics", "demo", "__main__"],
 }
 # What each layer may import besides itself. The server is a package of its own beside the views: it reads with the
-# readers and core (schemas, ids, store) and renders its own pages; the front ends (`cmd_server`, `demo`) start it.
+# readers and core (schemas, ids, store) and renders its own pages; the front ends (`cli.server`, `demo`) start it.
 MAY_IMPORT = {
     "readers": set(),
     "core": {"readers"},

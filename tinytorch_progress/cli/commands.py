@@ -18,7 +18,7 @@ COMMANDS = {
     "report": "cli.report", "plot": "cli.plot",
     "perf": "cli.share", "export": "cli.share", "login": "cli.share", "logout": "cli.share", "sync": "cli.share",
     "validate": "cli.validate", "schema": "cli.validate",
-    "demo": "cli.demo", "serve": "cmd_server", "server": "cmd_server",
+    "demo": "cli.demo", "serve": "cli.server", "server": "cli.server",
     "help": "cli.commands",
 }
 
