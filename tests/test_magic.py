@@ -99,3 +99,14 @@ def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir)
         assert c.ok, c.text()
         assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == [1]
     finally: ip.user_ns.pop("__vsc_ipynb_file__", None)
+
+
+def test_a_bug_of_ours_is_one_line_with_the_tito_debug_escape(ip, module_dir, monkeypatch):
+    from IPython.core.error import UsageError
+    from tinytorch_progress import tracker
+    def broken(*a, **k): raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(tracker, "status", broken)
+    with pytest.raises(UsageError, match=r"^internal error: RuntimeError: boom \(set TITO_DEBUG=1 for the traceback\)$"):
+        ip.run_line_magic("tito", "status")
+    monkeypatch.setenv("TITO_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"): ip.run_line_magic("tito", "status")

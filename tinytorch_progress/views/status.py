@@ -290,7 +290,7 @@ def widgets_wanted(include=None, exclude=None) -> bool:
     try:
         from IPython import get_ipython
         kernel = getattr(get_ipython(), "kernel", None)
-    except Exception: return False
+    except Exception: return False  # no IPython to ask (or a broken one): plain text and HTML are always right
     return kernel is not None and bool(getattr(kernel, "_allow_stdin", True))  # False in batch runs: see above
 
 # %% ../../nbs/views/02_status.ipynb #58698708
