@@ -55,6 +55,12 @@ def _leaderboard(root, cfg: dict, args) -> tuple[dict, str]:
     return prof, (f" On the leaderboard as {prof['display_name']}." if prof["on_leaderboard"] else " Not on the leaderboard.")
 
 # %% ../../nbs/cli/06_share.ipynb #de062e19
+def _said(text: str, **kw) -> Result:
+    "A one-sentence result; its HTML shows the `backquoted` commands as code."
+    from tinytorch_progress.views.checks import code_html
+    return Result(text, html_=f"<p class='tito-said'>{code_html(text)}</p>", **kw)
+
+# %% ../../nbs/cli/06_share.ipynb #5986da02
 def login_command(args) -> Result:
     "`tito login --server URL [--token T] [--user-id ID] [--display-name NAME] [--no-leaderboard | --on-leaderboard]`."
     from tinytorch_progress.profile import profile_change
@@ -69,9 +75,9 @@ def login_command(args) -> Result:
     who = f" as {cfg['user_id']}" if cfg.get("user_id") else " (user id: taken from the server on the first sync)"
     prof, shown = _leaderboard(root, cfg, args) if asked else (None, "")
     stored = "kept the token saved" if token is None else "token stored"
-    return Result(f"Logged in to {cfg['server']}{who}; {stored} in {root / '.tito' / 'config.json'} (mode 0600).{shown} "
-                  f"Run `{prog} sync` to upload your progress.",
-                  data={"server": cfg["server"], "user_id": cfg.get("user_id"), "profile": prof})
+    return _said(f"Logged in to {cfg['server']}{who}; {stored} in .tito/config.json (mode 0600).{shown} "
+                 f"Run `{prog} sync` to upload your progress.",
+                 data={"server": cfg["server"], "user_id": cfg.get("user_id"), "profile": prof})
 
 # %% ../../nbs/cli/06_share.ipynb #23ae3b78
 def logout_command(args) -> Result:
@@ -86,7 +92,7 @@ def sync_command(args) -> Result:
     from tinytorch_progress.sync import sync
     r = sync(_root(args), args.server)
     message = spell(r.message, getattr(args, "prog", None) or "tito")
-    return Result(message, data={**r.to_json(), "message": message}, ok=r.ok)
+    return _said(message, data={**r.to_json(), "message": message}, ok=r.ok)
 
 # %% ../../nbs/cli/06_share.ipynb #541b9f27
 def _perf_parser(sub):
