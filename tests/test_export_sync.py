@@ -485,7 +485,7 @@ def test_a_progress_reply_that_is_not_an_export_is_an_error(tmp_path, recorder, 
 def test_the_client_reads_the_reply_the_server_sends():
     "The client's `UploadReply` is the server's `UploadResult`, field for field, so the two cannot drift apart."
     from tinytorch_progress.schemas import UploadReply
-    from tinytorch_progress.server.app import UploadResult
+    from tinytorch_progress.server.routes.api import UploadResult
     ours, theirs = UploadReply.model_json_schema(), UploadResult.model_json_schema()
     assert set(ours["properties"]) == set(theirs["properties"]) and set(ours["required"]) == set(theirs["required"])
     for name, prop in theirs["properties"].items():
