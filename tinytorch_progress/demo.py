@@ -98,7 +98,6 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
     from tinytorch_progress import tracker
     from tinytorch_progress.views.status import change_text
     from tinytorch_progress.store import Workspace
-    from tinytorch_progress.config import update_config
     from tinytorch_progress.doctor import init_workspace
     root = Path(path).resolve()
     if root.exists() and any(root.iterdir()): raise TitoError(f"{root} is not empty; choose a new folder for the demo")
@@ -169,7 +168,6 @@ def _upload_in_process(root: Path, app, token: str) -> dict:
     from tinytorch_progress.server.accounts import user_for_token
     from tinytorch_progress.server.ingest import accept_upload, store_upload
     from tinytorch_progress.store import Workspace
-    from tinytorch_progress.config import update_config
     from tinytorch_progress.sync import snapshot
     body = json.dumps(snapshot(root, read_config(Workspace(root)).get("user_id"))).encode()
     user = user_for_token(app.state.db.engine, token)
