@@ -258,7 +258,7 @@ def test_demo_milestones_run_on_the_demo_modules_code(tmp_path):
     assert "AND: " in p.stdout and "accuracy 100%" in p.stdout and "Milestone 01 (1957: Perceptron) completed!" in p.stdout
     p = run_tito("--root", root, "milestone", "run", "02")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "▶ [1/2] Milestone 02 (1969: XOR Problem), part1: milestones/02_xor/part1_perceptron_fails.py" in p.stdout
+    assert "▶ [1/2] Milestone 02 (1969: XOR Problem), part1: milestones/02_xor/part1_perceptron_fails.ipynb" in p.stdout
     assert "no line separates XOR" in p.stdout and "XOR predictions: [0.0, 1.0, 1.0, 0.0]" in p.stdout
     d = milestones_json(root)
     assert d["completed_milestones"] == ["01", "02"] and set(d["completion_dates"]) == {"01", "02"}
