@@ -1,5 +1,6 @@
 """A real JupyterHub, all on loopback: the `jupyterhub` package with its DummyAuthenticator and SimpleLocalProcessSpawner,
-`configurable-http-proxy` from npm, and `tito serve` as a hub-managed service configured as the README says.
+`configurable-http-proxy` from npm, and `tito serve` as a hub-managed service configured by the README's own
+`jupyterhub_config.py` lines (read from README.md; only ports, paths and the test's admin token are added).
 
 Two students and an instructor sign in through the hub with a browser's cookie jar (the hub's login form, then the
 site's OAuth with the hub); each student's single-user server runs `%tito sync` in a kernel of its own with no
@@ -26,7 +27,6 @@ if not (BIN / "jupyterhub-singleuser").exists() or importlib.util.find_spec("jup
     pytest.skip("jupyterhub-singleuser (jupyter_server) is not installed", allow_module_level=True)
 
 ADMIN = "test-admin-" + uuid.uuid4().hex  # the test's own service token: starts servers and reaches them
-SCOPES = ["access:services!service=tito", "list:services!service=tito", "read:services!service=tito"]
 
 
 def free_port() -> int:
@@ -35,7 +35,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-CONFIG = """
+def readme_config() -> str:
+    "The `jupyterhub_config.py` lines of the README's JupyterHub section: the configuration under test."
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return re.search(r"### On a JupyterHub.*?```python\n(.*?)```", readme, re.S).group(1)
+
+
+TEST_SETTINGS = """
 c = get_config()  # noqa
 c.JupyterHub.ip, c.JupyterHub.port = "127.0.0.1", {proxy}
 c.JupyterHub.hub_ip, c.JupyterHub.hub_port = "127.0.0.1", {hub}
@@ -50,18 +56,14 @@ c.SimpleLocalProcessSpawner.home_dir_template = "{tmp}/home/{{username}}"
 c.Spawner.cmd = [{singleuser!r}]
 c.Spawner.args = ["--allow-root"]  # CI runs as root
 c.Spawner.start_timeout = c.Spawner.http_timeout = 120
-c.JupyterHub.load_groups = {{"instructors": {{"users": ["prof"]}}}}
-# The README's lines: the service, every user's access to it, and the single-user servers' tokens.
-c.JupyterHub.services = [
-    {{"name": "tito", "url": "http://127.0.0.1:{tito}", "oauth_no_confirm": True,
-      "command": [{tito_cmd!r}, "serve", "--db", "{tmp}/tito.db", "--log-level", "warning"]}},
-    {{"name": "test-admin", "api_token": {admin!r}}},
-]
-c.JupyterHub.load_roles = [
-    {{"name": "user", "scopes": ["self", *{scopes!r}]}},
-    {{"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "admin:servers", "access:servers"]}},
-]
-c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", *{scopes!r}]
+"""
+
+TEST_OVERRIDES = """
+# This machine's free port and paths for the service, and the test's own service token (starts servers, reaches them).
+tito_service = next(s for s in c.JupyterHub.services if s["name"] == "tito")
+tito_service.update(url="http://127.0.0.1:{tito}", command=[{tito_cmd!r}, "serve", "--db", "{tmp}/tito.db", "--log-level", "warning"])
+c.JupyterHub.services.append({{"name": "test-admin", "api_token": {admin!r}}})
+c.JupyterHub.load_roles.append({{"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "admin:servers", "access:servers"]}})
 """
 
 
@@ -90,8 +92,9 @@ def hub(tmp_path_factory):
         ws = tmp / "home" / name
         assert run_tito("init", ws, cwd=tmp).returncode == 0
         for m in modules: assert run_tito("--root", ws, "module", "complete", m, "--skip-tests", cwd=tmp).returncode == 0
-    (tmp / "jupyterhub_config.py").write_text(CONFIG.format(tmp=tmp, chp=CHP, singleuser=str(BIN / "jupyterhub-singleuser"),
-                                                            tito_cmd=str(BIN / "tito"), admin=ADMIN, scopes=SCOPES, **ports))
+    values = dict(tmp=tmp, chp=CHP, singleuser=str(BIN / "jupyterhub-singleuser"), tito_cmd=str(BIN / "tito"), admin=ADMIN, **ports)
+    config = TEST_SETTINGS.format(**values) + readme_config() + TEST_OVERRIDES.format(**values)
+    (tmp / "jupyterhub_config.py").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "TITO_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     log = tmp / "hub.log"
