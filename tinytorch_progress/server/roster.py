@@ -11,7 +11,7 @@ import csv, io
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sqlalchemy import distinct, insert, select, update
+from sqlalchemy import insert, select, update
 
 from ..errors import TitoError
 from ..ids import InvalidId, check_user_id
@@ -190,7 +190,7 @@ def tokens_csv(rows: list[dict]) -> str:
 def sections(db: Db) -> list[str]:
     "The roster's sections, sorted."
     with db.read() as conn:
-        return sorted(conn.execute(select(distinct(_rt.c.section)).where(_rt.c.section.is_not(None))).scalars())
+        return sorted(conn.execute(select(_rt.c.section).distinct().where(_rt.c.section.is_not(None))).scalars())
 
 def in_section(section: str):
     "A WHERE clause on users: those whose roster section is `section`."
