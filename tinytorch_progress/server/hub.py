@@ -115,7 +115,8 @@ class Hub:
             if hit and now - hit[0] < self.ttl: return hit[1]
         try: m = self.auth.user_for_token(token, use_cache=False)
         except Exception as e:  # the hub down, or refusing this service's own token
-            raise ApiError(503, f"the hub could not say who holds this token ({str(e)[:120]}); try again", {"Retry-After": "10"}) from None
+            why = getattr(e, "log_message", None) or str(e)  # tornado's HTTPError: its message without the status line
+            raise ApiError(503, f"the hub could not say who holds this token ({why[:120]}); try again", {"Retry-After": "10"}) from None
         with self._lock:
             if len(self._cache) >= 10_000: self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self.ttl}
             self._cache[key] = (now, m)
