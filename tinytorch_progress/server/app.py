@@ -23,7 +23,6 @@ from ..schemas import UploadRequest
 from .classview import STALE_DAYS, SummaryCache, course
 from .db import SCHEMA_VERSION, Db
 from .deps import page_viewer
-from . import live
 from .hub import Hub, ServicePrefix, hub_config, hub_routes
 from .limits import MAX_BODY, BodyLimit, RateLimiter
 from .routes import api, auth, pages
@@ -104,7 +103,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.add_middleware(BodyLimit, max_bytes=max_body)
     if hub is not None: app.add_middleware(ServicePrefix, prefix=hub.cfg.prefix)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
-    for r in (api.router, live.live_routes, pages.router, *((hub_routes,) if hub is not None else ()), auth.router): app.include_router(r)
+    for r in (api.router, pages.router, *((hub_routes,) if hub is not None else ()), auth.router): app.include_router(r)
     app.mount("/static", StaticFiles(packages=[("tinytorch_progress.server", "static")]), name="static")
     app.openapi = functools.partial(_openapi, app)
     return app
