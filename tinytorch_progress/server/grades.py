@@ -7,10 +7,10 @@ __all__ = ['CANVAS_STUDENT', 'MOODLE_IDS', 'GradingScheme', 'GradeItem', 'grade_
            'canvas_csv', 'moodle_csv']
 
 # %% ../../nbs/server/05a_grades.ipynb #c86c281e
-import csv, io, json
+import csv, io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
