@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['CODE', 'GENERIC', 'DEMO_USER', 'DEMO_INSTRUCTOR', 'INSTRUCTOR_TOKEN_FILE', 'answered', 'module_notebook',
-           'write_modules', 'build_demo', 'website_port', 'save_instructor_token', 'publish_website', 'publish_demo',
-           'demo_programs', 'write_demo_milestones']
+           'demo_programs', 'write_demo_milestones', 'write_modules', 'build_demo', 'website_port',
+           'save_instructor_token', 'publish_website', 'publish_demo']
 
 # %% ../nbs/41_demo.ipynb #2da91458
 from pathlib import Path
@@ -76,6 +76,31 @@ def module_notebook(m: Module):
     nb.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     for i, c in enumerate(nb.cells): c["id"] = f"{m.key}-{i:02d}"
     return nb
+
+# %% ../nbs/41_demo.ipynb #4cd77535
+def demo_programs() -> dict[str, bytes]:
+    "The demo's milestone programs: path under `milestones/` → the file's bytes (package data of `demo_course/milestones/`)."
+    from importlib.resources import files
+    out = {}
+    def walk(node, rel):
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            if child.name.startswith((".", "__")): continue  # __pycache__ of an installed copy
+            if child.is_dir(): walk(child, f"{rel}{child.name}/")
+            else: out[f"{rel}{child.name}"] = child.read_bytes()
+    walk(files("tinytorch_progress") / "demo_course" / "milestones", "")
+    return out
+
+# %% ../nbs/41_demo.ipynb #0d0bcca9
+def write_demo_milestones(root) -> list[Path]:
+    "Write the demo's milestone programs (one for every milestone of the curriculum) under `root/milestones/`."
+    from tinytorch_progress.atomic import write_bytes_atomic
+    out = []
+    for rel, data in demo_programs().items():
+        p = Path(root) / "milestones" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(p, data)
+        out.append(p)
+    return out
 
 # %% ../nbs/41_demo.ipynb #3e034635
 DEMO_USER = "demo-student"
@@ -229,28 +254,3 @@ def publish_demo(root, log=print) -> dict:
     root = Path(root)
     cards, export_path = _reports_and_export(root, log)
     return {"report_cards": [str(c) for c in cards], "export": str(export_path), **publish_website(root, log)}
-
-# %% ../nbs/41_demo.ipynb #4cd77535
-def demo_programs() -> dict[str, bytes]:
-    "The demo's milestone programs: path under `milestones/` → the file's bytes (package data of `demo_course/milestones/`)."
-    from importlib.resources import files
-    out = {}
-    def walk(node, rel):
-        for child in sorted(node.iterdir(), key=lambda c: c.name):
-            if child.name.startswith((".", "__")): continue  # __pycache__ of an installed copy
-            if child.is_dir(): walk(child, f"{rel}{child.name}/")
-            else: out[f"{rel}{child.name}"] = child.read_bytes()
-    walk(files("tinytorch_progress") / "demo_course" / "milestones", "")
-    return out
-
-# %% ../nbs/41_demo.ipynb #0d0bcca9
-def write_demo_milestones(root) -> list[Path]:
-    "Write the demo's milestone programs (one for every milestone of the curriculum) under `root/milestones/`."
-    from tinytorch_progress.atomic import write_bytes_atomic
-    out = []
-    for rel, data in demo_programs().items():
-        p = Path(root) / "milestones" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(p, data)
-        out.append(p)
-    return out

@@ -301,6 +301,7 @@ def why_unreachable(e) -> str:
     "A `FormatError` as a short clause for a message of ours."
     return clean_text(f"{e.where}: {e.what}" if e.where else e.what, 120)
 
+# %% ../nbs/24_sync.ipynb #f71eb894
 def confirmation(r, body: dict):
     "`(reply, None)` when `r` is the API's confirmation of the upload `body`, else `(None, why not)` in one line."
     from pydantic import ValidationError
