@@ -172,6 +172,13 @@ def _connections(s: str) -> int:
     if not s.isdigit() or not 1 <= int(s) <= 1_000_000: raise argparse.ArgumentTypeError(f"expected 1–1000000, got {s!r}")
     return int(s)
 
+def _seconds(s: str) -> float:
+    import argparse
+    try: x = float(s)
+    except ValueError: x = -1.0
+    if not 0.1 <= x <= 3600: raise argparse.ArgumentTypeError(f"expected 0.1–3600 seconds, got {s!r}")
+    return x
+
 # %% ../../nbs/cli/08_server.ipynb #7d0c58a5
 def _banner(args, app) -> str:
     "What `tito serve` says at start: where, which database, and who may read the pages."
@@ -205,7 +212,8 @@ def _serve(args):
     from tinytorch_progress.server.app import create_app
     from tinytorch_progress.server.location import choose_database
     from tinytorch_progress.server.serving import Guard, check_descriptors, serve
-    guard = Guard(max_connections=args.max_connections, max_per_client=args.max_connections_per_client or max(1, args.max_connections // 2))
+    guard = Guard(max_connections=args.max_connections, max_per_client=args.max_connections_per_client or max(1, args.max_connections // 2),
+                  header_timeout=args.header_timeout)
     check_descriptors(guard)
     url = choose_database(args.db, create=True)[0]
     app = create_app(url, durable=not args.fast_commit, public=args.public, course_name=args.course_name, stale_days=args.stale_days,
@@ -249,6 +257,8 @@ def _serve_parser(sub):
     p.add_argument("--max-connections-per-client", type=_connections, metavar="N",
                    help="open connections from one address at most (default: half of --max-connections; behind a proxy, "
                         "set it to --max-connections)")
+    p.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="S",
+                   help="seconds a client has to send a request's headers; then 408 (default 10)")
     p.add_argument("--public", action="store_true",
                    help="open the overview, leaderboard and students' pages to anyone (default: private, readers sign in)")
     p.add_argument("--course-name", metavar="NAME", help="the name in every page's header (default: the curriculum's)")

@@ -164,7 +164,7 @@ _TAKEN = "display_name {!r} is taken (or too like a name in use); choose another
 
 def _non_ascii(col, dialect: str):
     "SQL: `col` holds a character outside printable ASCII (a name from before the naming rule)."
-    return col.op("GLOB")("*[^ -~]*") if dialect == "sqlite" else col.op("~")("[^ -~]")
+    return col.op("GLOB", is_comparison=True)("*[^ -~]*") if dialect == "sqlite" else col.op("~", is_comparison=True)("[^ -~]")
 
 def _name_taken(conn, pk: int, key: str) -> bool:
     "Whether a user other than `pk` has a username, user id, chosen name or pseudonym whose `name_key` is `key`."
