@@ -265,7 +265,7 @@ def test_look_alike_names_are_taken(site, name):
 
 
 def test_one_holder_per_name_under_concurrency(db_url):
-    app = srv.create_app(db_url, throttle=False)
+    app = srv.create_app(db_url)  # set_profile directly: the race is in the database, not the route
     eng = app.state.db.engine
     try:
         pks = [srv.user_for_token(eng, srv.add_user(eng, f"s{i:02d}"))["pk"] for i in range(16)]

@@ -23,7 +23,7 @@ class Guard:
     max_per_client: int = 256
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
-    linger: float = 2.0
+    linger: float = 1.0
     ENV = "TITO_SERVER_GUARD"
 
     def to_env(self) -> str: return json.dumps(asdict(self))
@@ -49,20 +49,21 @@ class GuardedHttp(HttpToolsProtocol):
     def __init__(self, config, server_state, app_state, _loop=None):
         super().__init__(config, server_state, app_state, _loop)
         self.guard = getattr(config, "tito_guard", None) or Guard.from_env()
-        self.peers = server_state.__dict__.setdefault("tito_peers", Counter())
+        self.peers = server_state.__dict__.setdefault("tito_peers", Counter())  # address → admitted connections; "" → all
         self.peer, self.refused, self.in_headers, self.header_bytes, self.tail, self.timer = None, False, True, 0, b"", None
 
     def connection_made(self, transport):
         super().connection_made(transport)
-        peer = self.client[0] if self.client else ""
-        if len(self.connections) > self.guard.max_connections or self.peers[peer] >= self.guard.max_per_client:
+        peer = self.client[0] if self.client else "?"
+        if self.peers[""] >= self.guard.max_connections or self.peers[peer] >= self.guard.max_per_client:
             return self.refuse(503, "the server has too many open connections; retry shortly", retry_after=5)
-        self.peer, self.peers[peer] = peer, self.peers[peer] + 1
+        self.peer = peer
+        self.peers.update((peer, ""))
         self._start_timer()
 
     def connection_lost(self, exc):
         if self.peer is not None:
-            self.peers[self.peer] -= 1
+            self.peers.subtract((self.peer, ""))
             if not self.peers[self.peer]: del self.peers[self.peer]
             self.peer = None
         self._stop_timer()
@@ -145,4 +146,4 @@ def serve(app, host: str, port: int, guard: Guard = Guard(), workers: int = 1, l
     check_descriptors(guard)
     os.environ[Guard.ENV] = guard.to_env()
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, http=f"{__name__}:GuardedHttp",
-                workers=workers, factory=factory)
+                loop="asyncio", workers=workers, factory=factory)
