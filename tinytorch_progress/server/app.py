@@ -80,6 +80,10 @@ def _upload_openapi(schema: dict) -> dict:
     schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                           "description": "a token from `tito server add-user`"}}
     for name, s in top["$defs"].items(): comps[f"Upload_{name}"] = s
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for op in (op for path in schema.get("paths", {}).values() for op in path.values() if isinstance(op, dict)):
+        if "422" in op.get("responses", {}): op["responses"]["422"]["content"] = error_body
+    for unused in ("HTTPValidationError", "ValidationError"): comps.pop(unused, None)
     return schema
 
 # %% ../../nbs/server/09_app.ipynb #54bd4820
