@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from conftest import background_process
 from tinytorch_progress import server as srv
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux loopback addresses and /proc")]
@@ -33,26 +34,12 @@ def tito_serve(tmp_path, *args, files=1024):
     "A `tito serve` on a free loopback port, its open-file limit `files`; yields (port, process)."
     port = free_port()
     db = tmp_path / "site.db"
-    tok = srv.add_user(srv.Db(str(db)).engine, "ada")
-    (tmp_path / "token").write_text(tok)
-    log = open(tmp_path / "serve.log", "w")  # a file, not a pipe: a full pipe would stall the server
-    proc = subprocess.Popen(TITO + ["serve", "--db", str(db), "--port", str(port), "--log-level", "critical", *args], cwd=tmp_path,
-                            stderr=log, text=True, preexec_fn=limit_files(files))
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1): break
-            except OSError: pass
-            assert time.monotonic() < deadline, "tito serve did not start"
-            time.sleep(0.1)
+    srv.add_user(srv.Db(str(db)).engine, "ada")
+    def ready():
+        with socket.create_connection(("127.0.0.1", port), timeout=1): return True
+    cmd = TITO + ["serve", "--db", str(db), "--port", str(port), "--log-level", "critical", *args]
+    with background_process(cmd, tmp_path / "serve.log", ready, "tito serve", cwd=tmp_path, preexec_fn=limit_files(files)) as proc:
         yield port, proc
-    finally:
-        proc.terminate()
-        try: proc.wait(20)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        log.close()
 
 
 def request(port, raw=b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n", source="127.0.0.1", timeout=10.0):

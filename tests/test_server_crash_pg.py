@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from contextlib import contextmanager
 from sqlalchemy import create_engine, select, text
 
+from conftest import background_process
 from test_server import upload_body
 from tinytorch_progress import server as srv
 
@@ -83,34 +85,27 @@ def fresh_database(cluster, name) -> str:
     return cluster.url.rsplit("/", 1)[0] + f"/{name}"
 
 
+@contextmanager
+def tito_site(tmp_path, url, n, *args):
+    "A `tito serve` on `url` with students s000…; yields (port, tokens)."
+    db = srv.Db(url)
+    tokens = [srv.add_user(db.engine, f"s{i:03d}") for i in range(n)]
+    db.engine.dispose()
+    port = free_port()
+    def ready(): return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    cmd = TITO + ["serve", "--db", url, "--port", str(port), "--log-level", "warning", *args]
+    with background_process(cmd, tmp_path / "serve.log", ready, "tito serve", cwd=tmp_path):
+        yield port, tokens
+
+
 class Site:
-    "A `tito serve` on `url` with `n` students; `post(i, body)` uploads as student i."
-    def __init__(self, tmp_path, url, n, *args):
-        db = srv.Db(url)
-        self.tokens = [srv.add_user(db.engine, f"s{i:03d}") for i in range(n)]
-        db.engine.dispose()
-        self.port, self.log = free_port(), open(tmp_path / "serve.log", "w")
-        self.proc = subprocess.Popen(TITO + ["serve", "--db", url, "--port", str(self.port), "--log-level", "warning", *args],
-                                     cwd=tmp_path, stderr=self.log)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if self.client.get("/healthz").status_code == 200: break
-            except httpx.HTTPError: pass
-            assert time.monotonic() < deadline, "tito serve did not start"
-            time.sleep(0.2)
+    "The client side of a `tito_site`: `post(i, body)` uploads as student i."
+    def __init__(self, port, tokens):
+        self.port, self.tokens = port, tokens
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     def post(self, i, body, client=None):
         return (client or self.client).post("/api/progress/upload", json=body, headers={"Authorization": f"Bearer {self.tokens[i]}"})
-
-    def close(self):
-        self.client.close()
-        self.proc.terminate()
-        try: self.proc.wait(20)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
-        self.log.close()
 
 
 def marker(t, k) -> float: return float(t * 10_000 + k)
@@ -157,33 +152,31 @@ def lost(acked, stored) -> int:
 
 def test_acknowledged_uploads_survive_a_database_crash(cluster, tmp_path):
     url = fresh_database(cluster, "durable")
-    site = Site(tmp_path, url, 8 * 12)
-    try:
+    with tito_site(tmp_path, url, 8 * 12) as running:
+        site = Site(*running)
         acked, statuses = burst_with_a_crash(cluster, site)
         print(f"durable: {lost(acked, stored_markers(url))} of {sum(len(m) for m in acked.values())} acknowledged uploads lost; {statuses}")
         assert sum(len(m) for m in acked.values()) > 50 and statuses.get(201, 0) > 50, statuses
         assert lost(acked, stored_markers(url)) == 0, statuses  # every 201 is in the database after the crash
         assert not set(statuses) - {201, 503}, statuses  # while it was down: 503s, never a 500 or a dropped connection
-    finally: site.close()
 
 
 def test_fast_commit_asks_for_asynchronous_commit(cluster, tmp_path):
     "The opt-in: its connections run with synchronous_commit=off. What it lost in this run is reported, not asserted."
     url = fresh_database(cluster, "fast")
-    site = Site(tmp_path, url, 8 * 12, "--fast-commit")
-    try:
+    with tito_site(tmp_path, url, 8 * 12, "--fast-commit") as running:
+        site = Site(*running)
         acked, statuses = burst_with_a_crash(cluster, site)
         db = srv.Db(url, durable=False)
         with db.write() as c: assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
         db.engine.dispose()
         print(f"--fast-commit: {lost(acked, stored_markers(url))} of {sum(len(m) for m in acked.values())} acknowledged uploads lost; {statuses}")
-    finally: site.close()
 
 
 def test_a_database_that_is_down_is_a_503_then_uploads_pass(cluster, tmp_path):
     url = fresh_database(cluster, "down")
-    site = Site(tmp_path, url, 2)
-    try:
+    with tito_site(tmp_path, url, 2) as running:
+        site = Site(*running)
         assert site.post(0, upload_body((1,))).status_code == 201
         cluster.ctl("stop", "-m", "immediate")
         try:
@@ -195,4 +188,3 @@ def test_a_database_that_is_down_is_a_503_then_uploads_pass(cluster, tmp_path):
                 assert site.client.get(page, headers={"Authorization": f"Bearer {site.tokens[0]}"}).status_code == 503
         finally: cluster.ctl("start")
         assert site.post(1, upload_body((1, 2))).status_code == 201  # the pool replaced its dead connections
-    finally: site.close()

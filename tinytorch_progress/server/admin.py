@@ -32,6 +32,7 @@ def _pg_bytes(conn) -> dict[str, int]:
     return dict(conn.execute(text("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
                                   "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'")).all())
 
+# %% ../../nbs/server/05a_admin.ipynb #36834397
 def table_sizes(db: Db) -> list[dict]:
     "Each of the website's tables: its rows and its bytes on disk (None where the database cannot say), largest first."
     with db.read() as conn:
@@ -51,9 +52,11 @@ def suggest_id(old: str, taken=frozenset()) -> str:
 
 # %% ../../nbs/server/05a_admin.ipynb #aedb7bf8
 def _breaks_rule(name: str) -> Optional[str]:
+    "Why `name` breaks the one rule for names, or None."
     try: check_user_id(name); return None
     except InvalidId as e: return str(e)
 
+# %% ../../nbs/server/05a_admin.ipynb #87b1e209
 def doctor(db: Db, course: Optional[Curriculum] = None) -> list[dict]:
     "What to fix: accounts whose user id or username breaks the naming rule, and standings beyond `course`."
     ut, st = User.__table__, Standing.__table__
@@ -76,6 +79,7 @@ def doctor(db: Db, course: Optional[Curriculum] = None) -> list[dict]:
 # %% ../../nbs/server/05a_admin.ipynb #b3e12439
 def _canonical(x) -> str: return json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
+# %% ../../nbs/server/05a_admin.ipynb #27ea9d35
 def rename_id(db: Db, old: str, new: str) -> dict:
     "Give the account whose user id is `old` the user id `new` (and the username `new`, if it was `old`); what changed."
     check_user_id(new, "new user id")

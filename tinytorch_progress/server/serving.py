@@ -44,7 +44,35 @@ def refusal(status: int, detail: str, retry_after: Optional[int] = None) -> byte
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 # %% ../../nbs/server/10_serving.ipynb #156d53de
-class GuardedHttp(HttpToolsProtocol):
+class _Refusing:
+    "How `GuardedHttp` refuses: a whole response, then half-closed, lingering; and the header timer that may refuse."
+    def refuse(self, status: int, detail: str, retry_after: Optional[int] = None):
+        "Answer `status` and stop reading requests; close after `linger` seconds, or when the client does."
+        self.refused = True
+        self._stop_timer()
+        if self.transport.is_closing(): return
+        self.transport.write(refusal(status, detail, retry_after))
+        if self.transport.can_write_eof(): self.transport.write_eof()
+        self.loop.call_later(self.guard.linger, self._close)
+
+    def eof_received(self):
+        if self.refused: self._close()  # the client read the refusal and hung up
+
+    def _close(self):
+        if not self.transport.is_closing(): self.transport.close()
+
+    def _start_timer(self):
+        self.timer = self.loop.call_later(self.guard.header_timeout, self._headers_too_slow)
+
+    def _stop_timer(self):
+        if self.timer is not None: self.timer.cancel(); self.timer = None
+
+    def _headers_too_slow(self):
+        self.timer = None
+        self.refuse(408, f"request headers not received within {self.guard.header_timeout:g} s")
+
+# %% ../../nbs/server/10_serving.ipynb #115857ac
+class GuardedHttp(_Refusing, HttpToolsProtocol):
     "uvicorn's httptools protocol, holding each connection to the bounds of a `Guard` (the config's `tito_guard`, else the environment's)."
     def __init__(self, config, server_state, app_state, _loop=None):
         super().__init__(config, server_state, app_state, _loop)
@@ -93,31 +121,6 @@ class GuardedHttp(HttpToolsProtocol):
         super().on_message_complete()
         self.in_headers, self.header_bytes, self.tail = True, 0, b""
 
-    def refuse(self, status: int, detail: str, retry_after: Optional[int] = None):
-        "Answer `status` and stop reading requests; close after `linger` seconds, or when the client does."
-        self.refused = True
-        self._stop_timer()
-        if self.transport.is_closing(): return
-        self.transport.write(refusal(status, detail, retry_after))
-        if self.transport.can_write_eof(): self.transport.write_eof()
-        self.loop.call_later(self.guard.linger, self._close)
-
-    def eof_received(self):
-        if self.refused: self._close()  # the client read the refusal and hung up
-
-    def _close(self):
-        if not self.transport.is_closing(): self.transport.close()
-
-    def _start_timer(self):
-        self.timer = self.loop.call_later(self.guard.header_timeout, self._headers_too_slow)
-
-    def _stop_timer(self):
-        if self.timer is not None: self.timer.cancel(); self.timer = None
-
-    def _headers_too_slow(self):
-        self.timer = None
-        self.refuse(408, f"request headers not received within {self.guard.header_timeout:g} s")
-
 # %% ../../nbs/server/10_serving.ipynb #40b36c61
 DESCRIPTOR_SLACK = 256
 
@@ -125,6 +128,7 @@ def wanted_descriptors(guard: Guard) -> int:
     "The open-file limit a server holding `guard` wants: its connections, plus the database's, the log's and the listener's."
     return guard.max_connections + DESCRIPTOR_SLACK
 
+# %% ../../nbs/server/10_serving.ipynb #7293a4a7
 def check_descriptors(guard: Guard) -> int:
     "Raise this process's soft open-file limit toward `wanted_descriptors` (up to the hard limit); the limit, or `TitoError` if too low."
     try: import resource
