@@ -89,7 +89,7 @@ def background_process(cmd, log_path, ready, what: str, timeout: float = 60, **p
             if proc.poll() is not None: pytest.fail(f"{what} exited: {Path(log_path).read_text()[-2000:]}")
             try:
                 if ready(): break
-            except OSError: pass
+            except Exception: pass  # not answering yet (a refused connection, in whatever error the client raises)
             if time.monotonic() > deadline: pytest.fail(f"{what} did not start within {timeout:.0f} s")
             time.sleep(0.2)
         yield proc

@@ -6,6 +6,7 @@ small items of issue 27, on SQLite and PostgreSQL. Each test failed on the code 
 3. `--public` pages show chosen names and nobody who left the leaderboard;
 7. a bounded history per student, a byte budget (429/413), `tito server stats`;
 8. commits wait for the disk by default (`--fast-commit` opts out) — the crash itself: test_server_crash_pg.py;
+17. (server side) an upload's newer minor version is stored and served as sent — this one passed before too;
 9. login CSRF: `Origin: null`, no Origin, a foreign Referer are refused;
 10. leaderboard names cannot enumerate usernames quickly, and a refusal does not say whose;
 11. names compare case-folded and NFKC-normalised; 12. one holder per name under concurrency (a unique constraint);
@@ -222,6 +223,14 @@ def test_commits_wait_for_the_disk_by_default(db_url):
                        else conn.exec_driver_sql("PRAGMA synchronous").scalar())
             assert got == (want[0] if app.state.db.dialect == "postgresql" else want[1]), (durable, got)
         finally: app.state.db.engine.dispose()
+
+
+# ---- 17 (server side). a newer minor version is kept as sent ---------------------------------------------------------------
+
+def test_a_newer_minor_version_is_stored_as_sent(site):
+    c, app, tok = site
+    assert c.post("/api/progress/upload", json=upload_body((1,), version="1.7"), headers=auth(tok["cy"])).status_code == 201
+    assert c.get("/api/progress/cy", headers=auth(tok["cy"])).json()["version"] == "1.7"
 
 
 # ---- 9. login CSRF -----------------------------------------------------------------------------------------------------
