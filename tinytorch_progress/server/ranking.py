@@ -144,9 +144,10 @@ def class_overview(db: Db) -> dict:
         for kind in ("unlocked", "completed"):
             for b, k in histogram(conn, f"milestone_{kind}"):
                 stones.setdefault(f"{b:02d}", {"unlocked": 0, "completed": 0})[kind] = k
-        students, uploaded = conn.execute(select(func.count(ut.c.id), func.count(_st.c.user_pk))
-                                          .select_from(ut.outerjoin(_st, _st.c.user_pk == ut.c.id)).where(ut.c.role == "student")).one()
-    return {"students": students, "uploaded": uploaded, "distribution": dict(sorted(dist.items())),
+        users = conn.execute(select(func.count()).select_from(ut)).scalar()
+        staff, staff_uploaded = conn.execute(select(func.count(ut.c.id), func.count(_st.c.user_pk))  # the few; by index
+                                             .select_from(ut.outerjoin(_st, _st.c.user_pk == ut.c.id)).where(ut.c.role != "student")).one()
+    return {"students": users - staff, "uploaded": sum(dist.values()) - staff_uploaded, "distribution": dict(sorted(dist.items())),
             "milestones": dict(sorted(stones.items()))}
 
 # %% ../../nbs/server/04_ranking.ipynb #72df2e48
