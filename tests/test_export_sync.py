@@ -320,7 +320,8 @@ def test_offline_outbox_then_delivered_in_order_without_duplicates(tmp_path, web
     root = workspace(tmp_path, completed=[1])
     url = f"http://127.0.0.1:{port}"
     code, res = sync_json(root, "--server", url, env={"TITO_SYNC_RETRIES": "1"})
-    assert code == 1 and res["queued"] == 1 and res["message"].startswith("server unreachable: cannot connect")
+    assert code == 1 and res["queued"] == 1 and res["message"].startswith(f"server {url} unreachable: cannot connect")
+    assert f"; if it moved, `tito login --server NEW_URL` keeps your token. 1 snapshot(s) kept" in res["message"]
     code, res = sync_json(root, "--server", url, env={"TITO_SYNC_RETRIES": "0"})
     assert res["queued"] == 1  # same progress: not queued twice
     tracker.complete(root, 2, skip_tests=True)
@@ -377,7 +378,7 @@ def test_server_that_does_not_hold_the_upload_is_an_error(tmp_path, recorder):
     login(root, url, "tt_x", "ada")
     code, res = sync_json(root)
     assert code == 1 and not res["ok"]
-    assert res["message"].startswith("sync error: the server does not hold what was sent (server has 0/20 modules")
+    assert res["message"].startswith(f"sync error: {url} does not hold what was sent (server has 0/20 modules")
     assert "completed modules: sent [1, 2, 3, 4, 5, 6, 7], server has []" in res["message"]
     assert res["server_has"]["modules_completed"] == 0
     srv.lie = False
@@ -439,7 +440,7 @@ def test_a_2xx_that_is_not_the_apis_reply_keeps_the_outbox(tmp_path, recorder, r
     srv.upload_reply = reply
     code, res = sync_json(root)
     assert code == 1 and not res["ok"] and res["sent"] == 0 and res["queued"] == 1, res
-    assert res["message"].startswith("upload not confirmed: ") and why in res["message"], res["message"]
+    assert res["message"].startswith(f"upload to {url} not confirmed: ") and why in res["message"], res["message"]
     assert res["message"].endswith("1 snapshot(s) kept in .tito/outbox/ and sent on the next sync") and "\n" not in res["message"]
     assert not (root / ".tito" / "last_sync.json").exists()
     p = tito("--root", root, "sync")  # the text form: one line, no traceback
@@ -457,7 +458,7 @@ def test_an_error_page_that_is_not_the_apis_keeps_the_item_queued(tmp_path, reco
     srv.upload_reply = (403, "text/html", b"<html>Forbidden by the proxy</html>")
     code, res = sync_json(root)
     assert code == 1 and res["queued"] == 1 and res["rejected"] == [], res
-    assert res["message"].startswith("upload refused: HTTP 403 (text/html, not the progress API's reply)")
+    assert res["message"].startswith(f"upload refused by {url}: HTTP 403 (text/html, not the progress API's reply)")
     assert not (root / ".tito" / "outbox" / "rejected").exists()
     srv.upload_reply = (302, "text/html", b"")
     code, res = sync_json(root)
@@ -468,9 +469,9 @@ def test_an_error_page_that_is_not_the_apis_keeps_the_item_queued(tmp_path, reco
 
 
 @pytest.mark.parametrize("held,why", [
-    ((200, "text/html", PORTAL), "uploaded, but the server's progress reply is text/html, not JSON"),
-    ((200, "application/json", b'{"user_id": "ada"}'), "uploaded, but the server's progress reply is not a combined export (timestamp: required field is missing"),
-    ((200, "application/json", b"[1, 2]"), "uploaded, but the server's progress reply is not a combined export ((top level): expected a JSON object"),
+    ((200, "text/html", PORTAL), "but the server's progress reply is text/html, not JSON"),
+    ((200, "application/json", b'{"user_id": "ada"}'), "but the server's progress reply is not a combined export (timestamp: required field is missing"),
+    ((200, "application/json", b"[1, 2]"), "but the server's progress reply is not a combined export ((top level): expected a JSON object"),
 ])
 def test_a_progress_reply_that_is_not_an_export_is_an_error(tmp_path, recorder, held, why):
     srv, url = recorder()
@@ -478,7 +479,7 @@ def test_a_progress_reply_that_is_not_an_export_is_an_error(tmp_path, recorder, 
     login(root, url, "tt_x", "ada")
     srv.held_reply = held
     code, res = sync_json(root)
-    assert code == 1 and not res["ok"] and res["sent"] == 1 and res["message"].startswith(why), res["message"]
+    assert code == 1 and not res["ok"] and res["sent"] == 1 and res["message"].startswith(f"uploaded to {url}, {why}"), res["message"]
 
 
 def test_the_client_reads_the_reply_the_server_sends():
@@ -539,16 +540,33 @@ def test_damaged_outbox_items_are_set_aside(tmp_path, recorder):
 def test_an_older_snapshot_of_the_same_user_is_superseded_not_sent_after_a_newer_one(tmp_path, website):
     "Logged in without a user id, the first reply names the login's; an older snapshot naming it stays unsent (kept)."
     root = workspace(tmp_path, completed=[1])
-    login(root, f"http://127.0.0.1:{free_port()}", "tt_old", "ada")  # a server that is gone
+    gone = f"http://127.0.0.1:{free_port()}"
+    login(root, gone, "tt_old", "ada")  # a server that is gone
     code, res = sync_json(root, env={"TITO_SYNC_RETRIES": "0"})
-    assert code == 1 and res["queued"] == 1
+    assert code == 1 and res["queued"] == 1 and res["message"].startswith(f"server {gone} unreachable: ")
     tracker.complete(root, 2, skip_tests=True)
     w = website()
     assert tito("--root", root, "login", "--server", w.url, "--token", w.add_user("ada")).returncode == 0
     code, res = sync_json(root)
     assert code == 0 and res["ok"] and res["sent"] == 1 and "server has 2/20 modules" in res["message"], res
-    assert "an older snapshot of 'ada', superseded by the newer one sent after it" in res["not_sent"][0]
+    assert res["not_sent"] == [] and len(res["superseded"]) == 1 and "not sent" not in res["message"]
+    assert res["message"].endswith("; 1 older queued snapshot superseded by the one sent (nothing was lost)"), res["message"]
     assert w.snapshots("ada") == 1 and len(list((root / ".tito" / "outbox" / "not-sent").glob("*.json"))) == 1
+
+
+def test_login_to_a_server_that_moved_keeps_the_token(tmp_path, website):
+    "The class website moved: the old address fails naming itself, `tito login --server NEW` keeps the saved token."
+    w = website()
+    root = workspace(tmp_path, completed=[1])
+    gone = f"http://127.0.0.1:{free_port()}"
+    assert tito("--root", root, "login", "--server", gone, "--token", w.add_user("ada")).returncode == 0
+    p = tito("--root", root, "sync", env={"TITO_SYNC_RETRIES": "0"})
+    assert p.returncode == 1 and gone in p.stdout and f"`tito login --server NEW_URL` keeps your token" in p.stdout, p.stdout
+    p = tito("--root", root, "login", "--server", w.url)
+    assert p.returncode == 0 and "kept the token saved" in p.stdout, p.stdout + p.stderr
+    code, res = sync_json(root)
+    assert code == 0 and res["ok"] and "server has 1/20 modules" in res["message"], res
+    assert w.snapshots("ada") == 1 and res["not_sent"] == [] and res["superseded"] == [], res
 
 
 # ---------------------------------------------------------------- leaderboard names (issue 15)
@@ -659,7 +677,7 @@ def test_a_portal_page_is_not_a_confirmation(tmp_path, recorder):
     srv.upload_reply = (200, "text/html; charset=utf-8", PORTAL)
     p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert "leaderboard setting not confirmed: HTTP 200 with text/html, not the progress API's reply" in p.stderr
+    assert f"leaderboard setting not confirmed by {url}: HTTP 200 with text/html, not the progress API's reply" in p.stderr
     assert [(m, path, a) for m, path, a, _ in srv.seen] == [("POST", "/api/profile", "Bearer tt_x")]
     srv.upload_reply = (200, "application/json", b'{"display_name": "someone-else", "on_leaderboard": true}')
     p = tito("--root", root, "login", "--server", url, "--token", "tt_x", "--display-name", "Ada.L")

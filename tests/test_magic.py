@@ -99,3 +99,26 @@ def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir)
         assert c.ok, c.text()
         assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == [1]
     finally: ip.user_ns.pop("__vsc_ipynb_file__", None)
+
+
+def test_a_bug_of_ours_is_one_line_with_the_tito_debug_escape(ip, module_dir, monkeypatch):
+    from IPython.core.error import UsageError
+    from tinytorch_progress import tracker
+    def broken(*a, **k): raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(tracker, "status", broken)
+    with pytest.raises(UsageError, match=r"^internal error: RuntimeError: boom \(set TITO_DEBUG=1 for the traceback\)$"):
+        ip.run_line_magic("tito", "status")
+    monkeypatch.setenv("TITO_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"): ip.run_line_magic("tito", "status")
+
+
+def test_the_courses_own_commands_are_handed_over_from_the_magic(ip, module_dir, tmp_path, monkeypatch):
+    from IPython.core.error import UsageError
+    with pytest.raises(UsageError, match="is a command of the course's own tito, which is not installed here"):
+        ip.run_line_magic("tito", "system doctor")  # not "invalid choice": the course's, and how to get it
+    course = tmp_path / "course-cli"; (course / "tito").mkdir(parents=True)
+    (course / "tito" / "__init__.py").write_text("")
+    (course / "tito" / "main.py").write_text("import sys\ndef main():\n    print('course tito', sys.argv[1:])\n    return 0\n")
+    monkeypatch.syspath_prepend(str(course)); monkeypatch.setenv("PYTHONPATH", str(course))
+    r = ip.run_line_magic("tito", "system doctor")
+    assert r.ok and r.text() == "course tito ['system', 'doctor']"

@@ -277,7 +277,7 @@ def test_python_dash_m_and_the_second_console_script(course):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
     ini = (ROOT / "settings.ini").read_text()
-    assert "tito-progress=tinytorch_progress.cli.main:run" in ini and "tito=tinytorch_progress.cli.main:run" in ini
+    assert "tito-progress=tinytorch_progress.cli.main:main" in ini and "tito=tinytorch_progress.cli.main:main" in ini
 
 
 def test_the_second_console_script_is_installed_and_is_ours(course):

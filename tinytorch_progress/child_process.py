@@ -6,7 +6,7 @@
 __all__ = ['VERDICT_FD', 'SKIP', 'PR_SET_PDEATHSIG', 'PR_SET_CHILD_SUBREAPER', 'RUN_TAG', 'take_verdict_fd', 'done', 'describe',
            'exit_message', 'exit_verdict', 'numbered_sources', 'code_sources', 'cell_at', 'failure', 'call_tests',
            'failing_test', 'run_notebook', 'run_script', 'prctl', 'live_parents', 'descendants', 'tagged', 'kill_all',
-           'contain', 'main']
+           'cgroup_base', 'make_cgroup', 'join_cgroup', 'end_cgroup', 'contain', 'main']
 
 # %% ../nbs/16_child_process.ipynb #0bafa980
 import json, os, re, sys, traceback
@@ -220,9 +220,72 @@ def _reap():
         if pid == 0: return
 
 # %% ../nbs/16_child_process.ipynb #2c102cfa
-def contain(runner: int, cmd: list):
-    "Run `cmd` as a grandchild; when it ends (or on SIGTERM) kill all it started, and end as it ended."
+def cgroup_base() -> str | None:
+    "This process's own cgroup v2 folder, if the unified hierarchy is mounted, else None."
+    try:
+        with open("/proc/self/cgroup") as f: mine = next((l.split("::", 1)[1].strip() for l in f if l.startswith("0::")), None)
+        with open("/proc/self/mountinfo") as f:
+            mount = next((l.split()[4] for l in f if " - cgroup2 " in l), None)
+    except OSError: return None
+    if mine is None or mount is None: return None
+    return os.path.join(mount, mine.lstrip("/"))
+
+def _sweep_stale(base: str, prefix: str = "tito-run-", age: float = 60):
+    "Remove empty run cgroups a killed tito left behind (only empty ones can be removed; fresh ones are left alone)."
+    import time
+    try: names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError: return
+    for n in names:
+        try:
+            if time.time() - os.stat(os.path.join(base, n)).st_mtime > age: os.rmdir(os.path.join(base, n))
+        except OSError: continue  # still in use, or gone meanwhile
+
+def make_cgroup(name: str) -> str | None:
+    "A new cgroup `name` under this process's own (its path), or None where tito may not make one."
+    base = cgroup_base()
+    if base is None: return None
+    _sweep_stale(base)
+    path = os.path.join(base, name)
+    try:
+        os.mkdir(path)
+        if os.access(os.path.join(path, "cgroup.procs"), os.W_OK): return path
+        os.rmdir(path)
+    except OSError: pass  # no cgroup v2, or not ours to divide: the sub-reaper fallback contains the run
+    return None
+
+def join_cgroup(path: str):
+    "Move this process into the cgroup at `path` (its future children are born in it)."
+    with open(os.path.join(path, "cgroup.procs"), "w") as f: f.write(str(os.getpid()))
+
+# %% ../nbs/16_child_process.ipynb #7e4f8ba5
+def end_cgroup(path: str, wait: float = 5):
+    "Kill every process in the cgroup at `path` (`cgroup.kill`, else one by one) and remove it."
+    import signal, time
+    procs = os.path.join(path, "cgroup.procs")
+    def members():
+        try:
+            with open(procs) as f: return [int(x) for x in f.read().split()]
+        except OSError: return []
+    try:
+        with open(os.path.join(path, "cgroup.kill"), "w") as f: f.write("1")
+    except OSError: pass  # a kernel before 5.14: one by one below
+    deadline = time.monotonic() + wait
+    while (pids := members()) and time.monotonic() < deadline:
+        for pid in pids:
+            try: os.kill(pid, signal.SIGKILL)
+            except OSError: pass  # ended meanwhile
+        time.sleep(0.01)
+    for _ in range(250):
+        try: os.rmdir(path); return
+        except OSError: time.sleep(0.02)  # the last ones are still being torn down (a later run removes it if it stays)
+
+# %% ../nbs/16_child_process.ipynb #d1195e15
+def contain(runner: int, cmd: list, cgroup: str | None = None):
+    "Run `cmd` as a grandchild (in the run's `cgroup` when there is one); when it ends (or on SIGTERM) kill all it started."
     import signal
+    if cgroup:                                            # before any fork: everything the run starts is in it
+        try: join_cgroup(cgroup)
+        except OSError: pass  # the cgroup went away: the group kill and the runner's sweep still contain the run
     for s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, lambda *_: _finish(None))
     if not prctl(PR_SET_CHILD_SUBREAPER, 1): _exec(cmd)   # no sub-reaper here: the runner's group kill only
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -270,7 +333,9 @@ def _die_of(sig: int):
 def main(argv=None):
     "Run the program `argv[0]` (`--tests`: and its test functions) and end with the verdict line; or supervise a run."
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--contain"]: return contain(int(argv[1]), argv[3:])  # --contain PID -- CMD...
+    if argv[:1] == ["--contain"]:  # --contain PID [--cgroup PATH] -- CMD...
+        cg = argv[3] if argv[2] == "--cgroup" else None
+        return contain(int(argv[1]), argv[argv.index("--") + 1:], cg)
     take_verdict_fd()
     path = os.path.abspath(argv[0]); tests = "--tests" in argv[1:]
     os.chdir(os.path.dirname(path)); sys.path.insert(0, os.path.dirname(path))

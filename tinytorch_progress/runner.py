@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .child_process import RUN_TAG, VERDICT_FD, kill_all, tagged
+from .child_process import (PR_SET_CHILD_SUBREAPER, RUN_TAG, VERDICT_FD, descendants, end_cgroup, kill_all, 
+                                              live_parents, make_cgroup, prctl, tagged)
 from .errors import TitoError
 
 # %% ../nbs/15_runner.ipynb #ee3ec22d
@@ -28,11 +29,12 @@ def child_env(root) -> dict:
 # %% ../nbs/15_runner.ipynb #a21f6d28
 CONTAIN = sys.platform.startswith("linux")
 
-def contained(cmd: list) -> list[str]:
-    "`cmd` under the supervisor that kills everything the run starts (where the platform allows), else `cmd` itself."
+def contained(cmd: list, cgroup: str | None = None) -> list[str]:
+    "`cmd` under the supervisor that kills everything the run starts (in the run's `cgroup`, when there is one)."
     cmd = [str(c) for c in cmd]
     if not CONTAIN: return cmd
-    return [sys.executable, "-m", "tinytorch_progress.child_process", "--contain", str(os.getpid()), "--", *cmd]
+    return [sys.executable, "-m", "tinytorch_progress.child_process", "--contain", str(os.getpid()),
+            *(["--cgroup", cgroup] if cgroup else []), "--", *cmd]
 
 # %% ../nbs/15_runner.ipynb #eff25a61
 def kill_process_group(p: subprocess.Popen):
@@ -92,24 +94,45 @@ def _drain(lines, eof: bool, on_line):
         on_line(item.rstrip("\r\n"))
 
 # %% ../nbs/15_runner.ipynb #102f1b7f
-def _stop(p: subprocess.Popen, token: str, grace: float = 5):
-    "End the run `p` and everything it started."
+def _children(pid: int) -> set[int]:
+    return {p for p, parent in live_parents().items() if parent == pid}
+
+def _sweep_orphans(before: set):
+    "Kill and collect the children tito gained during the run (orphans of the run) that run in a session of their own."
+    me, mine = os.getpid(), os.getsid(0)
+    def strays():
+        out = []
+        for pid in _children(me) - before:
+            try:
+                if os.getsid(pid) != mine: out.append(pid); out += descendants(pid)
+            except OSError: continue  # ended meanwhile
+        return out
+    kill_all(strays, reap=True)
+    prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+# %% ../nbs/15_runner.ipynb #243f5ec2
+def _stop(p: subprocess.Popen, token: str, grace: float = 5, cgroup: str | None = None, before: set | None = None):
+    "End the run `p` and everything it started: its cgroup, else its process group, its tagged processes and its orphans."
     if CONTAIN and p.poll() is None:
         p.terminate()
         try: p.wait(grace)
         except subprocess.TimeoutExpired: pass
+    if cgroup: end_cgroup(cgroup)
     kill_process_group(p); p.wait()
     if CONTAIN: kill_all(lambda: tagged(token))
+    if before is not None: _sweep_orphans(before)
 
-# %% ../nbs/15_runner.ipynb #243f5ec2
+# %% ../nbs/15_runner.ipynb #8c5f076b
 def run_process(cmd: list, cwd, env: dict, timeout: float, on_line: Callable[[str], None], pass_fds=()) -> Ended:
     "Run `cmd` contained, passing each output line to `on_line`; at `timeout` seconds or at its end, kill all it started."
     if not timeout > 0: raise TitoError(f"timeout must be a positive number of seconds, got {timeout!r}")
     t0, token = time.monotonic(), secrets.token_hex(8)
-    p = _start(contained(cmd), cwd, {**env, RUN_TAG: token}, pass_fds)
+    cgroup = make_cgroup(f"tito-run-{token}") if CONTAIN else None
+    before = _children(os.getpid()) if CONTAIN and cgroup is None and prctl(PR_SET_CHILD_SUBREAPER, 1) else None
+    p = _start(contained(cmd, cgroup), cwd, {**env, RUN_TAG: token}, pass_fds)
     lines = _pump(p)
     try: timed_out, eof = _follow(p, lines, t0 + timeout, on_line)
-    finally: _stop(p, token)  # Ctrl-C too: never leave the program running
+    finally: _stop(p, token, cgroup=cgroup, before=before)  # Ctrl-C too: never leave the program running
     _drain(lines, eof, on_line)
     return Ended(p.returncode, timed_out, round(time.monotonic() - t0, 3))
 

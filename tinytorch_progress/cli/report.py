@@ -80,7 +80,8 @@ def _report(args):
     analyses = _analyze_all(paths, root, args.json)
     written, in_notebook = [], getattr(args, "prog", "tito") == "%tito"
     if not args.no_save and (args.save or args.out or not in_notebook):  # a look from a notebook is not an instructor's archive
-        out = Path(args.out) if args.out else default_reports_dir(root)
+        from tinytorch_progress.atomic import output_folder
+        out = output_folder(root, Path(args.out) if args.out else default_reports_dir(root))  # a link out of the course is refused
         written = [write_card(a.card, out) for a in analyses]
     return ReportCardView(analyses, written, skipped, root)
 

@@ -8,6 +8,7 @@ __all__ = ['register']
 # %% ../../nbs/cli/08_server.ipynb #ec86df27
 import os, sys
 
+from .classroom import LMS_FORMATS, add_classroom_commands, add_export_options, hub_banner, lms_export, serve_hub
 from .commands import add_json_flag
 from ..errors import TitoError
 from ..views.result import Result
@@ -96,17 +97,19 @@ def _list_users(db, args):
 @_with_db
 def _export(db, args):
     from tinytorch_progress.server.classview import course_columns, gradebook_csv, gradebook_json
-    fmt, path = ("json", args.json_file) if args.json_file else ("csv", args.csv)
-    if not path: raise TitoError("say where: tito server export --csv FILE (or --json FILE; - for standard output)")
-    pieces = (gradebook_json if fmt == "json" else gradebook_csv)(db, *course_columns(db))
+    fmt = args.format or ("json" if args.json_file else "csv")
+    path = args.output or args.json_file or args.csv
+    if not path: raise TitoError("say where: tito server export --csv FILE (or --json FILE, or --format canvas|moodle -o FILE; - for standard output)")
+    pieces, note = lms_export(db, args) if fmt in LMS_FORMATS else ((gradebook_json if fmt == "json" else gradebook_csv)(db, *course_columns(db)), "")
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8", newline="")
     try:
         for piece in pieces: out.write(piece)
     finally:
         if out is not sys.stdout: out.close()
-    return Result("" if path == "-" else f"wrote the gradebook ({fmt.upper()}) to {path}", data={"format": fmt, "path": path})
+    return Result("" if path == "-" else f"wrote the gradebook ({fmt.upper()}) to {path}" + (f"\n{note}" if note else ""),
+                  data={"format": fmt, "path": path})
 
-# %% ../../nbs/cli/08_server.ipynb #51d233f4
+# %% ../../nbs/cli/08_server.ipynb #db5d4c1f
 def _size(n) -> str:
     "A byte count as people read it."
     if n is None: return "-"
@@ -122,7 +125,7 @@ def _stats(db, args):
     lines = [f"{'TABLE':18}  {'ROWS':>10}  {'SIZE':>9}"] + [f"{r['table']:18}  {r['rows']:>10,}  {_size(r['bytes']):>9}" for r in rows]
     return Result("\n".join(lines + [f"{'total':18}  {'':>10}  {_size(total):>9}"]), data={"tables": rows, "bytes": total})
 
-# %% ../../nbs/cli/08_server.ipynb #58c9be35
+# %% ../../nbs/cli/08_server.ipynb #142a8b3f
 @_with_db
 def _doctor(db, args):
     from tinytorch_progress.server.admin import doctor
@@ -144,7 +147,7 @@ def _quoted(x: str) -> str:
     return "$'" + "".join(c if c.isascii() and c.isprintable() and c not in "'\\" else "".join(f"\\x{b:02x}" for b in c.encode())
                           for c in x) + "'"
 
-# %% ../../nbs/cli/08_server.ipynb #ae999883
+# %% ../../nbs/cli/08_server.ipynb #7ca9fd66
 @_with_db
 def _rename_id(db, args):
     from tinytorch_progress.server.admin import rename_id
@@ -212,14 +215,15 @@ def _serve(args):
     from tinytorch_progress.server.app import create_app
     from tinytorch_progress.server.location import choose_database
     from tinytorch_progress.server.serving import Guard, check_descriptors, serve
-    guard = Guard(max_connections=args.max_connections, max_per_client=args.max_connections_per_client or max(1, args.max_connections // 2),
-                  header_timeout=args.header_timeout)
+    hub = serve_hub(args)  # a JupyterHub service: listen where the hub says
+    per_client = args.max_connections_per_client or (args.max_connections if hub else max(1, args.max_connections // 2))  # a hub: one proxy
+    guard = Guard(max_connections=args.max_connections, max_per_client=per_client, header_timeout=args.header_timeout)
     check_descriptors(guard)
     url = choose_database(args.db, create=True)[0]
     app = create_app(url, durable=not args.fast_commit, public=args.public, course_name=args.course_name, stale_days=args.stale_days,
-                     curriculum=_course(args.course))
+                     curriculum=_course(args.course), hub=hub)
     _record(url)
-    print(_banner(args, app), file=sys.stderr, flush=True)
+    print(_banner(args, app) + (hub_banner(hub) if hub else ""), file=sys.stderr, flush=True)
     kw = dict(host=args.host, port=args.port, guard=guard, log_level=args.log_level)
     try:
         if args.workers > 1:  # each worker process builds its own app from the environment
@@ -263,6 +267,8 @@ def _serve_parser(sub):
                    help="open the overview, leaderboard and students' pages to anyone (default: private, readers sign in)")
     p.add_argument("--course-name", metavar="NAME", help="the name in every page's header (default: the curriculum's)")
     p.add_argument("--stale-days", type=_count, default=7, metavar="N", help="a student is stuck or quiet after N days (default 7)")
+    p.add_argument("--instructor-group", metavar="GROUP", help="as a JupyterHub service: the hub group whose members (and the hub's "
+                   "admins) are instructors (default: instructors)")
     p.set_defaults(run=_serve)
 
 # %% ../../nbs/cli/08_server.ipynb #887c33d7
@@ -292,7 +298,9 @@ def _server_parser(sub):
     ex.add_argument("--db", metavar="URL", help=_DB_HELP)
     ex.add_argument("--csv", metavar="FILE", help="CSV file to write (- for standard output)")
     ex.add_argument("--json", dest="json_file", metavar="FILE", help="JSON file to write instead (- for standard output)")
+    add_export_options(ex)
     ex.set_defaults(run=_export)
+    add_classroom_commands(ss, _with_db, _DB_HELP)
 
 # %% ../../nbs/cli/08_server.ipynb #dfd73cc7
 def register(sub, name: str):

@@ -6,8 +6,6 @@
 __all__ = ['card_filename', 'default_reports_dir', 'write_card', 'workspace_modules', 'load_report_cards']
 
 # %% ../../nbs/report/03_cards.ipynb #2225331d
-import os
-from datetime import datetime
 from pathlib import Path
 
 from ..errors import FormatError, TitoError
@@ -24,19 +22,15 @@ def default_reports_dir(root) -> Path: return Path(root) / "instructor" / "repor
 
 # %% ../../nbs/report/03_cards.ipynb #dfb9b6d4
 def write_card(card: ReportCard, out_dir) -> Path:
-    "Write a card into `out_dir` (temp file, then rename: never a torn card); its path."
+    "Write a card into `out_dir` (an exclusive temp file, then rename: never a torn card, never through a link); its path."
+    from tinytorch_progress.atomic import write_bytes_atomic
     from tinytorch_progress.jsonio import json_bytes
     out = Path(out_dir)
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise TitoError(f"{out}: cannot write report cards: {e.strerror or e}") from None
     target = out / card_filename(card)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:  # no fsync: a card is regenerated in a second, and a flush per card cost more than grading the course
-        out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as f: f.write(json_bytes(card.to_json()))
-        os.replace(tmp, target)
-    except OSError as e:
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
-        raise TitoError(f"{out}: cannot write report card: {e.strerror or e}") from None
+    # no fsync: a card is regenerated in a second, and a flush per card cost more than grading the course
+    write_bytes_atomic(target, json_bytes(card.to_json()), durable=False)
     return target
 
 # %% ../../nbs/report/03_cards.ipynb #0f4b7670

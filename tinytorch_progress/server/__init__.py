@@ -1,4 +1,4 @@
-"""The progress website, one module per job: `db`, `location`, `limits`, `accounts`, `bounds`, `ingest`, `ranking`, `classview`, `admin`, `pages`, `deps`, `guards`, `app` (and `serving`)."""
+"""The progress website, one module per job: `db`, `location`, `limits`, `accounts`, `roster`, `bounds`, `ingest`, `ranking`, `classview`, `grades`, `admin`, `pages`, `deps`, `live`, `guards`, `hub`, `app` (and `serving`)."""
 # Hand-written, not generated: nbdev exports modules, not package `__init__` files (nbs/server/ holds the modules'
 # source). Every public name of these modules is available here, as `tinytorch_progress.server.NAME`, resolved on first
 # use from the modules in layer order: `from tinytorch_progress.server import add_user` (the admin commands) loads the
@@ -7,7 +7,8 @@
 # `tito serve` imports it).
 from importlib import import_module
 
-MODULES = ("db", "location", "limits", "accounts", "bounds", "ingest", "ranking", "classview", "admin", "pages", "deps", "guards", "app")
+MODULES = ("db", "location", "limits", "accounts", "roster", "bounds", "ingest", "ranking", "classview", "grades", "admin", "pages", "deps",
+           "live", "guards", "hub", "app")
 
 
 def __getattr__(name: str):

@@ -8,12 +8,13 @@ __all__ = ['create_app', 'app_from_env']
 # %% ../../nbs/server/09_app.ipynb #aacf1c7b
 import functools, os
 from typing import Optional
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,12 +26,15 @@ from .classview import STALE_DAYS, SummaryCache, course
 from .db import SCHEMA_VERSION, Db
 from .deps import Reader, page_viewer
 from .guards import UNAVAILABLE, PrivateCaching, RefuseNul, database_unavailable
+from .hub import Hub, ServicePrefix, hub_config, hub_routes
 from .limits import MAX_BODY, BodyLimit, site_limiters
 from .routes import api, auth, pages
 
 # %% ../../nbs/server/09_app.ipynb #4ef42710
 def _wants_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    path, root = request.url.path, request.scope.get("root_path", "")
+    if root and path.startswith(root): path = path[len(root):]
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 def _here(request: Request) -> str:
     "Where to come back after signing in: this path and query."
@@ -44,6 +48,8 @@ def _page_message(e: ApiError) -> tuple[str, str]:
     return "Not allowed", f"Not allowed: {e.detail}."
 
 async def _api_error(request, e: ApiError):
+    if e.status == 401 and _wants_page(request) and getattr(request.app.state, "hub", None):  # on a hub: sign in there
+        return RedirectResponse(request.scope.get("root_path", "") + "/login?" + urlencode({"next": _here(request)}), status_code=303)
     if e.status in (401, 403) and _wants_page(request):  # a browser reaching a page it may not read: the sign-in form
         title, message = _page_message(e)
         context = {"title": title, "message": message, "next": _here(request)}
@@ -99,16 +105,18 @@ def _add_docs(app: FastAPI) -> None:
     "`/openapi.json`, `/docs` and `/redoc`, for whoever may read the site's pages."
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(who: Reader): return JSONResponse(app.openapi())
+    def document(request: Request) -> str: return request.scope.get("root_path", "") + "/openapi.json"  # under a hub's prefix too
     @app.get("/docs", include_in_schema=False)
-    def swagger_ui(who: Reader): return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: API")
+    def swagger_ui(request: Request, who: Reader): return get_swagger_ui_html(openapi_url=document(request), title=f"{app.title}: API")
     @app.get("/redoc", include_in_schema=False)
-    def redoc(who: Reader): return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title}: API")
+    def redoc(request: Request, who: Reader): return get_redoc_html(openapi_url=document(request), title=f"{app.title}: API")
 
-# %% ../../nbs/server/09_app.ipynb #e0dd4a43
+# %% ../../nbs/server/09_app.ipynb #097371fa
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0), max_body: int = MAX_BODY,
                engine: Optional[Engine] = None, durable: bool = True, public: bool = False, course_name: Optional[str] = None,
-               stale_days: int = STALE_DAYS, curriculum: Optional[Curriculum] = None, throttle: bool = True) -> FastAPI:
-    "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`."
+               stale_days: int = STALE_DAYS, curriculum: Optional[Curriculum] = None, throttle: bool = True,
+               hub: Optional[Hub] = None) -> FastAPI:
+    "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`; a JupyterHub service with `hub`."
     database, cur = Db(db, engine, durable), curriculum or course()
     app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION), docs_url=None, redoc_url=None, openapi_url=None,
                   description="Progress uploads, per-student progress, the class leaderboard and the instructors' class view.")
@@ -117,9 +125,11 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.state.summary = SummaryCache()
     app.state.limits = site_limiters(throttle, upload=rate_limit)
     app.state.limiter = app.state.limits["upload"]
+    app.state.hub = hub
     for mw, kw in ((BodyLimit, {"max_bytes": max_body}), (RefuseNul, {}), (PrivateCaching, {})): app.add_middleware(mw, **kw)
+    if hub is not None: app.add_middleware(ServicePrefix, prefix=hub.cfg.prefix)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
-    for r in (api.router, pages.router, auth.router): app.include_router(r)
+    for r in (api.router, pages.router, *((hub_routes,) if hub is not None else ()), auth.router): app.include_router(r)
     app.mount("/static", StaticFiles(packages=[("tinytorch_progress.server", "static")]), name="static")
     app.openapi = functools.partial(_openapi, app)
     _add_docs(app)
@@ -129,7 +139,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
 def app_from_env() -> FastAPI:
     "The app for `uvicorn --factory`: database, durability, openness and course settings from `$TITO_SERVER_*`."
     env = os.environ.get
-    folder = env("TITO_SERVER_COURSE_DIR")
+    folder, cfg = env("TITO_SERVER_COURSE_DIR"), hub_config()  # a JupyterHub service: the hub's settings are in every worker's environment
     return create_app(env("TITO_SERVER_DB") or None, durable=env("TITO_SERVER_FAST_COMMIT") != "1", public=env("TITO_SERVER_PUBLIC") == "1",
                       course_name=env("TITO_SERVER_COURSE") or None, stale_days=int(env("TITO_SERVER_STALE_DAYS") or STALE_DAYS),
-                      curriculum=load_curriculum(folder) if folder else None)
+                      curriculum=load_curriculum(folder) if folder else None, hub=Hub(cfg) if cfg else None)

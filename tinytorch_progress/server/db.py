@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url', 'Base', 'User', 'name_key', 'Token', 'Session',
-           'Snapshot', 'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event',
+           'Snapshot', 'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'Roster',
            'SchemaMigration', 'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
 
 # %% ../../nbs/server/00_db.ipynb #fb2ad4a6
@@ -53,7 +53,7 @@ class User(Base):
     on_leaderboard: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     display_key: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)  # `name_key(display_name)`, unique
 
-# %% ../../nbs/server/00_db.ipynb #3f903069
+# %% ../../nbs/server/00_db.ipynb #153d9921
 def name_key(name: str) -> str:
     "The form in which two names are compared: NFKC, case-folded, NFKC again."
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
@@ -160,6 +160,16 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_events_user_id", "user_pk", "id"),)
 
+# %% ../../nbs/server/00_db.ipynb #707724c1
+class Roster(Base):
+    __tablename__ = "roster"
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[Optional[str]] = mapped_column(String(254), nullable=True)
+    first_name: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    last_name: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    section: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, index=True)
+    lms_user_id: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+
 # %% ../../nbs/server/00_db.ipynb #4506117b
 class SchemaMigration(Base):
     __tablename__ = "schema_migrations"
@@ -240,8 +250,8 @@ def _m3_rate_buckets_rank_blocks(conn):
                              f" {m}_reached / {RANK_BLOCK}, COUNT(*) FROM standings"
                              f" GROUP BY {m}_completed, {m}_reached / {RANK_BLOCK}")
 
-# %% ../../nbs/server/00_db.ipynb #8f55a06c
-def _m4_display_keys(conn):
+# %% ../../nbs/server/00_db.ipynb #1509768e
+def _m5_display_keys(conn):
     "The unique `display_key` of every chosen name; of names that fold alike, all but the first chosen are cleared."
     ut = User.__table__
     if "display_key" not in {c["name"] for c in inspect(conn).get_columns("users")}:
@@ -255,14 +265,20 @@ def _m4_display_keys(conn):
     _UX_DISPLAY_KEY.create(conn, checkfirst=True)
     _IX_ROLE.create(conn, checkfirst=True)
 
-# %% ../../nbs/server/00_db.ipynb #51c86f6c
+# %% ../../nbs/server/00_db.ipynb #8f55a06c
+def _m4_roster(conn):
+    "The `roster` table (a new database has it from 1)."
+    Roster.__table__.create(conn, checkfirst=True)
+
+# %% ../../nbs/server/00_db.ipynb #253eb1be
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
 MIGRATIONS = [(1, "users, tokens, snapshots, standings, counters, events", _m1_initial),
               (2, "roles, display names, pseudonyms, sessions", _m2_roles_sessions),
               (3, "rate-limit buckets, rank blocks", _m3_rate_buckets_rank_blocks),
-              (4, "case-folded, unique leaderboard names; roles indexed", _m4_display_keys)]
+              (4, "the class roster: email, names, section, LMS user id", _m4_roster),
+              (5, "case-folded, unique leaderboard names; roles indexed", _m5_display_keys)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # %% ../../nbs/server/00_db.ipynb #63bc0af9

@@ -46,7 +46,8 @@ class PrivateCaching:
     def __init__(self, app): self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("path", "").startswith("/static/"): return await self.app(scope, receive, send)
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if scope["type"] != "http" or path.removeprefix(root).startswith("/static/"): return await self.app(scope, receive, send)
         async def send_private(message):
             if message["type"] == "http.response.start" and not any(k.lower() == b"cache-control" for k, _ in message.get("headers", ())):
                 message = {**message, "headers": [*message.get("headers", ()), (b"cache-control", NO_STORE)]}

@@ -11,7 +11,7 @@ __all__ = ['MARK', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MIME', 'bar', 'summary_line
            'ChangeView']
 
 # %% ../../nbs/views/02_status.ipynb #a5786d3d
-import collections, os, re, sys
+import collections, os, sys
 from datetime import datetime
 
 from pathlib import Path
@@ -53,7 +53,7 @@ def stats_lines(st: Status) -> list[str]:
     out = [f"Activity    streak {s['current_streak_days']} day{'s' if s['current_streak_days'] != 1 else ''} "
            f"(longest {s['longest_streak_days']}), {s['total_study_time_hours']:g} h studied, {s['modules_this_week']} module{'s' if s['modules_this_week'] != 1 else ''} this week"]
     got = _achieved(st)
-    return out + ([f"Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
+    return out + (["Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
 
 # %% ../../nbs/views/02_status.ipynb #4bdc1795
 def status_text(st: Status, detail: bool = False, where=None, prog: str = "tito") -> str:
@@ -95,7 +95,7 @@ def tests_ran(t) -> str:
     n = len(t.ran)
     return f": {n} test{'s' if n != 1 else ''}" if n else ""
 
-# %% ../../nbs/views/02_status.ipynb #41cf07e8
+# %% ../../nbs/views/02_status.ipynb #49ba86b4
 def failure_lines(t) -> list[str]:
     "One line per failing test (its cell, `[n]` and line when known; pytest's reason), each once, with its details and hint."
     from tinytorch_progress.views.checks import failure_detail, other_failures, place
@@ -106,18 +106,20 @@ def failure_lines(t) -> list[str]:
         out += [f"      {l}" for l in failure_detail(c)]
     return out + [f"  FAILED {n}: {why}" for n, why in other_failures(t)]
 
+# %% ../../nbs/views/02_status.ipynb #75744910
 def next_module_text(c: Change, prog: str = "tito", base=None) -> str:
     "`Next: module 02 (Activations): modules/02_activations/02.ipynb — tito module start 02`."
     m, f = c.next_module, c.next_file
     where = f": {os.path.relpath(f, base) if base else f}" if f else ""
     return f"Next: module {m.key} ({m.title}){where} — {prog} module start {m.key}"
 
+# %% ../../nbs/views/02_status.ipynb #2a30a13f
 def change_text(c: Change, prog: str = "tito", base=None) -> str:
     "What a tracker action did, with a banner line per unlocked milestone; commands as `prog` spells them."
     out = [c.message]
     if c.tests is not None and c.tests.passed: out.append(f"tests passed ({c.tests.how}{tests_ran(c.tests)})")
     if c.tests is not None and not c.tests.passed: out += failure_lines(c.tests)
-    for ms in c.unlocked: out.append(f"★ {ms.name} unlocked — run `{prog} milestone run {ms.id}`")
+    for ms in c.unlocked: out.append(f"★ {ms.name} unlocked — re-create it with `{prog} milestone run {ms.id}`")
     if c.course_complete: out.append("★ Course complete: every module is done!")
     if c.action == "milestone_complete" and c.changed: out.append(f"★ {c.milestone.name} achieved!")
     if c.ok and c.next_module is not None: out.append(next_module_text(c, prog, base))
@@ -144,9 +146,10 @@ def header_html(st: Status, title: str = "progress") -> str:
             + (f";border-bottom:4px solid transparent;border-image:{t['rule']} 1" if t['rule'] else "") + "'>"
             f"{t['logo']} {_esc(st.course)} {_esc(title)}</div>")
 
-# %% ../../nbs/views/02_status.ipynb #ab08aa46
+# %% ../../nbs/views/02_status.ipynb #bf8febcb
 def pct_text(st: Status) -> str: return f"{st.completed_count}/{st.total_modules} modules ({st.completion_percentage}%)"
 
+# %% ../../nbs/views/02_status.ipynb #0c0b4c98
 def progress_html(st: Status) -> str:
     "A `<progress>` bar in the theme's accent, and the percentage."
     t = theme(st.theme)[1]
@@ -196,9 +199,11 @@ def next_html(st: Status) -> str:
     return (f"<div class='tito-next' style='margin-top:6px'><b>Next:</b> {_esc(st.next_action.text)} — "
             f"<code>{_esc(st.next_action.command('%tito'))}</code></div>")
 
+# %% ../../nbs/views/02_status.ipynb #390d28e3
 def warnings_html(st: Status) -> str:
-    "The workspace's warnings, in red."
-    return "".join(f"<div class='tito-warning'><span style='{ink(BAD)}'>warning: {_esc(spell(w, '%tito'))}</span></div>" for w in st.warnings)
+    "The workspace's warnings, in red (the commands they suggest as code)."
+    from tinytorch_progress.views.checks import code_html
+    return "".join(f"<div class='tito-warning'><span style='{ink(BAD)}'>warning: {code_html(spell(w, '%tito'))}</span></div>" for w in st.warnings)
 
 # %% ../../nbs/views/02_status.ipynb #c2bd6ecc
 def stats_html(st: Status) -> str:
@@ -290,7 +295,7 @@ def widgets_wanted(include=None, exclude=None) -> bool:
     try:
         from IPython import get_ipython
         kernel = getattr(get_ipython(), "kernel", None)
-    except Exception: return False
+    except Exception: return False  # no IPython to ask (or a broken one): plain text and HTML are always right
     return kernel is not None and bool(getattr(kernel, "_allow_stdin", True))  # False in batch runs: see above
 
 # %% ../../nbs/views/02_status.ipynb #58698708
@@ -300,9 +305,10 @@ def widget_bundle(make) -> dict:
     except ImportError: return {}
     return {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": w.model_id}}
 
-def _bundle(text: str, html_: str, make, include=None, exclude=None) -> dict:
+def _bundle(text: str, html_: str, make=None, include=None, exclude=None) -> dict:
+    "`text/plain`, `text/html` and, when `make` builds a widget and one is wanted, its view; `include`/`exclude` applied."
     b = {"text/plain": text, "text/html": html_}
-    if widgets_wanted(include, exclude): b.update(widget_bundle(make))
+    if make is not None and widgets_wanted(include, exclude): b.update(widget_bundle(make))
     if include: b = {k: v for k, v in b.items() if k in include}
     if exclude: b = {k: v for k, v in b.items() if k not in exclude}
     return b
@@ -364,16 +370,19 @@ def next_module_html(c: Change, base=None) -> str:
     return (f"<div class='tito-next' style='margin-top:6px'><b>Next:</b> module {_esc(m.key)} ({_esc(m.title)}){link} — "
             f"<code>%tito module start {_esc(m.key)}</code></div>")
 
+# %% ../../nbs/views/02_status.ipynb #8a585df7
 def change_html(c: Change, base=None) -> str:
     "The HTML of a change (shown in notebooks): its message, test results, banners and the next module."
-    out = [f"<div class='tito-message'>{_esc(c.message)}</div>", *_tests_html(c.tests)]
-    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — run <code style='background:none;color:inherit'>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
+    from tinytorch_progress.views.checks import code_html
+    out = [f"<div class='tito-message'>{code_html(c.message)}</div>", *_tests_html(c.tests)]
+    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — re-create it with "
+                                  f"<code style='background:none;color:inherit'>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
     if c.action == "milestone_complete" and c.changed: out.append(banner_html("milestone-complete", f"<b>{_esc(c.milestone.name)} achieved!</b>"))
     if c.course_complete: out.append(banner_html("course-complete", "<b>Course complete: every module is done!</b>"))
     if c.ok and c.next_module is not None: out.append(next_module_html(c, base))
     return f"<div class='tito-change'>{''.join(out)}</div>"
 
-# %% ../../nbs/views/02_status.ipynb #8a585df7
+# %% ../../nbs/views/02_status.ipynb #6a4a6af3
 class ChangeView(Result):
     "What `start`/`complete`/`reset`/`milestone complete` did, with unlock banners."
     def __init__(self, c: Change, prog: str = "tito", base=None):
@@ -389,9 +398,5 @@ class ChangeView(Result):
                                                        "failed": [list(f) for f in c.tests.failed]},
                 "next_module": c.next_module.key if c.next_module else None}
     def html(self) -> str: return change_html(self.change, self.base)
-    def widget(self):
-        import ipywidgets as W
-        w = W.HTML(self.html()); w.add_class("tito-change-widget")
-        return w
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle(change_text(self.change, "%tito", self.base), self.html(), self.widget, include, exclude)
+        return _bundle(change_text(self.change, "%tito", self.base), self.html(), include=include, exclude=exclude)
