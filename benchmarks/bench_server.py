@@ -182,13 +182,14 @@ def cpu_seconds(pid: int):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def serve(url: str, workers: int):
+def serve(url: str, workers: int, fast_commit: bool = False):
     "`tito serve` on a free port in a subprocess; (base URL, process)."
     import socket, subprocess
     with socket.socket() as s_:
         s_.bind(("127.0.0.1", 0)); port = s_.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "tinytorch_progress.cli.main", "serve", "--db", url, "--port", str(port),
-                             "--workers", str(workers), "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                             "--workers", str(workers), "--log-level", "warning", *(["--fast-commit"] if fast_commit else [])],
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     import urllib.request
     for _ in range(300):
@@ -201,9 +202,9 @@ def serve(url: str, workers: int):
 
 
 async def run_backend(url: str, args, rng: random.Random) -> dict:
-    app = srv.create_app(url)
+    app = srv.create_app(url, durable=not args.fast_commit)
     db = app.state.db
-    out = {"database": db.dialect, "users": args.users,
+    out = {"database": db.dialect, "users": args.users, "commits": "fast" if args.fast_commit else "durable",
            "load_average_before": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
     out["seed_s"] = round(seed(db, args.users, rng), 2)
     print(f"  seeded {args.users} users in {out['seed_s']} s", flush=True)
@@ -267,7 +268,7 @@ async def run_backend(url: str, args, rng: random.Random) -> dict:
             import signal
             workers = 1 if db.dialect == "sqlite" else args.workers
             more = [(tokens[u], json.dumps(b).encode()) for u, b in class_uploads(args.uploads, len(tokens), rng, 2 * args.uploads)]
-            base, proc = serve(url, workers)
+            base, proc = serve(url, workers, args.fast_commit)
             try:
                 cpu0 = cpu_seconds(proc.pid)
                 out["http_uploads_per_s"] = round(await http_uploads(base, more, args.concurrency), 1)
@@ -315,6 +316,7 @@ def main(argv=None):
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     p.add_argument("--no-http", dest="http", action="store_false", help="skip the real-HTTP upload measurement")
+    p.add_argument("--fast-commit", action="store_true", help="commits that do not wait for the disk (`tito serve --fast-commit`)")
     p.add_argument("--workers", type=int, default=1,
                    help="`tito serve --workers` for PostgreSQL over HTTP (default 1: on 2 cores more processes only contend)")
     p.add_argument("--out", default=str(HERE / "results" / "server.json"))

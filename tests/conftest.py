@@ -78,35 +78,44 @@ def pytest_collection_modifyitems(config, items):
 
 
 @contextlib.contextmanager
+def background_process(cmd, log_path, ready, what: str, timeout: float = 60, **popen):
+    "Run `cmd` with its output in `log_path` (a file: a full pipe would stall it) until `ready()` is true; yield the process, stop it after."
+    import time
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **popen)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None: pytest.fail(f"{what} exited: {Path(log_path).read_text()[-2000:]}")
+            try:
+                if ready(): break
+            except Exception: pass  # not answering yet (a refused connection, in whatever error the client raises)
+            if time.monotonic() > deadline: pytest.fail(f"{what} did not start within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try: proc.wait(20)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+
+
+@contextlib.contextmanager
 def jupyterlab_server(ws, base, env):
     "JupyterLab serving `ws` on 127.0.0.1, no browser, no news, no update checks; yields (url, token)."
-    import secrets, socket, time, urllib.request
+    import secrets, socket, urllib.request
     with socket.socket() as so:
         so.bind(("127.0.0.1", 0)); port = so.getsockname()[1]
     token = secrets.token_hex(16)
-    log = open(Path(base) / "jupyterlab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                             f"--ServerApp.root_dir={ws}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                             "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])],
-                            cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None: pytest.fail(f"JupyterLab exited: {(Path(base) / 'jupyterlab.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200: break
-            except OSError: pass
-            if time.monotonic() > deadline: pytest.fail("JupyterLab did not start within 90 s")
-            time.sleep(0.3)
+    def ready():
+        with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r: return r.status == 200
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={ws}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    with background_process(cmd, Path(base) / "jupyterlab.log", ready, "JupyterLab", timeout=90, cwd=ws, env=env):
         yield url, token
-    finally:
-        proc.terminate()
-        try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        log.close()
 
 
 @contextlib.contextmanager

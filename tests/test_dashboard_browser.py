@@ -1,6 +1,7 @@
 """The dashboard of a `--public` site in a real browser: Playwright drives Debian's chromium (found on PATH) with
 JavaScript disabled — the pages must work without it — against the app served by uvicorn on 127.0.0.1. Screenshots go
-to test-output/. The private site (sign-in, the class view) is tests/test_class_browser.py."""
+to test-output/. Strangers see what a signed-in student sees (chosen names: here each student chose their own username),
+and follow a link only to their own page, once signed in. The private site (the class view) is tests/test_class_browser.py."""
 import json, shutil, socket, threading, time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from test_server import upload_body
 from tinytorch_progress import server as srv
 
 CHROMIUM = shutil.which("chromium")
+TOKENS = {}  # username → token, filled by the `site` fixture
 OUT = Path(__file__).resolve().parents[1] / "test-output"
 pytestmark = [pytest.mark.slow, pytest.mark.browser,  # a real browser against a served site
               pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")]
@@ -28,7 +30,8 @@ def site(tmp_path_factory):
                 ("ada", (1, 2, 3), (("01", True), ("02", False))),
                 ("mallory", (1,), (("01", False),))]
     for name, mods, stones in students:
-        tok = srv.add_user(eng, name)
+        TOKENS[name] = tok = srv.add_user(eng, name)
+        srv.set_profile(eng, srv.user_for_token(eng, tok)["pk"], display_name=name)  # shown under their own name
         body = upload_body(mods, stones)
         if name == "mallory":
             body["milestone_progress"]["unlocked_milestones"][0]["name"] = "<b>bold</b><script>document.title='pwned'</script>"
@@ -71,8 +74,16 @@ def test_class_overview(site, page):
 
 
 def test_user_page_by_following_the_link(site, page):
+    page.goto(site + "/login")
+    page.fill("#token", TOKENS["ada"])
+    page.click("button[type=submit] >> text=Sign in")  # the form, posted from the site's own page: its Origin passes
     page.goto(site + "/")
-    page.click("#leaderboard >> text=ada")
+    try: _ada_page(site, page)
+    finally: page.context.clear_cookies()  # signed out for the tests after this one
+
+
+def _ada_page(site, page):
+    page.click("#leaderboard a >> text=ada")
     assert page.url == site + "/u/ada"
     assert page.locator("h1").inner_text() == "ada"
     mods = cells(page, "#modules")
@@ -94,7 +105,7 @@ def test_user_text_is_shown_as_text(site, page):
 
 
 def test_unknown_user_and_no_upload(site, page):
-    r = page.goto(site + "/u/nobody")
-    assert r.status == 404 and "Not found" in page.inner_text("h1")
+    r = page.goto(site + "/u/nobody")  # to a stranger nobody looks like a student who left the leaderboard: sign in
+    assert r.status == 401 and "Sign in" in page.inner_text("h1")
     r = page.goto(site + "/u/newcomer")
     assert r.status == 200 and "No progress uploaded yet." in page.inner_text("main")

@@ -76,13 +76,10 @@ def test_website_and_sync_blocks(tmp_path):
     site, student = tmp_path / "site", tmp_path / "student"
     site.mkdir(); student.mkdir()
     web = tito_lines("## The class website")
-    add = next(l for l in web if "add-user" in l)
-    r = sh(add, site)
-    assert r.returncode == 0, r.stderr
-    token = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)
     port = free_port()
     is_serve = lambda l: re.match(r"tito serve(\s|$)", l)
     serve = next(l for l in web if is_serve(l) and "postgresql" not in l)
+    assert web.index(serve) < next(i for i, l in enumerate(web) if "add-user" in l)  # the website first: it makes the database
     server = subprocess.Popen(TITO + shlex.split(serve)[1:] + ["--port", str(port)], cwd=site,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"})
     try:
@@ -94,6 +91,9 @@ def test_website_and_sync_blocks(tmp_path):
             assert server.poll() is None, "tito serve exited"
             time.sleep(0.1)
         else: pytest.fail("tito serve did not answer within 20 s")
+        r = sh(next(l for l in web if "add-user" in l), site)  # in the same folder: the database tito serve recorded
+        assert r.returncode == 0, r.stderr
+        token = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)
         assert run_tito("init", student).returncode == 0
         run_tito("--root", student, "module", "complete", "01", "--skip-tests")
         env = {"TOKEN": token}
@@ -140,6 +140,8 @@ def test_roster_and_lms_blocks(tmp_path):
                                          "prof,,prof@uni.edu,instructor,,,,\n")
     lines = tito_lines("### A roster")
     assert len(lines) == 2
+    from tinytorch_progress.server import Db  # a site's folder: `tito serve` made its database here (commands never make one)
+    Db(f"sqlite:///{tmp_path / 'tito-server.db'}").engine.dispose()
     for line in lines:
         r = sh(line, tmp_path)
         assert r.returncode == 0, (line, r.stdout, r.stderr)

@@ -78,6 +78,12 @@ def site(make_client):
 def auth(tok): return {"Authorization": f"Bearer {tok}"}
 
 
+def staff(app):
+    "Headers of an instructor of `app` (created on first use): instructors see usernames and every page, public or not."
+    if not hasattr(app.state, "staff_headers"): app.state.staff_headers = auth(srv.add_user(app.state.db.engine, "staff", role="instructor"))
+    return app.state.staff_headers
+
+
 def upload_body(modules=(1, 2, 3), milestones=(("01", True), ("02", False)), total=20, **kw):
     "A consistent upload (the combined export shape minus what the server fills in)."
     ms = [{"id": i, "name": f"Milestone {i}", "unlocked_at": "2025-11-15T10:00:00", "completed": c,
@@ -211,10 +217,11 @@ def test_events_follow_snapshots(site):
 
 def test_get_progress_errors(site):
     client, app, tok = site
-    assert_json_error(client.get("/api/progress/ada"), 404)  # user exists, nothing uploaded
-    assert_json_error(client.get("/api/progress/nobody"), 404)
-    assert_json_error(client.get("/api/progress/a%00b"), 422)
-    assert_json_error(client.get("/api/progress/" + "x" * 200), 422)
+    h = staff(app)
+    assert_json_error(client.get("/api/progress/ada", headers=h), 404)  # user exists, nothing uploaded
+    assert_json_error(client.get("/api/progress/nobody", headers=h), 404)
+    assert_json_error(client.get("/api/progress/a%00b", headers=h), 422)
+    assert_json_error(client.get("/api/progress/" + "x" * 200, headers=h), 422)
 
 
 def test_non_ascii_user_ids_are_refused_with_the_one_rule(make_client):
@@ -339,7 +346,7 @@ def test_every_error_is_json(site):
     client, app, tok = site
     assert_json_error(client.get("/no/such/page"), 404)
     assert_json_error(client.delete("/api/progress/upload"), 405)
-    assert_json_error(client.get("/api/progress/upload"), 404)
+    assert_json_error(client.get("/api/progress/upload", headers=staff(app)), 404)
     assert_json_error(client.get("/api/leaderboard?limit=abc"), 422)
     assert_json_error(client.post("/api/progress/upload", content=b"{}", headers=auth(tok["ada"]) | {"content-length": "nope"}), 400)
 
@@ -411,7 +418,7 @@ def test_leaderboard_pages_match_a_brute_force_ranking(site):
         got = []
         for off in range(0, len(order) + 7, 7):
             got += [(e["username"], e["rank"]) for e in
-                    client.get(f"/api/leaderboard?metric={metric}&limit=7&offset={off}").json()["leaderboard"]]
+                    client.get(f"/api/leaderboard?metric={metric}&limit=7&offset={off}", headers=staff(app)).json()["leaderboard"]]
         assert got == expect
     assert_counters_consistent(app)
 
@@ -431,12 +438,12 @@ def _seed(client, app, scores):
 def test_leaderboard_competition_ranking_and_ties(site):
     client, app, tok = site
     _seed(client, app, [("zed", 7, 1), ("cat", 9, 2), ("amy", 7, 3), ("dov", 7, 0), ("eli", 2, 2)])
-    r = client.get("/api/leaderboard")
+    r = client.get("/api/leaderboard", headers=staff(app))
     assert r.status_code == 200
     lb = Leaderboard.model_validate(r.json())
     assert [(e.username, e.modules_completed, e.rank) for e in lb.leaderboard] == [
         ("cat", 9, 1), ("zed", 7, 2), ("amy", 7, 2), ("dov", 7, 2), ("eli", 2, 5)]  # zed reached 7 first
-    r = client.get("/api/leaderboard?metric=milestones_completed")
+    r = client.get("/api/leaderboard?metric=milestones_completed", headers=staff(app))
     assert [(e["username"], e["milestones_completed"], e["rank"]) for e in r.json()["leaderboard"]] == [
         ("amy", 3, 1), ("cat", 2, 2), ("eli", 2, 2), ("zed", 1, 4), ("dov", 0, 5)]
     assert set(r.json()["leaderboard"][0]) >= {"user_id", "username", "modules_completed", "milestones_completed", "rank"}
@@ -445,13 +452,13 @@ def test_leaderboard_competition_ranking_and_ties(site):
 def test_leaderboard_pages_keep_ranks(site):
     client, app, tok = site
     _seed(client, app, [("u1", 5, 0), ("u2", 4, 0), ("u3", 4, 0), ("u4", 4, 0), ("u5", 3, 0), ("u6", 3, 0)])
-    full = [(e["username"], e["rank"]) for e in client.get("/api/leaderboard?limit=100").json()["leaderboard"]]
+    full = [(e["username"], e["rank"]) for e in client.get("/api/leaderboard?limit=100", headers=staff(app)).json()["leaderboard"]]
     assert full == [("u1", 1), ("u2", 2), ("u3", 2), ("u4", 2), ("u5", 5), ("u6", 5)]
     paged = []
     for off in range(0, 6, 2):
-        paged += [(e["username"], e["rank"]) for e in client.get(f"/api/leaderboard?limit=2&offset={off}").json()["leaderboard"]]
+        paged += [(e["username"], e["rank"]) for e in client.get(f"/api/leaderboard?limit=2&offset={off}", headers=staff(app)).json()["leaderboard"]]
     assert paged == full
-    assert client.get("/api/leaderboard?offset=100").json()["leaderboard"] == []
+    assert client.get("/api/leaderboard?offset=100", headers=staff(app)).json()["leaderboard"] == []
 
 
 def test_ties_go_to_who_reached_the_score_first(site):
@@ -460,11 +467,11 @@ def test_ties_go_to_who_reached_the_score_first(site):
     h = auth(srv.issue_token(app.state.db.engine, "amy"))
     # amy re-uploads the same score with other details: she keeps her place
     client.post("/api/progress/upload", json=upload_body((1, 2, 3), (), statistics={"total_study_time_hours": 9}), headers=h)
-    assert [e["username"] for e in client.get("/api/leaderboard").json()["leaderboard"]] == ["amy", "bea"]
+    assert [e["username"] for e in client.get("/api/leaderboard", headers=staff(app)).json()["leaderboard"]] == ["amy", "bea"]
     # amy drops to 2 then climbs back to 3: bea reached 3 first now
     client.post("/api/progress/upload", json=upload_body((1, 2), ()), headers=h)
     client.post("/api/progress/upload", json=upload_body((1, 2, 4), ()), headers=h)
-    assert [(e["username"], e["rank"]) for e in client.get("/api/leaderboard").json()["leaderboard"]] == [("bea", 1), ("amy", 1)]
+    assert [(e["username"], e["rank"]) for e in client.get("/api/leaderboard", headers=staff(app)).json()["leaderboard"]] == [("bea", 1), ("amy", 1)]
 
 
 @pytest.mark.parametrize("query", ["metric=password", "metric=modules_completed;DROP TABLE users", "metric=",
@@ -481,7 +488,7 @@ def test_leaderboard_rejects_bad_parameters(site, query):
 def test_dashboard_pages(site):
     client, app, tok = site
     _seed(client, app, [("cat", 9, 2), ("amy", 7, 3)])
-    r = client.get("/")
+    r = client.get("/", headers=staff(app))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "unsafe-inline'; img" in csp and "default-src 'none'" in csp  # own files only
@@ -491,7 +498,7 @@ def test_dashboard_pages(site):
     u = client.get("/u/amy")
     assert u.status_code == 200 and 'id="modules"' in u.text and "1957: Perceptron" not in u.text  # names come from the upload
     assert "<strong>7/20</strong> modules" in u.text and "Milestone 03" in u.text
-    assert "No progress uploaded yet" in client.get("/u/ada").text
+    assert "No progress uploaded yet" in client.get("/u/ada").text  # public: ada is on the leaderboard
 
 
 def test_dashboard_escapes_user_text(make_client):
@@ -512,9 +519,10 @@ def test_dashboard_escapes_user_text(make_client):
 
 def test_dashboard_unknown_user_and_bad_params(site):
     client, app, tok = site
-    r = client.get("/u/nobody", headers={"accept": "text/html"})
+    r = client.get("/u/nobody", headers={"accept": "text/html", **staff(app)})
     assert r.status_code == 404 and "Not found" in r.text and "text/html" in r.headers["content-type"]
-    assert_json_error(client.get("/u/nobody"), 404)
+    assert_json_error(client.get("/u/nobody", headers=staff(app)), 404)
+    assert_json_error(client.get("/u/nobody"), 401)  # to anyone else, nobody and a student who left the leaderboard look alike
     assert_json_error(client.get("/u/%3Cscript%3E"), 422)
     assert_json_error(client.get("/?metric=x"), 422)
 
@@ -583,7 +591,7 @@ def test_server_layers():
     import ast, subprocess, sys
     from pathlib import Path
     pkg = Path(srv.__file__).parent
-    order = list(srv.MODULES[:-2]) + ["routes.api", "routes.pages", "routes.auth", "hub", "app"]  # the hub replaces routes.auth's sign-in
+    order = list(srv.MODULES[:-2]) + ["routes.api", "routes.pages", "routes.auth", "hub", "app", "serving"]  # the hub replaces routes.auth's sign-in
     for m in order:
         tree = ast.parse((pkg / f"{m.replace('.', '/')}.py").read_text())
         for node in ast.walk(tree):

@@ -54,8 +54,8 @@ def served(tmp_path):
     stop(proc, log)
 
 
-def add_user(cwd, name) -> str:
-    r = run_tito("server", "add-user", name, cwd=cwd)
+def add_user(cwd, name, *extra) -> str:
+    r = run_tito("server", "add-user", name, *extra, cwd=cwd)
     assert r.returncode == 0, r.stderr
     return r.stdout.split("token: ")[1].split()[0]
 
@@ -64,6 +64,7 @@ def test_serve_upload_and_leaderboard_over_http(served):
     url, cwd, proc = served
     assert (cwd / "tito-server.db").exists()
     tokens = {n: add_user(cwd, n) for n in ("ada", "bob")}
+    staff = {"Authorization": f"Bearer {add_user(cwd, 'prof', '--role', 'instructor')}"}  # a public site shows strangers chosen names
     with httpx.Client(base_url=url, timeout=10) as c:
         h = lambda n: {"Authorization": f"Bearer {tokens[n]}"}
         r = c.post("/api/progress/upload", json=upload_body((1, 2, 3, 4), user_id="ada"), headers=h("ada"))
@@ -76,16 +77,16 @@ def test_serve_upload_and_leaderboard_over_http(served):
         assert c.post("/api/progress/upload", json=upload_body()).status_code == 401
         big = c.post("/api/progress/upload", content=(b"x" * 4096 for _ in range(100)), headers=h("ada"))
         assert big.status_code == 413 and big.json()["detail"].startswith("request body too large")
-        lb = c.get("/api/leaderboard").json()["leaderboard"]
+        lb = c.get("/api/leaderboard", headers=staff).json()["leaderboard"]
         assert [(e["username"], e["modules_completed"], e["milestones_completed"], e["rank"]) for e in lb] == [
             ("ada", 4, 1, 1), ("bob", 2, 1, 2)]
-        assert [e["username"] for e in c.get("/api/leaderboard?metric=milestones_completed").json()["leaderboard"]] == ["ada", "bob"]
+        assert [e["username"] for e in c.get("/api/leaderboard?metric=milestones_completed", headers=staff).json()["leaderboard"]] == ["ada", "bob"]
         assert c.get("/api/progress/bob").json()["module_progress"]["completed_modules"] == [1, 2]
-        page = c.get("/").text
+        page = c.get("/", headers=staff).text
         assert '<a href="/u/ada">ada</a>' in page and '<a href="/u/bob">bob</a>' in page
     # the admin CLI sees the uploads the server stored
     r = run_tito("server", "list-users", "--json", cwd=cwd)
-    assert {(u["username"], u["modules_completed"]) for u in json.loads(r.stdout)} == {("ada", 4), ("bob", 2)}
+    assert {(u["username"], u["modules_completed"]) for u in json.loads(r.stdout)} == {("ada", 4), ("bob", 2), ("prof", None)}
     # revoking takes effect on the running server at once
     assert run_tito("server", "revoke", "ada", cwd=cwd).returncode == 0
     assert httpx.post(f"{url}/api/progress/upload", json=upload_body(), headers={"Authorization": f"Bearer {tokens['ada']}"}).status_code == 401
@@ -114,7 +115,8 @@ def test_two_workspaces_sync_to_the_server(served, tmp_path):
         assert f"as {name}" in r.stdout
         again = run_tito("--root", ws, "sync", cwd=work)
         assert again.returncode == 0, again.stderr
-    lb = httpx.get(f"{url}/api/leaderboard").json()["leaderboard"]
+    staff = {"Authorization": f"Bearer {add_user(cwd, 'prof', '--role', 'instructor')}"}
+    lb = httpx.get(f"{url}/api/leaderboard", headers=staff).json()["leaderboard"]
     assert [(e["username"], e["modules_completed"], e["rank"]) for e in lb] == [("carol", 3, 1), ("dave", 1, 2)]
     held = httpx.get(f"{url}/api/progress/carol").json()
     assert held["user_id"] == "carol" and held["module_progress"]["completed_modules"] == [1, 2, 3]
@@ -142,8 +144,8 @@ def test_serve_with_worker_processes_on_postgresql(tmp_path):
     db, cleanup = fresh_db("postgresql", tmp_path)
     try:
         tokens = {}
-        for n in ("ada", "bob"):
-            r = run_tito("server", "add-user", n, "--db", db, cwd=tmp_path)
+        for n, *role in (("ada",), ("bob",), ("prof", "--role", "instructor")):
+            r = run_tito("server", "add-user", n, *role, "--db", db, cwd=tmp_path)
             assert r.returncode == 0, r.stderr
             tokens[n] = r.stdout.split("token: ")[1].split()[0]
         url, proc, log = start_serve(tmp_path, "--db", db, "--workers", "2")
@@ -152,9 +154,10 @@ def test_serve_with_worker_processes_on_postgresql(tmp_path):
                 for i, n in enumerate(("ada", "bob")):
                     r = c.post("/api/progress/upload", json=upload_body(tuple(range(1, 3 + i))), headers={"Authorization": f"Bearer {tokens[n]}"})
                     assert r.status_code == 201, r.text
-                codes = {c.get("/api/leaderboard").status_code for _ in range(20)}
+                staff = {"Authorization": f"Bearer {tokens['prof']}"}
+                codes = {c.get("/api/leaderboard", headers=staff).status_code for _ in range(20)}
                 assert codes == {200}
-                assert [(e["username"], e["rank"]) for e in c.get("/api/leaderboard").json()["leaderboard"]] == [("bob", 1), ("ada", 2)]
+                assert [(e["username"], e["rank"]) for e in c.get("/api/leaderboard", headers=staff).json()["leaderboard"]] == [("bob", 1), ("ada", 2)]
             assert not (tmp_path / "tito-server.db").exists()
         finally:
             stop(proc, log)
@@ -174,17 +177,18 @@ def test_a_killed_server_keeps_every_upload_it_acknowledged(tmp_path, backend):
     url, cleanup = fresh_db(backend, tmp_path)
     try:
         admin = srv.Db(url)
-        tokens = [srv.add_user(admin.engine, f"s{i}") for i in range(8)]
+        tokens = [srv.add_user(admin.engine, f"s{i}") for i in range(64)]  # eight each: none reaches the history kept (20)
         admin.engine.dispose()
         base, proc, log = start_serve(tmp_path, "--db", url)
         acked, stop_at = {}, time.monotonic() + 60
         def client(i):
-            with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {tokens[i]}"}) as c:
+            with httpx.Client(base_url=base, timeout=10) as c:
                 for k in range(10_000):
+                    u = i + 8 * (k % 8)
                     body = upload_body(tuple(range(1, 1 + k % 20)), statistics={"total_study_time_hours": k})
-                    try: r = c.post("/api/progress/upload", json=body)
+                    try: r = c.post("/api/progress/upload", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
                     except httpx.TransportError: return  # the server is gone
-                    if r.status_code == 201: acked[r.json()["snapshot_id"]] = (f"s{i}", k)
+                    if r.status_code == 201: acked[r.json()["snapshot_id"]] = (f"s{u}", k)
                     if time.monotonic() > stop_at: return
         threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
         for t in threads: t.start()

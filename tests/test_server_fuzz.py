@@ -31,7 +31,7 @@ atexit.register(shutil.rmtree, _tmp, True)
 
 
 def _site(url):
-    app = srv.create_app(url, rate_limit=(10**9, 10**9), public=True)  # anonymous reads below
+    app = srv.create_app(url, rate_limit=(10**9, 10**9), public=True, throttle=False)  # anonymous reads below; no other limits
     eng = app.state.db.engine
     token = srv.add_user(eng, "fuzz")
     # something to read back for GET /api/progress/{user_id} and /u/{username}
@@ -54,25 +54,38 @@ def _num(x):
     except ValueError: return None
 
 
+def _stone(x):
+    from tinytorch_progress.ids import milestone_id
+    try: return milestone_id(x)
+    except ValueError: return None
+
+
+COURSE_MODULES, COURSE_STONES = 20, 6  # the built-in curriculum, which the fuzzed sites serve
+
+
 def make_consistent(body):
-    "Turn a generated upload into a consistent one owned by the token's user (so it is stored, not rejected)."
+    "Turn a generated upload into a consistent one inside the course, owned by the token's user (so it is stored, not rejected)."
     if not (isinstance(body, dict) and isinstance(body.get("module_progress"), dict) and isinstance(body.get("milestone_progress"), dict)):
         return body
     mp, sp = body["module_progress"], body["milestone_progress"]
     mods = mp.get("completed_modules")
     if not isinstance(mods, list) or not isinstance(mp.get("total_modules"), int) or not 1 <= mp["total_modules"] <= 999: return body
-    nums = sorted({n for n in map(_num, mods) if n is not None})
-    nums = [n for n in nums if n <= mp["total_modules"]]
-    mp.update(completed_modules=nums, completed_count=len(nums), completion_percentage=len(nums) * 100 // mp["total_modules"])
+    nums = sorted({n for n in map(_num, mods) if n is not None and 1 <= n <= COURSE_MODULES})
+    mp.update(total_modules=COURSE_MODULES, completed_modules=nums, completed_count=len(nums),
+              completion_percentage=len(nums) * 100 // COURSE_MODULES)
+    for field in ("last_worked", "last_completed"):
+        if mp.get(field) is not None and not 1 <= (_num(mp[field]) or 0) <= COURSE_MODULES: mp[field] = None
+    if isinstance(mp.get("completion_dates"), dict):
+        mp["completion_dates"] = {k: v for k, v in mp["completion_dates"].items() if 1 <= (_num(k) or 0) <= COURSE_MODULES}
     unl = sp.get("unlocked_milestones") if isinstance(sp.get("unlocked_milestones"), list) else []
     seen, keep = set(), []
     for m in unl:
-        key = repr(m.get("id")) if isinstance(m, dict) else None
-        if key is not None and key not in seen:
+        key = _stone(m.get("id")) if isinstance(m, dict) else None
+        if key is not None and key not in seen and 1 <= int(key) <= COURSE_STONES:
             seen.add(key); keep.append(m)
             if m.get("completed") is not True: m["completed_at"] = None
     sp.update(unlocked_milestones=keep, unlocked_count=len(keep), locked_milestones=[],
-              completed_count=sum(m.get("completed") is True for m in keep), total_milestones=max(len(keep), 6))
+              completed_count=sum(m.get("completed") is True for m in keep), total_milestones=COURSE_STONES)
     body["user_id"] = "fuzz"
     return body
 
@@ -200,7 +213,7 @@ def check_upload(client, auth_headers, raw, body, dup):
     elif uid not in (None, "fuzz"): assert r.status_code in (403, 422), reply
     if r.status_code == 201: assert reply["latest"] is True  # received last: the latest, whatever the timestamp
     if r.status_code in (200, 201) and reply["latest"]:
-        got = client.get("/api/progress/fuzz").json()
+        got = client.get("/api/progress/fuzz", headers=auth_headers).json()
         sent = {**body, "user_id": "fuzz", "timestamp": body["timestamp"] if body.get("timestamp") is not None else got["timestamp"]}
         assert got == CombinedExport.model_validate(sent).to_json()
     return r.status_code
@@ -249,7 +262,7 @@ def check_stamped(client, auth_headers, body):
     assert (r.status_code != 422) == _in_calendar(body["timestamp"]), (body["timestamp"], r.text)
     if r.status_code == 422: assert r.json()["detail"] == "body: timestamp: out of range"
     elif r.json()["latest"]:  # a future timestamp does not keep a later upload from being the latest
-        got = client.get("/api/progress/fuzz").json()
+        got = client.get("/api/progress/fuzz", headers=auth_headers).json()
         assert got["timestamp"] == body["timestamp"]
         assert got == CombinedExport.model_validate({**body, "user_id": "fuzz"}).to_json()
 
@@ -276,9 +289,234 @@ def test_upload_fuzzing_reached_the_store():
 @FUZZ
 @given(names)
 def test_fuzz_names_in_urls(name):
-    "A name in the URL of the API or of a page: 422 exactly when it breaks the rule, never a 5xx."
+    "A name in the URL of the API or of a page: 422 exactly when it breaks the rule, never a 5xx (401: not a listed student)."
     seg = quote(name.encode("utf-8", "surrogatepass"), safe="")
     for url in (f"/api/progress/{seg}", f"/u/{seg}"):
         r = SQLITE_CLIENT.get(url)
-        assert r.status_code in (200, 404, 422) and r.headers["content-type"].startswith("application/json"), (url, r.status_code)
+        assert r.status_code in (200, 401, 404, 422) and r.headers["content-type"].startswith("application/json"), (url, r.status_code)
         assert (r.status_code == 422) == (not _valid_name(name)), (url, r.text)
+
+
+# ---- issue 28: session lifecycles, course-bound counts, header abuse -------------------------------------------------------
+# Each group counts its attempts (examples, and the operations or connections in them) in ATTEMPTS; run with -s to see
+# them (test_fuzz_attempts_reported prints the table).
+import collections, itertools, socket, threading, time
+
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule  # noqa: F401 (documented API)
+
+ATTEMPTS = collections.Counter()
+HERE = {"origin": "http://testserver"}
+_ids = itertools.count()
+
+
+def _life_app(url):
+    "A private site on `url` (its own tables, beside the fuzz site's), with no throttles: the lifecycle is under test."
+    return srv.create_app(url, public=False, throttle=False) if url else None
+
+
+LIFE = {"sqlite": _life_app(f"sqlite:///{_tmp}/life.db"), "postgresql": _life_app(_pg_url() if _pg else None)}
+
+ops = st.lists(st.tuples(st.sampled_from(["login", "login", "login", "check", "check", "logout", "revoke", "token", "role"]),
+                         st.integers(0, 2), st.integers(0, 30)), min_size=1, max_size=25)
+
+
+def run_lifecycle(app, steps):
+    "Apply `steps` to three fresh users through the site and the admin functions; every answer must match the model."
+    eng, c = app.state.db.engine, TestClient(app, raise_server_exceptions=False)
+    names = [f"life{next(_ids)}" for _ in range(3)]
+    token = {n: srv.add_user(eng, n) for n in names}
+    last = dict(token)  # the token a user last had (a revoked one keeps failing)
+    role = {n: "student" for n in names}
+    sessions = []  # [sid, owner, valid]
+    def valid_of(n): return [s for s in sessions if s[1] == n and s[2]]
+    def end_all(n):
+        for s in valid_of(n): s[2] = False
+    for kind, who, pick in steps:
+        ATTEMPTS["sessions: operations"] += 1
+        n = names[who]
+        if kind == "login":
+            c.cookies.clear()
+            r = c.post("/login", data={"token": token[n] or last[n]}, headers=HERE, follow_redirects=False)
+            if token[n] is None: assert r.status_code == 401, r.text; continue
+            assert r.status_code == 303, r.text
+            sessions.append([r.cookies["tito_session"], n, True])
+            for s in valid_of(n)[:-srv.SESSIONS_PER_USER]: s[2] = False  # the oldest beyond the cap end
+        elif kind in ("check", "logout") and sessions:
+            sid, owner, ok = sessions[pick % len(sessions)]
+            c.cookies.clear(); c.cookies.set("tito_session", sid)
+            if kind == "logout":
+                assert c.post("/logout", headers=HERE, follow_redirects=False).status_code == 303
+                sessions[pick % len(sessions)][2] = False
+                continue
+            own, cls = c.get(f"/u/{owner}").status_code, c.get("/class").status_code
+            want = (200, 200 if role[owner] == "instructor" else 403) if ok else (401, 401)
+            assert (own, cls) == want, (kind, owner, ok, role[owner], own, cls)
+        elif kind == "revoke":
+            srv.revoke(eng, n); token[n] = None; end_all(n)
+        elif kind == "token":
+            token[n] = last[n] = srv.issue_token(eng, n); end_all(n)
+        elif kind == "role":
+            role[n] = "instructor" if role[n] == "student" else "student"
+            srv.set_role(eng, n, role[n]); end_all(n)
+    for sid, owner, ok in sessions:  # and at the end, every session ever opened
+        c.cookies.clear(); c.cookies.set("tito_session", sid)
+        assert c.get(f"/u/{owner}").status_code == (200 if ok else 401), (owner, ok)
+
+
+@FUZZ
+@given(ops)
+def test_fuzz_session_lifecycles_sqlite(steps):
+    ATTEMPTS["sessions: sequences"] += 1
+    run_lifecycle(LIFE["sqlite"], steps)
+
+
+@FUZZ
+@given(ops)
+def test_fuzz_session_lifecycles_postgresql(steps):
+    if _pg is None: pytest.skip(pg_unavailable())
+    ATTEMPTS["sessions: sequences"] += 1
+    run_lifecycle(LIFE["postgresql"], steps)
+
+
+@st.composite
+def course_counts(draw):
+    "(an upload consistent in itself, the fields it puts outside the built-in course — empty when inside)."
+    total = draw(st.one_of(st.just(COURSE_MODULES), st.integers(1, 999)))
+    mods = sorted(draw(st.sets(st.integers(1, min(total, 2 * COURSE_MODULES)), max_size=30)))
+    stones = sorted(draw(st.sets(st.integers(1, 2 * COURSE_STONES), max_size=8)))
+    total_s = max(len(stones), draw(st.one_of(st.just(COURSE_STONES), st.integers(0, 99))))  # consistent: at least those listed
+    last = draw(st.one_of(st.none(), st.integers(1, min(total, 2 * COURSE_MODULES))))
+    body = upload_body(tuple(mods), tuple((f"{i:02d}", draw(st.booleans())) for i in stones), total=total)
+    body["module_progress"].update(completion_dates={str(m): "2025-11-11T10:00:00" for m in mods}, last_completed=None,
+                                   last_worked=None if last is None else f"{last:02d}")
+    body["milestone_progress"].update(total_milestones=total_s, locked_milestones=[])
+    outside = [f for f, bad in (("module_progress.total_modules", total != COURSE_MODULES),
+                                ("module_progress.completed_modules", any(m > COURSE_MODULES for m in mods)),
+                                ("module_progress.completion_dates", any(m > COURSE_MODULES for m in mods)),
+                                ("module_progress.last_worked", last is not None and last > COURSE_MODULES),
+                                ("milestone_progress.total_milestones", total_s != COURSE_STONES),
+                                ("milestone_progress.unlocked_milestones", any(i > COURSE_STONES for i in stones))) if bad]
+    return body, outside
+
+
+def check_course_counts(client, headers, staff, body, outside):
+    ATTEMPTS["course bounds: uploads"] += 1
+    r = client.post("/api/progress/upload", json=body, headers=headers)
+    if outside:
+        assert r.status_code == 422, (outside, r.status_code, r.text)
+        detail = r.json()["detail"]
+        assert detail.startswith("outside the course: ") and [f for f in outside if f + ":" in detail] == outside, (outside, detail)
+    else: assert r.status_code in (200, 201), (r.status_code, r.text)
+    board = client.get("/api/leaderboard?limit=500", headers=staff).json()["leaderboard"]
+    assert all(e["modules_completed"] <= COURSE_MODULES and e["milestones_completed"] <= COURSE_STONES for e in board)
+
+
+def _bounds_site(app):
+    eng = app.state.db.engine
+    return ({"Authorization": f"Bearer {srv.add_user(eng, f'bounds{next(_ids)}')}"},
+            {"Authorization": f"Bearer {srv.add_user(eng, f'staff{next(_ids)}', role='instructor')}"})
+
+
+BOUNDS = {"sqlite": _bounds_site(SQLITE_APP), "postgresql": _bounds_site(PG_APP) if _pg else None}
+
+
+@FUZZ
+@given(course_counts())
+def test_fuzz_course_bounds_sqlite(case):
+    check_course_counts(SQLITE_CLIENT, *BOUNDS["sqlite"], *case)
+
+
+@FUZZ
+@given(course_counts())
+def test_fuzz_course_bounds_postgresql(case):
+    if _pg is None: pytest.skip(pg_unavailable())
+    check_course_counts(PG_CLIENT, *BOUNDS["postgresql"], *case)
+
+
+# Header abuse: a real uvicorn on loopback with the guarded protocol and small bounds, so that each example stays
+# within a second or so and a few dozen connections.
+GUARD = None
+_HDR = {}
+
+
+def _header_server():
+    "Start (once) a uvicorn thread serving the fuzz site through `GuardedHttp` with small bounds; its port."
+    global GUARD
+    if "port" in _HDR: return _HDR["port"]
+    import uvicorn
+    from tinytorch_progress.server.serving import Guard, GuardedHttp
+    GUARD = Guard(max_connections=12, max_per_client=12, max_header_bytes=2048, header_timeout=0.6, linger=0.3)
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    config = uvicorn.Config(SQLITE_APP, host="127.0.0.1", port=port, http=GuardedHttp, loop="asyncio", log_level="critical")
+    config.tito_guard = GUARD
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started: time.sleep(0.02)
+    _HDR["port"] = port
+    return port
+
+
+def _status(sock, timeout=3.0):
+    "The status of the response on `sock`, or None if none came (a reset, or nothing within `timeout`)."
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while b"\r\n" not in out:
+            chunk = sock.recv(4096)
+            if not chunk: break
+            out += chunk
+    except OSError: return None
+    return int(out.split(b" ")[1]) if out.startswith(b"HTTP/1.1 ") else None
+
+
+scenarios = st.fixed_dictionaries({
+    "held": st.integers(0, 16),               # half-sent requests held open first
+    "header": st.integers(0, 6000),           # then one request with a header of this many bytes
+    "split": st.integers(1, 4),               # sent in this many pieces
+    "pause": st.sampled_from([0.0, 0.05, 0.9]),  # between pieces (0.9 s: over the header timeout)
+})
+
+
+def check_headers(sc):
+    port, g = _header_server(), GUARD
+    ATTEMPTS["headers: scenarios"] += 1
+    held = []
+    for _ in range(sc["held"]):
+        s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"GET /healthz HTTP/1.1\r\nhost: t\r\n"); held.append(s)
+    time.sleep(0.05)
+    raw = b"GET /healthz HTTP/1.1\r\nhost: t\r\nx-pad: " + b"a" * sc["header"] + b"\r\nconnection: close\r\n\r\n"
+    cuts = [len(raw) * i // sc["split"] for i in range(sc["split"] + 1)]
+    c = socket.create_connection(("127.0.0.1", port))
+    try:
+        for a, b in zip(cuts, cuts[1:]):
+            c.sendall(raw[a:b])
+            if b < len(raw): time.sleep(sc["pause"])
+    except OSError: pass  # refused while sending: the answer is there
+    got = _status(c)
+    ATTEMPTS["headers: connections"] += 1 + len(held)
+    if sc["held"] >= g.max_connections: want = {503}
+    elif len(raw) - 4 > g.max_header_bytes: want = {431, 408} if sc["pause"] > g.header_timeout and sc["split"] > 1 else {431}
+    elif sc["pause"] * (sc["split"] - 1) > g.header_timeout: want = {408}
+    else: want = {200}
+    ATTEMPTS[f"headers: answered {got}"] += 1
+    assert got in want, (sc, got, want)
+    statuses = [_status(h, timeout=3) for h in held]
+    assert set(statuses) <= {408, 503} and None not in statuses, (sc, statuses)  # every held one answered, none reset
+    for s in held + [c]: s.close()
+    time.sleep(g.linger + 0.05)
+    after = socket.create_connection(("127.0.0.1", port))
+    after.sendall(b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+    assert _status(after) == 200, sc  # and the site serves again
+    after.close()
+
+
+@settings(max_examples=max(10, EXAMPLES // 4), deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(scenarios)
+def test_fuzz_header_abuse(sc):
+    check_headers(sc)
+
+
+def test_fuzz_attempts_reported():
+    "The attempts of each group above (run with -s to read them)."
+    if not ATTEMPTS: pytest.skip("run together with the fuzz tests above")
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in sorted(ATTEMPTS.items())))

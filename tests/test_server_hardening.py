@@ -15,7 +15,7 @@ from conftest import run_tito
 from tinytorch_progress import server as srv
 from tinytorch_progress.errors import TitoError
 from tinytorch_progress.ids import InvalidId, check_user_id
-from test_server import assert_json_error, auth, count, db_url, make_client, site, upload_body  # noqa: F401 (fixtures)
+from test_server import assert_json_error, auth, count, db_url, make_client, site, staff, upload_body  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow  # every Unicode category through the API and the CLI
 
@@ -45,7 +45,7 @@ def test_a_future_timestamp_never_freezes_the_latest(site, future):
         got = client.get("/api/progress/ada").json()
         assert got["module_progress"]["completed_count"] == n
         if when: assert got["timestamp"] == when  # the client's claim is served back as sent
-    board = client.get("/api/leaderboard").json()["leaderboard"]
+    board = client.get("/api/leaderboard", headers=staff(app)).json()["leaderboard"]
     assert [(x["user_id"], x["modules_completed"]) for x in board] == [("ada", 3)]
     assert count(app, srv.Snapshot) == 3
     srv_rows = srv.list_users(app.state.db.engine)
@@ -213,7 +213,7 @@ def test_a_user_id_from_before_the_rule_breaks_nothing(site, db_url, tmp_path):
     with app.state.db.write() as c:
         for t in (srv.User.__table__, srv.Standing.__table__):
             c.execute(update(t).where(t.c.username == "ada").values(user_id="\u202eada Ω"))
-    assert client.get("/api/leaderboard").json()["leaderboard"][0]["user_id"] == "\u202eada Ω"
+    assert client.get("/api/leaderboard", headers=staff(app)).json()["leaderboard"][0]["user_id"] == "\u202eada Ω"
     assert client.get("/").status_code == 200 and client.get("/u/ada").status_code == 200
     r = post(client, tok["ada"], upload_body((1,)))
     assert_json_error(r, 422)

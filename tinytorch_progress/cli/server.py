@@ -15,16 +15,22 @@ from ..views.result import Result
 
 # %% ../../nbs/cli/08_server.ipynb #fa63f590
 def _db(args):
+    "The database of an admin command (`Db`), and how to name it to a person."
     from tinytorch_progress.server.db import Db
-    return Db(args.db or os.environ.get("TITO_SERVER_DB") or None, durable=True)  # a new token must survive a crash
+    from tinytorch_progress.server.location import choose_database, shown
+    url, source = choose_database(args.db)
+    return Db(url, durable=True), f"{shown(url)} ({source})"
 
 # %% ../../nbs/cli/08_server.ipynb #bee12c35
 def _with_db(fn):
-    "A command that runs `fn(db, args)` with the database open, and closes it after."
+    "A command that runs `fn(db, args)` with the database open, closes it after, and names the database it used."
     def run(args):
-        db = _db(args)
-        try: return fn(db, args)
+        db, named = _db(args)
+        try: out = fn(db, args)
+        except TitoError as e: raise TitoError(f"{e} [database {named}]") from None
         finally: db.engine.dispose()
+        print(f"tito: database {named}", file=sys.stderr)
+        return out
     return run
 
 # %% ../../nbs/cli/08_server.ipynb #65e1c40d
@@ -64,7 +70,7 @@ def _revoke(db, args):
     return Result(f"revoked {n} token{'s' if n != 1 else ''} of {args.username}", data={"username": args.username, "revoked": n})
 
 # %% ../../nbs/cli/08_server.ipynb #21910e3e
-_OLD_ID_NOTE = "! user id from before the naming rule: its uploads are refused; add a new account for that student"
+_OLD_ID_NOTE = "! user id from before the naming rule: its uploads are refused until it is renamed (see `tito server doctor`)"
 
 def _shown_id(uid: str) -> str:
     "`uid` as the user table shows it: as is, or escaped and marked `!` when it breaks the one rule for names."
@@ -103,6 +109,53 @@ def _export(db, args):
     return Result("" if path == "-" else f"wrote the gradebook ({fmt.upper()}) to {path}" + (f"\n{note}" if note else ""),
                   data={"format": fmt, "path": path})
 
+# %% ../../nbs/cli/08_server.ipynb #db5d4c1f
+def _size(n) -> str:
+    "A byte count as people read it."
+    if n is None: return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB": return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+@_with_db
+def _stats(db, args):
+    from tinytorch_progress.server.admin import table_sizes
+    rows = table_sizes(db)
+    total = sum(r["bytes"] or 0 for r in rows)
+    lines = [f"{'TABLE':18}  {'ROWS':>10}  {'SIZE':>9}"] + [f"{r['table']:18}  {r['rows']:>10,}  {_size(r['bytes']):>9}" for r in rows]
+    return Result("\n".join(lines + [f"{'total':18}  {'':>10}  {_size(total):>9}"]), data={"tables": rows, "bytes": total})
+
+# %% ../../nbs/cli/08_server.ipynb #142a8b3f
+@_with_db
+def _doctor(db, args):
+    from tinytorch_progress.server.admin import doctor
+    from tinytorch_progress.server.classview import course
+    found = doctor(db, course())
+    if not found: return Result("nothing to fix", data=[])
+    lines = [f"{len(found)} thing{'s' if len(found) != 1 else ''} to fix:"]
+    for f in found:
+        fix = f"\n    fix: {' '.join(map(_quoted, f['fix']))}" if f["fix"] else ""
+        lines.append(f"  {f['kind']} of {ascii(f['username'])[1:-1]}: {ascii(f['problem'])[1:-1]}{fix}")
+    if any(f["kind"] == "user id" for f in found):
+        lines.append("After a rename, the student runs: tito login --server URL --token TOKEN --user-id NEW")
+    return Result("\n".join(lines), data=found)
+
+def _quoted(x: str) -> str:
+    "`x` as one shell word: quoted when it needs to be, its non-ASCII characters as UTF-8 escapes (`$'...'`)."
+    import shlex
+    if x.isascii() and x.isprintable(): return shlex.quote(x)
+    return "$'" + "".join(c if c.isascii() and c.isprintable() and c not in "'\\" else "".join(f"\\x{b:02x}" for b in c.encode())
+                          for c in x) + "'"
+
+# %% ../../nbs/cli/08_server.ipynb #7ca9fd66
+@_with_db
+def _rename_id(db, args):
+    from tinytorch_progress.server.admin import rename_id
+    r = rename_id(db, args.old, args.new)
+    also = f" and username {r['username']}" if r["username"] == args.new else ""
+    return Result(f"{ascii(args.old)[1:-1]} is now user id {args.new}{also} ({r['snapshots']} snapshots updated); "
+                  f"the student runs: tito login --server URL --token TOKEN --user-id {args.new}", data=r)
+
 # %% ../../nbs/cli/08_server.ipynb #958ae92b
 def _port(s: str) -> int:
     import argparse
@@ -117,38 +170,76 @@ def _count(s: str) -> int:
     if not s.isdigit() or not 1 <= int(s) <= 64: raise argparse.ArgumentTypeError(f"expected 1–64, got {s!r}")
     return int(s)
 
+def _connections(s: str) -> int:
+    import argparse
+    if not s.isdigit() or not 1 <= int(s) <= 1_000_000: raise argparse.ArgumentTypeError(f"expected 1–1000000, got {s!r}")
+    return int(s)
+
+def _seconds(s: str) -> float:
+    import argparse
+    try: x = float(s)
+    except ValueError: x = -1.0
+    if not 0.1 <= x <= 3600: raise argparse.ArgumentTypeError(f"expected 0.1–3600 seconds, got {s!r}")
+    return x
+
 # %% ../../nbs/cli/08_server.ipynb #7d0c58a5
 def _banner(args, app) -> str:
     "What `tito serve` says at start: where, which database, and who may read the pages."
     shown = app.state.db.engine.url.render_as_string(hide_password=True)
-    who = ("PUBLIC: the overview, leaderboard and every student's page are open to anyone with the URL" if args.public
-           else "private: readers sign in at /login with their token")
+    who = ("PUBLIC: the overview, the leaderboard (as students see it) and the pages of students on it are open to anyone "
+           "with the URL" if args.public else "private: readers sign in at /login with their token")
+    commits = "wait for the disk" if app.state.db.durable else "do not wait for the disk (--fast-commit)"
+    cur = app.state.curriculum
+    course = f"{len(cur.modules)} modules, {len(cur.milestones)} milestones" if cur else "not checked (no curriculum)"
     return (f"tito: serving {app.state.course} at http://{args.host}:{args.port} (database {shown}, schema v{app.state.db.schema_version}"
-            f"{f', {args.workers} worker processes' if args.workers > 1 else ''})\ntito: pages are {who}")
+            f"{f', {args.workers} worker processes' if args.workers > 1 else ''})\ntito: pages are {who}\n"
+            f"tito: commits {commits}; uploads are held to the course ({course})")
 
 # %% ../../nbs/cli/08_server.ipynb #cafacbd2
+def _course(folder):
+    "The curriculum of the course folder `folder` (None: the built-in one)."
+    if folder is None: return None
+    if not os.path.isdir(folder): raise TitoError(f"--course {folder}: not a folder (give the course's folder, holding .tito/curriculum.json or modules/)")
+    from tinytorch_progress.curriculum import load_curriculum
+    return load_curriculum(folder)
+
+def _record(url: str) -> None:
+    "Record the database served here for the `tito server` commands; a folder that cannot hold the record only warns."
+    from tinytorch_progress.server.location import RECORD, record_database
+    try: record_database(url)
+    except (TitoError, OSError) as e: print(f"tito: warning: cannot record the database in {RECORD} ({e}); `tito server` commands here need --db", file=sys.stderr)
+
 def _serve(args):
     if getattr(args, "prog", "tito") == "%tito":  # a server would block the kernel until it is interrupted
         raise TitoError("run `tito serve` in a terminal: it runs until stopped and would block this notebook")
-    import uvicorn
     from tinytorch_progress.server.app import create_app
-    url, hub = args.db or os.environ.get("TITO_SERVER_DB") or None, serve_hub(args)  # a JupyterHub service: listen where the hub says
-    app = create_app(url, durable=args.durable, public=args.public, course_name=args.course_name, stale_days=args.stale_days, hub=hub)
+    from tinytorch_progress.server.location import choose_database
+    from tinytorch_progress.server.serving import Guard, check_descriptors, serve
+    hub = serve_hub(args)  # a JupyterHub service: listen where the hub says
+    per_client = args.max_connections_per_client or (args.max_connections if hub else max(1, args.max_connections // 2))  # a hub: one proxy
+    guard = Guard(max_connections=args.max_connections, max_per_client=per_client, header_timeout=args.header_timeout)
+    check_descriptors(guard)
+    url = choose_database(args.db, create=True)[0]
+    app = create_app(url, durable=not args.fast_commit, public=args.public, course_name=args.course_name, stale_days=args.stale_days,
+                     curriculum=_course(args.course), hub=hub)
+    _record(url)
     print(_banner(args, app) + (hub_banner(hub) if hub else ""), file=sys.stderr, flush=True)
-    kw = dict(host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    kw = dict(host=args.host, port=args.port, guard=guard, log_level=args.log_level)
     try:
         if args.workers > 1:  # each worker process builds its own app from the environment
             app.state.db.engine.dispose()
             os.environ.update(TITO_SERVER_DB=str(app.state.db.engine.url.render_as_string(hide_password=False)),
-                              TITO_SERVER_DURABLE="1" if args.durable else "", TITO_SERVER_PUBLIC="1" if args.public else "",
-                              TITO_SERVER_COURSE=args.course_name or "", TITO_SERVER_STALE_DAYS=str(args.stale_days))
-            uvicorn.run("tinytorch_progress.server.app:app_from_env", factory=True, workers=args.workers, **kw)
-        else: uvicorn.run(app, **kw)
+                              TITO_SERVER_FAST_COMMIT="1" if args.fast_commit else "", TITO_SERVER_PUBLIC="1" if args.public else "",
+                              TITO_SERVER_COURSE=args.course_name or "", TITO_SERVER_STALE_DAYS=str(args.stale_days),
+                              TITO_SERVER_COURSE_DIR=os.path.abspath(args.course) if args.course else "")
+            serve("tinytorch_progress.server.app:app_from_env", factory=True, workers=args.workers, **kw)
+        else: serve(app, **kw)
     finally: app.state.db.engine.dispose()
     return Result("server stopped", data={"stopped": True})
 
 # %% ../../nbs/cli/08_server.ipynb #489f5f67
-_DB_HELP = "database URL or SQLite file (default: $TITO_SERVER_DB, else ./tito-server.db)"
+_DB_HELP = ("database URL or SQLite file (default: $TITO_SERVER_DB, else the one `tito serve` recorded in ./.tito/server.json, "
+            "else ./tito-server.db)")
 
 # %% ../../nbs/cli/08_server.ipynb #312f4e1e
 def _serve_parser(sub):
@@ -159,9 +250,19 @@ def _serve_parser(sub):
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--workers", type=_count, default=1, metavar="N",
                    help="worker processes (default 1; more use more cores — with PostgreSQL; rate limits are shared through the database)")
-    p.add_argument("--durable", action="store_true",
-                   help="wait for the disk on every upload's commit (default: a machine crash may lose the last "
-                        "fraction of a second of uploads, which students' next sync re-sends)")
+    commit = p.add_mutually_exclusive_group()
+    commit.add_argument("--fast-commit", action="store_true",
+                        help="do not wait for the disk on commits: faster, but a crash of PostgreSQL or of the database's machine "
+                             "may lose the last uploads acknowledged (see the README)")
+    commit.add_argument("--durable", action="store_true", help="wait for the disk on every commit (the default; kept for scripts)")
+    p.add_argument("--course", metavar="DIR", help="the course's folder: uploads are held to its curriculum (default: the built-in one)")
+    p.add_argument("--max-connections", type=_connections, default=512, metavar="N",
+                   help="open connections at most; more get 503 (default 512; the process needs N + 256 open files)")
+    p.add_argument("--max-connections-per-client", type=_connections, metavar="N",
+                   help="open connections from one address at most (default: half of --max-connections; behind a proxy, "
+                        "set it to --max-connections)")
+    p.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="S",
+                   help="seconds a client has to send a request's headers; then 408 (default 10)")
     p.add_argument("--public", action="store_true",
                    help="open the overview, leaderboard and students' pages to anyone (default: private, readers sign in)")
     p.add_argument("--course-name", metavar="NAME", help="the name in every page's header (default: the curriculum's)")
@@ -188,7 +289,11 @@ def _server_parser(sub):
     cmd("set-role", _set_role, "make a user a student or an instructor").add_argument("role", choices=["student", "instructor"])
     cmd("token", _token, "issue an additional token for a user (printed once)")
     cmd("list-users", _list_users, "list users, their active tokens and progress", username=False)
-    cmd("revoke", _revoke, "revoke every token of a user")
+    cmd("revoke", _revoke, "revoke every token of a user and end their browser sessions")
+    cmd("stats", _stats, "show the database's size, table by table", username=False)
+    cmd("doctor", _doctor, "list what an older release left that today's rules refuse, with its fix", username=False)
+    rn = cmd("rename-id", _rename_id, "give an account a user id that follows the naming rule", username=False)
+    rn.add_argument("old", metavar="OLD"); rn.add_argument("new", metavar="NEW")
     ex = ss.add_parser("export", help="write the class gradebook: one row per student", description="Write the class gradebook: one row per student.")
     ex.add_argument("--db", metavar="URL", help=_DB_HELP)
     ex.add_argument("--csv", metavar="FILE", help="CSV file to write (- for standard output)")

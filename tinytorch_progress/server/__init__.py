@@ -1,12 +1,14 @@
-"""The progress website, one module per job: `db`, `limits`, `accounts`, `roster`, `ingest`, `ranking`, `classview`, `grades`, `pages`, `deps`, `live`, `hub`, `app`."""
+"""The progress website, one module per job: `db`, `location`, `limits`, `accounts`, `roster`, `bounds`, `ingest`, `ranking`, `classview`, `grades`, `admin`, `pages`, `deps`, `live`, `guards`, `hub`, `app` (and `serving`)."""
 # Hand-written, not generated: nbdev exports modules, not package `__init__` files (nbs/server/ holds the modules'
 # source). Every public name of these modules is available here, as `tinytorch_progress.server.NAME`, resolved on first
 # use from the modules in layer order: `from tinytorch_progress.server import add_user` (the admin commands) loads the
 # database layers only, and the web stack (FastAPI, Jinja2) is imported when an app is built. The routers of
-# `routes/` are not listed: each is named `router`, and `app` assembles them.
+# `routes/` are not listed: each is named `router`, and `app` assembles them; nor is `serving` (uvicorn's side: only
+# `tito serve` imports it).
 from importlib import import_module
 
-MODULES = ("db", "limits", "accounts", "roster", "ingest", "ranking", "classview", "grades", "pages", "deps", "live", "hub", "app")
+MODULES = ("db", "location", "limits", "accounts", "roster", "bounds", "ingest", "ranking", "classview", "grades", "admin", "pages", "deps",
+           "live", "guards", "hub", "app")
 
 
 def __getattr__(name: str):

@@ -12,19 +12,22 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..curriculum import Curriculum, load_curriculum
 from ..errors import ApiError
 from ..schemas import UploadRequest
 from .classview import STALE_DAYS, SummaryCache, course
 from .db import SCHEMA_VERSION, Db
-from .deps import page_viewer
+from .deps import Reader, page_viewer
+from .guards import UNAVAILABLE, PrivateCaching, RefuseNul, database_unavailable
 from .hub import Hub, ServicePrefix, hub_config, hub_routes
-from .limits import MAX_BODY, BodyLimit, RateLimiter
+from .limits import MAX_BODY, BodyLimit, site_limiters
 from .routes import api, auth, pages
 
 # %% ../../nbs/server/09_app.ipynb #4ef42710
@@ -39,11 +42,17 @@ def _here(request: Request) -> str:
     return request.url.path + ("?" + q if q else "")
 
 # %% ../../nbs/server/09_app.ipynb #374e79d3
+def _page_message(e: ApiError) -> tuple[str, str]:
+    "The title and message of the page a browser gets for a 401 or 403."
+    if e.status == 401: return "Sign in", "Sign in with your token to see this page."
+    return "Not allowed", f"Not allowed: {e.detail}."
+
 async def _api_error(request, e: ApiError):
     if e.status == 401 and _wants_page(request) and getattr(request.app.state, "hub", None):  # on a hub: sign in there
         return RedirectResponse(request.scope.get("root_path", "") + "/login?" + urlencode({"next": _here(request)}), status_code=303)
     if e.status in (401, 403) and _wants_page(request):  # a browser reaching a page it may not read: the sign-in form
-        context = {"title": "Sign in" if e.status == 401 else "Not yours", "message": e.detail, "next": _here(request)}
+        title, message = _page_message(e)
+        context = {"title": title, "message": message, "next": _here(request)}
         return pages.render_page(request, "login.html", page_viewer(request), context, e.status)
     return JSONResponse({"detail": e.detail}, status_code=e.status, headers=e.headers)
 
@@ -65,7 +74,7 @@ async def _validation_error(request, e):
 
 # %% ../../nbs/server/09_app.ipynb #74e9a8d4
 _HANDLERS = ((ApiError, _api_error), (StarletteHTTPException, _http_error), (Exception, _bug),
-             (RequestValidationError, _validation_error))
+             (RequestValidationError, _validation_error), *((exc, database_unavailable) for exc in UNAVAILABLE))
 
 # %% ../../nbs/server/09_app.ipynb #29e93816
 def _upload_openapi(schema: dict) -> dict:
@@ -77,6 +86,10 @@ def _upload_openapi(schema: dict) -> dict:
     schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                           "description": "a token from `tito server add-user`"}}
     for name, s in top["$defs"].items(): comps[f"Upload_{name}"] = s
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for op in (op for path in schema.get("paths", {}).values() for op in path.values() if isinstance(op, dict)):
+        if "422" in op.get("responses", {}): op["responses"]["422"]["content"] = error_body
+    for unused in ("HTTPValidationError", "ValidationError"): comps.pop(unused, None)
     return schema
 
 # %% ../../nbs/server/09_app.ipynb #54bd4820
@@ -88,31 +101,45 @@ def _openapi(app: FastAPI) -> dict:
     return app.openapi_schema
 
 # %% ../../nbs/server/09_app.ipynb #3c1d7e01
+def _add_docs(app: FastAPI) -> None:
+    "`/openapi.json`, `/docs` and `/redoc`, for whoever may read the site's pages."
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(who: Reader): return JSONResponse(app.openapi())
+    def document(request: Request) -> str: return request.scope.get("root_path", "") + "/openapi.json"  # under a hub's prefix too
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request, who: Reader): return get_swagger_ui_html(openapi_url=document(request), title=f"{app.title}: API")
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request, who: Reader): return get_redoc_html(openapi_url=document(request), title=f"{app.title}: API")
+
+# %% ../../nbs/server/09_app.ipynb #097371fa
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0), max_body: int = MAX_BODY,
-               engine: Optional[Engine] = None, durable: bool = False, public: bool = False, course_name: Optional[str] = None,
-               stale_days: int = STALE_DAYS, hub: Optional[Hub] = None) -> FastAPI:
+               engine: Optional[Engine] = None, durable: bool = True, public: bool = False, course_name: Optional[str] = None,
+               stale_days: int = STALE_DAYS, curriculum: Optional[Curriculum] = None, throttle: bool = True,
+               hub: Optional[Hub] = None) -> FastAPI:
     "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`; a JupyterHub service with `hub`."
-    database, cur = Db(db, engine, durable), course()
-    app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION),
+    database, cur = Db(db, engine, durable), curriculum or course()
+    app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION), docs_url=None, redoc_url=None, openapi_url=None,
                   description="Progress uploads, per-student progress, the class leaderboard and the instructors' class view.")
-    app.state.db, app.state.public, app.state.stale_days = database, public, stale_days
+    app.state.db, app.state.public, app.state.stale_days, app.state.curriculum = database, public, stale_days, cur
     app.state.course = course_name or (cur.name if cur else None) or "Class progress"
     app.state.summary = SummaryCache()
-    app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
+    app.state.limits = site_limiters(throttle, upload=rate_limit)
+    app.state.limiter = app.state.limits["upload"]
     app.state.hub = hub
-    app.add_middleware(BodyLimit, max_bytes=max_body)
+    for mw, kw in ((BodyLimit, {"max_bytes": max_body}), (RefuseNul, {}), (PrivateCaching, {})): app.add_middleware(mw, **kw)
     if hub is not None: app.add_middleware(ServicePrefix, prefix=hub.cfg.prefix)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
     for r in (api.router, pages.router, *((hub_routes,) if hub is not None else ()), auth.router): app.include_router(r)
     app.mount("/static", StaticFiles(packages=[("tinytorch_progress.server", "static")]), name="static")
     app.openapi = functools.partial(_openapi, app)
+    _add_docs(app)
     return app
 
 # %% ../../nbs/server/09_app.ipynb #0bed6e8a
 def app_from_env() -> FastAPI:
     "The app for `uvicorn --factory`: database, durability, openness and course settings from `$TITO_SERVER_*`."
     env = os.environ.get
-    cfg = hub_config()  # a JupyterHub service: the hub's settings are in every worker's environment
-    return create_app(env("TITO_SERVER_DB") or None, durable=env("TITO_SERVER_DURABLE") == "1", public=env("TITO_SERVER_PUBLIC") == "1",
+    folder, cfg = env("TITO_SERVER_COURSE_DIR"), hub_config()  # a JupyterHub service: the hub's settings are in every worker's environment
+    return create_app(env("TITO_SERVER_DB") or None, durable=env("TITO_SERVER_FAST_COMMIT") != "1", public=env("TITO_SERVER_PUBLIC") == "1",
                       course_name=env("TITO_SERVER_COURSE") or None, stale_days=int(env("TITO_SERVER_STALE_DAYS") or STALE_DAYS),
-                      hub=Hub(cfg) if cfg else None)
+                      curriculum=load_curriculum(folder) if folder else None, hub=Hub(cfg) if cfg else None)

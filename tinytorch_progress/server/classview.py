@@ -145,9 +145,9 @@ def summarize(rows, modules: int, days: int = STALE_DAYS, now: Optional[datetime
         _tally(t, r, modules)
         if r["current"] and r["since"] and _days(r["since"], now) > days:
             stuck.append({"username": r["username"], "module": r["current"], "days": _days(r["since"], now)})
-        seen = r["last_activity"] or (None if r["uploaded"] else r["created_at"])
-        if seen and _days(seen, now) >= days:
-            quiet.append({"username": r["username"], "days": _days(seen, now), "uploaded": r["uploaded"]})
+        seen = r["last_activity"] if r["uploaded"] else r["created_at"]
+        if not r["uploaded"] or (seen and _days(seen, now) >= days):
+            quiet.append({"username": r["username"], "days": _days(seen, now) if seen else 0, "uploaded": r["uploaded"]})
     per = [{"module": m, "started": t["started"][m], "completed": t["completed"][m],
             "median_days": round(statistics.median(t["spans"][m]), 1) if t["spans"][m] else None} for m in range(1, modules + 1)]
     key = lambda x: (-x["days"], x["username"])
@@ -198,13 +198,13 @@ def course():
     except Exception: return None  # names are decoration: every page and export still works from the uploads
 
 # %% ../../nbs/server/05_classview.ipynb #d3601b1a
-def course_columns(db: Db) -> tuple[int, list[str]]:
-    "The gradebook's modules (the curriculum's count, or the most any upload says) and milestone ids (both, merged)."
-    cur = course()
+def course_columns(db: Db, cur=None) -> tuple[int, list[str]]:
+    "The gradebook's modules and milestone ids: the course's (`cur`, else `course()`); without one, what the uploads say."
+    cur = cur or course()
+    if cur: return max(m.number for m in cur.modules), [m.id for m in cur.milestones]  # uploads are held to it (`bounds`)
     with db.read() as conn:
         seen = conn.execute(select(Counter.__table__.c.bucket).where(Counter.__table__.c.counter == "milestone_unlocked")).scalars().all()
-    return (max(len(cur.modules) if cur else 0, module_count(db)),
-            sorted(({m.id for m in cur.milestones} if cur else set()) | {f"{b:02d}" for b in seen}))
+    return module_count(db), sorted(f"{b:02d}" for b in seen)
 
 # %% ../../nbs/server/05_classview.ipynb #86c57833
 def gradebook_columns(modules: int, milestones: list[str]) -> list[str]:

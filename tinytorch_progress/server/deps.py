@@ -14,7 +14,7 @@ from fastapi import Depends, Path, Request
 
 from ..errors import ApiError
 from ..ids import USER_ID_MAX, USER_ID_PATTERN, InvalidId, check_user_id
-from .accounts import hash_token, session_user, token_owner, user_for_token
+from .accounts import hash_token, on_leaderboard, session_user, token_owner, user_for_token
 
 # %% ../../nbs/server/07_deps.ipynb #3fc94f2b
 def bearer_token(authorization: Optional[str]) -> str:
@@ -91,8 +91,14 @@ def checked_name(value: str, field: str) -> str:
 def _readable(field: str):
     "A dependency: the student named by the path parameter `field`, if the reader may read them."
     async def readable(request: Request, who: Reader, value: Annotated[str, Path(alias=field, json_schema_extra=NAME_SCHEMA)]) -> str:
-        name = checked_name(value, field)
-        if request.app.state.public or who["role"] == "instructor" or who[field] == name: return name
+        staff, engine = who is not None and who["role"] == "instructor", request.app.state.db.engine
+        try: name = checked_name(value, field)
+        except ApiError:
+            if staff and len(value) <= 128 and on_leaderboard(engine, field, value) is not None: return value  # from before the rule
+            raise
+        if staff or (who is not None and who[field] == name): return name
+        if request.app.state.public and on_leaderboard(engine, field, name): return name
+        if who is None: raise _sign_in()
         raise ApiError(403, "you may see only your own progress")
     return readable
 

@@ -16,7 +16,7 @@ from .classview import course
 # %% ../../nbs/server/06_pages.ipynb #70870266
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 # %% ../../nbs/server/06_pages.ipynb #14089f43
 ENV = Environment(loader=PackageLoader("tinytorch_progress.server", "templates"), autoescape=True, trim_blocks=True,
@@ -39,7 +39,7 @@ def overview_context(lb, entries: list[dict], ov: dict, metric: str, limit: int,
     top = max([len(cur.modules) if cur else 0, *dist.keys()] or [0])
     most = max(dist.values(), default=0)
     ms = {m.id: m.name for m in cur.milestones} if cur else {}
-    return dict(title="Class progress", students=ov["students"], users=ov["users"], metric=metric,
+    return dict(title="Class progress", students=ov["students"], uploaded=ov["uploaded"], metric=metric,
                 ranked_by=[("modules_completed", "by modules"), ("milestones_completed", "by milestones")],
                 leaderboard=[dict(e, href="/u/" + quote(e["username"], safe="") if e["real"] or e["you"] else None) for e in entries],
                 previous=max(0, offset - limit) if offset else None, next=offset + limit if len(lb.leaderboard) == limit else None,

@@ -119,32 +119,35 @@ def rebuild_counters(conn):
     if rows: conn.execute(insert(_ct), [{"counter": c, "bucket": b, "students": k} for (c, b), k in sorted(rows.items())])
 
 # %% ../../nbs/server/04_ranking.ipynb #534312d3
-def _as_seen(conn, lb: Leaderboard, reader: Optional[dict], public: bool) -> list[dict]:
+def _as_seen(conn, lb: Leaderboard, reader: Optional[dict]) -> list[dict]:
     own = reader["username"] if reader else None
     rows = [dict(e, you=e.username == own) for e in lb.leaderboard]
-    if public or (reader is not None and reader["role"] == "instructor"): return [dict(r, name=r["username"], real=True) for r in rows]
+    if reader is not None and reader["role"] == "instructor": return [dict(r, name=r["username"], real=True) for r in rows]
     names = leaderboard_names(conn, [r["username"] for r in rows])
     shown = [(r, *names.get(r["username"], ("student", False))) for r in rows]
     return [dict(r, name=name, real=False) for r, name, listed in shown if listed or r["you"]]
 
-def leaderboard_as_seen(db: Db, reader: Optional[dict], public: bool, metric: str = "modules_completed", limit: int = 50,
+def leaderboard_as_seen(db: Db, reader: Optional[dict], metric: str = "modules_completed", limit: int = 50,
                         offset: int = 0) -> tuple[Leaderboard, list[dict]]:
-    "A page of the leaderboard, and its entries as `reader` may see them (entry fields, `name` shown, `you`, `real` name)."
+    "A page of the leaderboard, and its entries as `reader` (None: an anonymous reader) may see them (entry fields, `name` shown, `you`, `real` name)."
     with db.read() as conn:
         lb = _read_page(conn, metric, limit, offset)
-        return lb, _as_seen(conn, lb, reader, public)
+        return lb, _as_seen(conn, lb, reader)
 
 # %% ../../nbs/server/04_ranking.ipynb #588dcad2
 def class_overview(db: Db) -> dict:
-    "Students, uploads, the distribution of modules completed and per-milestone counts."
+    "Students (and how many uploaded), the distribution of modules completed and per-milestone counts."
+    ut = User.__table__
     with db.read() as conn:
         dist = dict(histogram(conn, "modules_completed"))
         stones = {}
         for kind in ("unlocked", "completed"):
             for b, k in histogram(conn, f"milestone_{kind}"):
                 stones.setdefault(f"{b:02d}", {"unlocked": 0, "completed": 0})[kind] = k
-        users = conn.execute(select(func.count()).select_from(User.__table__)).scalar()
-    return {"students": sum(dist.values()), "users": users, "distribution": dict(sorted(dist.items())),
+        users = conn.execute(select(func.count()).select_from(ut)).scalar()
+        staff, staff_uploaded = conn.execute(select(func.count(ut.c.id), func.count(_st.c.user_pk))  # the few; by index
+                                             .select_from(ut.outerjoin(_st, _st.c.user_pk == ut.c.id)).where(ut.c.role != "student")).one()
+    return {"students": users - staff, "uploaded": sum(dist.values()) - staff_uploaded, "distribution": dict(sorted(dist.items())),
             "milestones": dict(sorted(stones.items()))}
 
 # %% ../../nbs/server/04_ranking.ipynb #72df2e48

@@ -19,6 +19,7 @@ from ..accounts import set_profile
 from ..classview import course_columns, gradebook_csv, gradebook_json
 from ..deps import CurrentUser, Instructor, RawBody, Reader, ReadableUserId, Uploader
 from ..ingest import accept_upload, latest_export, store_upload
+from ..limits import throttle
 from ..live import class_version
 from ..ranking import Metric, leaderboard_as_seen
 
@@ -42,7 +43,8 @@ class Health(BaseModel):
 # %% ../../../nbs/server/routes/00_api.ipynb #fd7dba4d
 _WHAT = {400: "not JSON", 401: "no credentials, or a malformed, invalid or revoked token or session",
          403: "not yours to read or write (another user, or not an instructor)", 404: "not found", 409: "taken by another user",
-         413: "body over the size limit", 422: "invalid or inconsistent input", 429: "too many requests (see Retry-After)"}
+         413: "body over the size limit", 422: "invalid or inconsistent input", 429: "too many requests (see Retry-After)",
+         503: "the database is unavailable: down, full or busy (see Retry-After)"}
 
 def error_responses(*codes) -> dict:
     "OpenAPI `responses` for error `codes`, each an `ErrorBody`."
@@ -62,12 +64,13 @@ def healthz(request: Request):
 # %% ../../../nbs/server/routes/00_api.ipynb #61484ba3
 @router.post("/api/progress/upload", tags=["api"], status_code=201,
              responses={200: {"model": UploadResult, "description": "identical to a snapshot already stored"},
-                        201: {"model": UploadResult, "description": "stored"}, **error_responses(400, 401, 403, 413, 422, 429)},
+                        201: {"model": UploadResult, "description": "stored"}, **error_responses(400, 401, 403, 413, 422, 429, 503)},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"$ref": "#/components/schemas/Upload_UploadRequest"}}}}, "security": [{"bearer": []}]})
 def upload(request: Request, user: Uploader, body: RawBody):
     "Store a progress snapshot for the token's owner."
-    out = store_upload(request.app.state.db, user, accept_upload(user, body))
+    state = request.app.state
+    out = store_upload(state.db, user, accept_upload(user, body, state.curriculum), state.limits["stored_bytes"])
     return JSONResponse(out, status_code=201 if out["status"] == "stored" else 200)
 
 # %% ../../../nbs/server/routes/00_api.ipynb #5e61b5c4
@@ -91,7 +94,7 @@ def _api_entry(e: dict) -> dict:
 def get_leaderboard(request: Request, who: Reader, metric: Metric = "modules_completed", limit: int = Query(50, ge=1, le=500),
                     offset: int = Query(0, ge=0, le=1_000_000)):
     "Competition-ranked leaderboard by a whitelisted metric (students see chosen names; who left it is not listed)."
-    lb, entries = leaderboard_as_seen(request.app.state.db, who, request.app.state.public, metric, limit, offset)
+    lb, entries = leaderboard_as_seen(request.app.state.db, who, metric, limit, offset)
     return JSONResponse({**lb.to_json(), "leaderboard": [_api_entry(e) for e in entries]})
 
 # %% ../../../nbs/server/routes/00_api.ipynb #9110bc73
@@ -100,11 +103,13 @@ class Profile(BaseModel):
     on_leaderboard: Optional[bool] = None
 
 # %% ../../../nbs/server/routes/00_api.ipynb #db147aa5
-@router.post("/api/profile", tags=["api"], response_model=Profile, responses=error_responses(400, 401, 409, 422),
+@router.post("/api/profile", tags=["api"], response_model=Profile, responses=error_responses(400, 401, 409, 422, 429),
              openapi_extra={"security": [{"bearer": []}]})
 def profile(change: Profile, request: Request, who: CurrentUser):
     "Set your leaderboard name (`\"\"`: back to your pseudonym) and/or whether you are on the leaderboard."
-    return set_profile(request.app.state.db.engine, who["pk"], change.display_name, change.on_leaderboard)
+    state = request.app.state
+    throttle(state.db, state.limits["profile"], "profile", str(who["pk"]), "profile changes")  # each refusal tells a name is in use
+    return set_profile(state.db.engine, who["pk"], change.display_name, change.on_leaderboard)
 
 # %% ../../../nbs/server/routes/00_api.ipynb #17f74dff
 @router.get("/api/class.csv", tags=["api"], response_class=StreamingResponse,
@@ -112,15 +117,15 @@ def profile(change: Profile, request: Request, who: CurrentUser):
 def class_csv(request: Request, who: Instructor):
     "Instructors: the gradebook, one row per student (UTF-8 CSV with a header row, ISO dates, formulas neutralised)."
     db = request.app.state.db
-    return StreamingResponse(gradebook_csv(db, *course_columns(db)), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="gradebook.csv"', "Cache-Control": "no-store"})
+    return StreamingResponse(gradebook_csv(db, *course_columns(db, request.app.state.curriculum)), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="gradebook.csv"'})
 
 # %% ../../../nbs/server/routes/00_api.ipynb #1eaea85b
 @router.get("/api/class.json", tags=["api"], responses=error_responses(401, 403))
 def class_json(request: Request, who: Instructor):
     "Instructors: the gradebook as a JSON array of rows."
     db = request.app.state.db
-    return StreamingResponse(gradebook_json(db, *course_columns(db)), media_type="application/json", headers={"Cache-Control": "no-store"})
+    return StreamingResponse(gradebook_json(db, *course_columns(db, request.app.state.curriculum)), media_type="application/json")
 
 # %% ../../../nbs/server/routes/00_api.ipynb #665899d6
 class ClassVersion(BaseModel):

@@ -36,7 +36,7 @@ def render_page(request: Request, template: str, who: Optional[dict], context: d
 def overview(request: Request, who: Reader, metric: Metric = "modules_completed", offset: int = Query(0, ge=0, le=1_000_000)):
     "Class overview: leaderboard, distribution of modules completed, milestone counts."
     db = request.app.state.db
-    lb, entries = leaderboard_as_seen(db, who, request.app.state.public, metric, 50, offset)
+    lb, entries = leaderboard_as_seen(db, who, metric, 50, offset)
     return render_page(request, "overview.html", who, overview_context(lb, entries, class_overview(db), metric, 50, offset))
 
 # %% ../../../nbs/server/routes/01_pages.ipynb #d90c34ec
@@ -59,7 +59,7 @@ def class_view(request: Request, who: Instructor, sort: str = Query("name", max_
                offset: int = Query(0, ge=0, le=10_000_000), section: str = Query("", max_length=64)):
     "Instructors: one row per student and module (100 to a page, one section or all), stuck and quiet students, per-module drop-off."
     state, section = request.app.state, section.strip()
-    n = course_columns(state.db)[0]
+    n = course_columns(state.db, state.curriculum)[0]
     page = class_page(state.db, sort, name.strip(), 100, offset, section)
     summary = state.summary.get(state.db, n, state.stale_days, section=section)
     return render_page(request, "class.html", who, class_context(page, summary, n, sections(state.db)) | live_context(request, state.db))
