@@ -164,6 +164,9 @@ def test_the_demo_says_how_to_sign_in_to_its_website(tmp_path):
     assert token_path.stat().st_mode & 0o777 == 0o600 and token_file in (tmp_path / "course" / ".gitignore").read_text().splitlines()
     first, site = sections(demo.stdout)
     shell = Terminal(first[:2] if first[1].startswith("source ") else first[:1], env, tmp_path / "course", tmp_path)
+    users = terminal(shell.prefix, "tito server list-users", env)   # before any `tito serve`: the demo's own database
+    assert users.returncode == 0 and instructor in users.stdout, users.stderr
+    assert f"database sqlite:///{(tmp_path / 'course' / 'website.db').resolve()}" in users.stderr
     try:
         shell.run(command(site[0]))   # tito serve, as printed
         with httpx.Client(base_url=login_url.removesuffix("/login"), follow_redirects=False) as browser:

@@ -10,7 +10,7 @@ __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url',
 # %% ../../nbs/server/00_db.ipynb #fb2ad4a6
 import secrets, threading, unicodedata
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, func, insert,

@@ -6,7 +6,6 @@
 __all__ = ['CSP', 'SECURITY_HEADERS', 'ENV', 'LISTED', 'render', 'overview_context', 'user_context', 'class_context']
 
 # %% ../../nbs/server/06_pages.ipynb #d15dc635
-from typing import Optional
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader
