@@ -13,7 +13,8 @@ from conftest import jupyterlab_server
 import pytest
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian `chromium` is not on PATH (apt-get install chromium)")
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian `chromium` is not on PATH (apt-get install chromium)")]
 sync_api = pytest.importorskip("playwright.sync_api")
 nbformat = pytest.importorskip("nbformat")
 

@@ -1,16 +1,16 @@
 "The `tito` entry point in a subprocess: help on every level, exit codes, one-line errors, --json validated."
 import json, os, pty, shutil, subprocess, sys
 import pytest
-from conftest import TITO, run_tito
+from conftest import TITO, run_tito, spec_json_blocks
 from pydantic import TypeAdapter
-from tinytorch_progress.schemas import validate
+from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress.tracker import Status
 
 
 @pytest.fixture
 def ws(tmp_path):
-    r = run_tito("init", tmp_path)
-    assert r.returncode == 0, r.stderr
+    "A workspace as `tito init` makes it (`init` itself: test_init_gitignores_and_doctor_reports)."
+    init_workspace(tmp_path)
     return tmp_path
 
 
@@ -46,6 +46,11 @@ def test_operation_failures_exit_1_with_one_line(cmd, msg, ws):
     r = run_tito("--root", ws, *cmd)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("tito: error:") and msg in r.stderr
+
+
+def test_bad_config_value_is_a_one_line_error(ws):
+    r = run_tito("--root", ws, "login", "--server", "http://127.0.0.1:9", "--token", "t", "--user-id", "a\tb")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and ("user_id" in r.stderr or "--user-id" in r.stderr), r.stderr
 
 
 def test_missing_root_is_one_line(tmp_path):
@@ -201,3 +206,19 @@ def test_completion_in_a_terminal_says_next_with_terminal_commands(ws):
     out = run_tito("--root", ws, "module", "complete", "01", "--skip-tests").stdout
     assert "run `tito milestone run 01`" in out and "%tito" not in out
     assert "Next: module 02 (Activations): modules/02_activations/02_activations.ipynb — tito module start 02" in out
+
+
+def test_perf_cli(tmp_path):
+    example = next(b for b in spec_json_blocks() if "timer_accuracy" in b)
+    d = tmp_path / "tests" / "performance" / "performance_results"; d.mkdir(parents=True)
+    (d / "14_profiling_performance_results.json").write_text(json.dumps(example))
+    (d / "15_quantization_performance_results.json").write_text('{"x": "{\'ok\': True}", "y": "__import__(\'os\')"}')
+    (tmp_path / ".tito").mkdir()
+    r = run_tito("--root", tmp_path, "perf")
+    assert r.returncode == 1 and "14_profiling: 3/6 passed" in r.stdout and "ERROR       real_world_scenario  integer modulo by zero" in r.stdout
+    assert "UNPARSEABLE y" in r.stdout and "Total: 4/8 tests passed in 2 module(s)" in r.stdout
+    r = run_tito("--root", tmp_path, "perf", "15", "--json")
+    data = json.loads(r.stdout)
+    assert [m["module"] for m in data["modules"]] == ["15_quantization"] and data["totals"]["failed"] == 1
+    r = run_tito("--root", tmp_path, "perf", "3")
+    assert r.returncode == 1 and r.stderr.startswith("tito: error: no performance results for module 3")

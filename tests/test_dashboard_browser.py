@@ -12,7 +12,8 @@ from tinytorch_progress import server as srv
 
 CHROMIUM = shutil.which("chromium")
 OUT = Path(__file__).resolve().parents[1] / "test-output"
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run"]
 

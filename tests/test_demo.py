@@ -1,6 +1,9 @@
 "`tito demo`, the README's main job, end to end through the entry point."
+import pytest
 from conftest import run_tito
 from tinytorch_progress.schemas import load
+
+pytestmark = pytest.mark.slow
 
 
 def test_demo_builds_a_working_course_from_a_relative_folder(tmp_path):

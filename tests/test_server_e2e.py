@@ -9,6 +9,8 @@ import pytest
 from conftest import TITO, run_tito
 from test_server import upload_body
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -17,6 +17,8 @@ from tinytorch_progress.errors import TitoError
 from tinytorch_progress.ids import InvalidId, check_user_id
 from test_server import assert_json_error, auth, count, db_url, make_client, site, upload_body  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.slow
+
 ALLOWED = set(string.ascii_letters + string.digits + "._@+-")
 CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
               "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn")

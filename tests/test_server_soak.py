@@ -2,8 +2,10 @@
 on 127.0.0.1 → no 5xx, and every accepted upload is stored and readable afterwards."""
 import json, os, random, socket, sqlite3, subprocess, threading, time
 from datetime import datetime, timedelta
-import httpx
+import httpx, pytest
 from conftest import TITO, run_tito
+
+pytestmark = pytest.mark.slow
 
 CLIENTS, SECONDS = 16, float(os.environ.get("TITO_SOAK_SECONDS", "60"))
 

@@ -17,6 +17,8 @@ from tinytorch_progress.store import FILES, State, Workspace, backup_name, list_
 from tinytorch_progress.events import read_events
 from tinytorch_progress.doctor import init_workspace
 
+pytestmark = pytest.mark.slow
+
 PY = sys.executable
 PROGRESS_FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 

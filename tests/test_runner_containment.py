@@ -13,6 +13,8 @@ import pytest
 from tinytorch_progress import runner
 from tinytorch_progress.runner import child_env, run_program
 
+pytestmark = pytest.mark.slow
+
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sub-reaper supervisor is Linux's")
 
 HEART = """import os, sys, time
