@@ -152,3 +152,4 @@ def tito_serve(cwd, *args, port=None):
         try: proc.wait(15)
         except subprocess.TimeoutExpired: proc.kill(); proc.wait()
         log.close()
+
