@@ -4,7 +4,7 @@ test_runner_containment.py; the runner's own examples are in nbs/15_runner.ipynb
 import nbformat
 import pytest
 
-from conftest import run_tito
+from conftest import tito_main
 from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress.errors import TitoError
 from tinytorch_progress.runner import run_process, run_program
@@ -50,5 +50,5 @@ def test_output_after_the_test_report_is_not_a_crash(tmp_path):
     nb = tmp_path / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import atexit\natexit.register(lambda: print('bye {\"x\": 1}'))\ndef test_unit_a():\n    assert True")]), nb)
-    r = run_tito("--root", tmp_path, "module", "complete", "01")
+    r = tito_main("--root", tmp_path, "module", "complete", "01")
     assert r.returncode == 0 and "Completed module 01" in r.stdout, r.stdout + r.stderr
