@@ -9,7 +9,9 @@ HTTP against `tito serve` in its own process with a minimal keep-alive client. R
 token; an instructor's for /u/NAME). Random pages reach every depth of the 100k (deep pages were the slow case).
 Next to uploads/s it prints the CPU seconds per 1,000 uploads: of this process in process (the app plus a thin
 client), and of the `tito serve` process (and its workers) over HTTP — the cost per upload, which unlike uploads/s
-does not depend on how busy the machine is. Targets: leaderboard p99 < 20 ms, uploads >= 500/s.
+does not depend on how busy the machine is. Targets: leaderboard p99 < 20 ms on both databases; uploads over HTTP to one
+`tito serve` worker on SQLite >= 300/s (a class of 1,000 syncing needs under 5/s; more load is for PostgreSQL and
+`--workers`). The load average is printed before and after each database's run: wall-clock figures move with it.
 
 Run: `python benchmarks/bench_server.py [--users 100000] [--queries 400] [--uploads 2000] [--no-pg | --no-sqlite]`. PostgreSQL comes from
 $TITO_TEST_PG_URL (default: the test database `.ci/postgres.sh` creates; a scratch schema is used and dropped) and is
@@ -25,7 +27,7 @@ from tinytorch_progress import server as srv
 
 HERE = Path(__file__).resolve().parent
 PG_URL = os.environ.get("TITO_TEST_PG_URL", "postgresql+psycopg://tito:tito@127.0.0.1:5432/tito_test")
-TARGET_P99_MS, TARGET_UPLOADS = 20.0, 500.0
+TARGET_P99_MS, TARGET_HTTP_UPLOADS = 20.0, 300.0
 
 
 def machine() -> dict:
@@ -201,7 +203,8 @@ def serve(url: str, workers: int):
 async def run_backend(url: str, args, rng: random.Random) -> dict:
     app = srv.create_app(url)
     db = app.state.db
-    out = {"database": db.dialect, "users": args.users}
+    out = {"database": db.dialect, "users": args.users,
+           "load_average_before": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
     out["seed_s"] = round(seed(db, args.users, rng), 2)
     print(f"  seeded {args.users} users in {out['seed_s']} s", flush=True)
     tokens = [srv.add_user(db.engine, f"up{j:05d}") for j in range(args.uploaders)]
@@ -279,8 +282,10 @@ async def run_backend(url: str, args, rng: random.Random) -> dict:
         status, data = await c.get("/api/leaderboard?limit=5")
         out["leaderboard_top5_after"] = [(e["username"], e["modules_completed"], e["rank"]) for e in json.loads(data)["leaderboard"]]
     db.engine.dispose()
-    out["meets_targets"] = {"leaderboard_p99_lt_20ms": out["leaderboard_ms"]["all"]["p99"] < TARGET_P99_MS,
-                            "uploads_ge_500_per_s": out["uploads_per_s"] >= TARGET_UPLOADS}
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    out["meets_targets"] = {"leaderboard_p99_lt_20ms": out["leaderboard_ms"]["all"]["p99"] < TARGET_P99_MS}
+    if db.dialect == "sqlite" and "http_uploads_per_s" in out:
+        out["meets_targets"]["http_uploads_ge_300_per_s"] = out["http_uploads_per_s"] >= TARGET_HTTP_UPLOADS
     return out
 
 
@@ -315,7 +320,8 @@ def main(argv=None):
     p.add_argument("--out", default=str(HERE / "results" / "server.json"))
     args = p.parse_args(argv)
     rng = random.Random(8)
-    res = {"benchmark": "server", "machine": machine(), "targets": {"leaderboard_p99_ms": TARGET_P99_MS, "uploads_per_s": TARGET_UPLOADS},
+    res = {"benchmark": "server", "machine": machine(), "targets": {"leaderboard_p99_ms": TARGET_P99_MS,
+                                                                    "http_uploads_per_s_sqlite_one_worker": TARGET_HTTP_UPLOADS},
            "backends": {}, "notes": []}
     print(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, {res['machine']['memory_mb']} MB, "
           f"Python {res['machine']['python']}, SQLite {res['machine']['sqlite']}; load average {res['machine']['load_average_at_start']}")
@@ -338,14 +344,18 @@ def main(argv=None):
               f"(first page p99 {lb['first_page']['p99']:.2f}, random page p99 {lb['random_page']['p99']:.2f}; "
               f"{b['users']} users) → target p99 < {TARGET_P99_MS:.0f} ms: {'met' if b['meets_targets']['leaderboard_p99_lt_20ms'] else 'MISSED'} "
               f"({TARGET_P99_MS / lb['all']['p99']:.1f}x headroom)")
-        print(f"{'':10} uploads {b['uploads_per_s']:.0f}/s with {b['upload_concurrency']} in flight "
-              f"({b['uploads_per_s_sequential']:.0f}/s one at a time; {b['cpu_s_per_1000_uploads']:.2f} CPU s per 1,000 uploads) → target ≥ {TARGET_UPLOADS:.0f}/s: "
-              f"{'met' if b['meets_targets']['uploads_ge_500_per_s'] else 'MISSED'} ({b['uploads_per_s'] / TARGET_UPLOADS:.2f}x)")
+        print(f"{'':10} uploads in process {b['uploads_per_s']:.0f}/s with {b['upload_concurrency']} in flight "
+              f"({b['uploads_per_s_sequential']:.0f}/s one at a time; {b['cpu_s_per_1000_uploads']:.2f} CPU s per 1,000 uploads)")
         if "http_uploads_per_s" in b:
+            verdict = b["meets_targets"].get("http_uploads_ge_300_per_s")
+            target = "" if verdict is None else (f" → target ≥ {TARGET_HTTP_UPLOADS:.0f}/s: {'met' if verdict else 'MISSED'} "
+                                                 f"({b['http_uploads_per_s'] / TARGET_HTTP_UPLOADS:.2f}x)")
             print(f"{'':10} over HTTP (`tito serve --workers {b['http_workers']}`, {b['upload_concurrency']} connections): "
-                  f"{b['http_uploads_per_s']:.0f} uploads/s, server CPU {b.get('http_server_cpu_s_per_1000_uploads')} s per 1,000 uploads; server peak RSS under that load {b.get('http_server_peak_rss_mb')} MB")
+                  f"{b['http_uploads_per_s']:.0f} uploads/s, server CPU {b.get('http_server_cpu_s_per_1000_uploads')} s per 1,000 uploads; "
+                  f"server peak RSS under that load {b.get('http_server_peak_rss_mb')} MB{target}")
         print(f"{'':10} dashboard / p50 {b['dashboard_ms']['p50']:.1f} ms p99 {b['dashboard_ms']['p99']:.1f} ms; "
-              f"/u/NAME p50 {b['user_page_ms']['p50']:.1f} ms; seeding {b['seed_s']} s")
+              f"/u/NAME p50 {b['user_page_ms']['p50']:.1f} ms; seeding {b['seed_s']} s; "
+              f"load average {b['load_average_before']} before, {b['load_average_after']} after")
     if {"sqlite", "postgresql"} <= set(res["backends"]):
         s, g = res["backends"]["sqlite"], res["backends"]["postgresql"]
         res["ratios_postgresql_over_sqlite"] = {

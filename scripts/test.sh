@@ -17,6 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
+export PATH="$PWD/.venv/bin:$PATH"  # as in an activated venv: `tito` on the PATH is this package's
 .venv/bin/pip install -q -e ".[dev]"
 .venv/bin/pip check
 

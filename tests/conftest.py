@@ -63,6 +63,8 @@ def _without_developer_env():
     "Session-wide, so that module and session fixtures (servers, kernels) start without it too."
     with pytest.MonkeyPatch.context() as mp:
         for name in DEVELOPER_ENV: mp.delenv(name, raising=False)
+        # as in an activated environment: the `tito` on the PATH is this package's (the suggested commands say `tito`)
+        mp.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         yield
 
 

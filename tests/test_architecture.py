@@ -24,15 +24,16 @@ PKG_DIR = ROOT / PKG
 
 # Layers, top (may be imported by everyone) to bottom; a module may import its own layer and any layer listed before it.
 LAYERS = {
-    "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "curriculum"],
-    "core": ["atomic", "store", "events", "config", "doctor", "runner", "child_process", "module_tests", "tracker", "report_card",
-             "report", "report.*", "performance", "export", "outbox", "sync", "profile", "milestones"],
+    "readers": ["errors", "ids", "timeutil", "safe_read", "jsonio", "schemas", "notebooks", "locate", "repository", "curriculum"],
+    "core": ["atomic", "store", "events", "config", "doctor", "runner", "child_process", "module_tests", "tracker", "report",
+             "report.*", "failures", "kernel_runs", "package_export", "performance", "export", "outbox", "sync", "profile",
+             "milestones"],
     "views": ["views", "views.*"],
     "server": ["server", "server.*"],
-    "front ends": ["cli", "cli.*", "cmd_*", "magics", "demo", "__main__"],
+    "front ends": ["cli", "cli.*", "magics", "demo", "__main__"],
 }
 # What each layer may import besides itself. The server is a package of its own beside the views: it reads with the
-# readers and core (schemas, ids, store) and renders its own pages; the front ends (`cmd_server`, `demo`) start it.
+# readers and core (schemas, ids, store) and renders its own pages; the front ends (`cli.server`, `demo`) start it.
 MAY_IMPORT = {
     "readers": set(),
     "core": {"readers"},
@@ -42,7 +43,8 @@ MAY_IMPORT = {
 }
 # The one exception: the class site may take its colours from the one palette (a leaf of constants, see below).
 ALLOWED = [("server*", "views.palette")]
-ANALYSIS = ["schemas", "curriculum", "store", "tracker", "report_card", "performance", "export", "milestones"]
+ANALYSIS = ["schemas", "curriculum", "store", "tracker", "report.metrics", "report.concepts", "report.grading", "report.cards",
+            "performance", "export", "milestones"]
 FORBIDDEN_FOR_ANALYSIS = ["views", "views.*", "display", "plots", "palette", "cli", "cli.*", "cmd_*", "magics", "server", "server.*"]
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import insert
 from test_server import auth, db_url, upload_body  # noqa: F401 (fixture)
 from tinytorch_progress import server as srv
 from tinytorch_progress.server import classview
-from tinytorch_progress.server.db import User, _now
+from tinytorch_progress.server.db import User
+from tinytorch_progress.timeutil import utc_now
 
 STUDENT_PAGES = ["/", "/u/ada", "/u/bob", "/api/progress/ada", "/api/progress/bob", "/api/leaderboard"]
 INSTRUCTOR_PAGES = ["/class", "/api/class.csv", "/api/class.json"]
@@ -132,7 +133,7 @@ def test_stuck_and_quiet_with_a_fixed_clock(cls):
     s = classview.summarize(rows, n, days=7, now=datetime(2025, 11, 30))
     assert s["stuck"] == [{"username": "bob", "module": 2, "days": 18}, {"username": "ada", "module": 4, "days": 16}]
     assert classview.summarize(rows, n, days=30, now=datetime(2025, 11, 30))["stuck"] == []
-    later = _now() + timedelta(days=9)  # nobody has uploaded for 9 days; cy never did, her account is 9 days old
+    later = utc_now() + timedelta(days=9)  # nobody has uploaded for 9 days; cy never did, her account is 9 days old
     q = classview.summarize(rows, n, days=7, now=later)["quiet"]
     assert sorted((x["username"], x["days"], x["uploaded"]) for x in q) == [("ada", 9, True), ("bob", 9, True), ("cy", 9, False)]
     assert classview.summarize(rows, n, days=7)["quiet"] == []
@@ -162,7 +163,7 @@ def test_gradebook_csv_parses_back_with_hostile_names(cls):
     with app.state.db.write() as conn:  # accounts from before the naming rule: anything at all
         for i, (name, uid) in enumerate([("=cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example","x")'),
                                           ("@SUM(1)", 'a,b\n"c"'), ("-2+3", "\t+1"), ("ünï", "<script>x</script>")]):
-            conn.execute(insert(User.__table__).values(username=name, user_id=uid, created_at=_now(), role="student", on_leaderboard=True))
+            conn.execute(insert(User.__table__).values(username=name, user_id=uid, created_at=utc_now(), role="student", on_leaderboard=True))
     r = c.get("/api/class.csv", headers=auth(tok["prof"]))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
     assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM, so spreadsheets read it as UTF-8

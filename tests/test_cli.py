@@ -183,10 +183,13 @@ def test_help_lists_the_students_commands_first_one_line_each():
     lines = r.stdout.splitlines()
     assert r.returncode == 0 and lines.index("Your commands:") < lines.index("Course staff:")
     mine = lines[lines.index("Your commands:") + 1: lines.index("Course staff:") - 1]
-    staff = lines[lines.index("Course staff:") + 1:]
+    course_head = "The course's own tito (handed to it):"
+    staff = lines[lines.index("Course staff:") + 1: lines.index(course_head) - 1]
+    course = lines[lines.index(course_head) + 1:]
     assert {l.split()[1] for l in staff} == {"serve", "server", "demo", "validate", "schema", "report"}
     assert {"status", "test", "complete", "help"} <= {l.split()[1] for l in mine}
-    assert all(l.startswith("  tito ") for l in mine + staff)  # one line each: no wrapped argparse fragments
+    assert {"setup", "system", "nbgrader", "community"} <= {l.split()[1] for l in course}
+    assert all(l.startswith("  tito ") for l in mine + staff + course)  # one line each: no wrapped argparse fragments
 
 
 def test_status_shows_streak_study_time_week_and_achievements(ws):

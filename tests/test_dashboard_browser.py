@@ -12,7 +12,7 @@ from tinytorch_progress import server as srv
 
 CHROMIUM = shutil.which("chromium")
 OUT = Path(__file__).resolve().parents[1] / "test-output"
-pytestmark = [pytest.mark.slow, pytest.mark.browser,
+pytestmark = [pytest.mark.slow, pytest.mark.browser,  # a real browser against a served site
               pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run"]

@@ -86,7 +86,8 @@ def test_a_real_notebook_runs_start_complete_status(module_dir):
 
 
 def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir):
-    "Without cell ids (an IPython shell): what ran is matched to the saved cells by its code."
+    """Without cell ids (an IPython shell) nothing is refused up front: the saved notebook's run decides, and when it fails
+    while the kernel's tests pass, the message says where the passing code ran and the two ways out."""
     nb = module_dir / "01_tensor.ipynb"
     cells = ["%load_ext tinytorch_progress", "def add(a, b):\n    return a - b", "def test_add():\n    assert add(1, 2) == 3, 'add'"]
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), nb)
@@ -98,7 +99,8 @@ def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir)
         ip.run_cell("def add(a, b):\n    return a + b", store_history=True)  # the fix, not saved
         assert ip.run_line_magic("tito", "test").ok
         c = ip.run_line_magic("tito", "complete")
-        assert not c.ok and "save the notebook (Ctrl/Cmd+S)" in c.text() and "tests failed" not in c.text()
+        assert not c.ok and "the code that passed in this kernel ran as [" in c.text(), c.text()
+        assert "paste it into the notebook and save (Ctrl/Cmd+S), or restart the kernel and run all cells" in c.text()
         assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == []
         cells[1] = "def add(a, b):\n    return a + b"  # saved: the earlier buggy run is superseded by the re-run of the same cell
         nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), nb)
@@ -106,3 +108,26 @@ def test_test_runs_in_the_shell_and_complete_wants_the_fix_saved(ip, module_dir)
         assert c.ok, c.text()
         assert json.loads((module_dir.parents[1] / ".tito/progress.json").read_text())["completed_modules"] == [1]
     finally: ip.user_ns.pop("__vsc_ipynb_file__", None)
+
+
+def test_a_bug_of_ours_is_one_line_with_the_tito_debug_escape(ip, module_dir, monkeypatch):
+    from IPython.core.error import UsageError
+    from tinytorch_progress import tracker
+    def broken(*a, **k): raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(tracker, "status", broken)
+    with pytest.raises(UsageError, match=r"^internal error: RuntimeError: boom \(set TITO_DEBUG=1 for the traceback\)$"):
+        ip.run_line_magic("tito", "status")
+    monkeypatch.setenv("TITO_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"): ip.run_line_magic("tito", "status")
+
+
+def test_the_courses_own_commands_are_handed_over_from_the_magic(ip, module_dir, tmp_path, monkeypatch):
+    from IPython.core.error import UsageError
+    with pytest.raises(UsageError, match="is a command of the course's own tito, which is not installed here"):
+        ip.run_line_magic("tito", "system doctor")  # not "invalid choice": the course's, and how to get it
+    course = tmp_path / "course-cli"; (course / "tito").mkdir(parents=True)
+    (course / "tito" / "__init__.py").write_text("")
+    (course / "tito" / "main.py").write_text("import sys\ndef main():\n    print('course tito', sys.argv[1:])\n    return 0\n")
+    monkeypatch.syspath_prepend(str(course)); monkeypatch.setenv("PYTHONPATH", str(course))
+    r = ip.run_line_magic("tito", "system doctor")
+    assert r.ok and r.text() == "course tito ['system', 'doctor']"

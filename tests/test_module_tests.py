@@ -23,7 +23,9 @@ def test_failing_notebook_test_is_named_and_nothing_recorded(tmp_path):
              "def test_unit_add():\n    assert add(2, 2) == 4, 'add(2, 2) should be 4'", "def test_unit_ok():\n    pass")
     r = run_tito("--root", tmp_path, "module", "complete", "01")
     assert r.returncode == 1
-    assert "not completed: tests failed: test_unit_add in cell 2, line 2 (AssertionError: add(2, 2) should be 4)" in r.stdout
+    assert "not completed: tests failed (ran modules/01_tensor/01_tensor.ipynb)" in r.stdout
+    assert "  FAILED test_unit_add (cell 2, line 2): AssertionError: add(2, 2) should be 4" in r.stdout
+    assert r.stdout.count("test_unit_add") == 1  # each failing test once
     assert "FAILED test_unit_add (cell 2, line 2)" in r.stdout and completed(tmp_path) == []
 
 
@@ -53,7 +55,7 @@ def test_error_in_a_cell_names_the_cell(tmp_path):
     init_workspace(tmp_path)
     notebook(tmp_path / "modules/02_activations/02_activations.ipynb", "x = 1", "import not_a_module_anywhere")
     r = run_tito("--root", tmp_path, "module", "complete", "02")
-    assert r.returncode == 1 and "tests failed: cell 2 (ModuleNotFoundError" in r.stdout and completed(tmp_path) == []
+    assert r.returncode == 1 and "FAILED cell 2: ModuleNotFoundError" in r.stdout and completed(tmp_path) == []
 
 
 def test_jupytext_module_and_magics_in_it(tmp_path):
@@ -62,7 +64,7 @@ def test_jupytext_module_and_magics_in_it(tmp_path):
     (d / "03_layers.py").write_text("# %%\n%load_ext tinytorch_progress\n%tito status\n\n# %%\ndef test_unit_layers():\n    assert 1 + 1 == 2\n")
     r = run_tito("--root", tmp_path, "module", "complete", "03")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "tests passed (notebook: 1 test function)" in r.stdout and completed(tmp_path) == [3]
+    assert "tests passed (notebook: 1 test)" in r.stdout and completed(tmp_path) == [3]
 
 
 def test_pytest_folder_is_used_when_present(tmp_path):
@@ -70,7 +72,7 @@ def test_pytest_folder_is_used_when_present(tmp_path):
     t = tmp_path / "tests/04_losses"; t.mkdir(parents=True)
     (t / "test_losses.py").write_text("def test_mse():\n    assert (2 - 1) ** 2 == 1\n")
     r = run_tito("--root", tmp_path, "module", "complete", "04")
-    assert r.returncode == 0 and "tests passed (pytest)" in r.stdout and completed(tmp_path) == [4]
+    assert r.returncode == 0 and "tests passed (pytest: 1 test)" in r.stdout and completed(tmp_path) == [4]
     (t / "test_more.py").write_text("def test_broken():\n    assert 0 == 1\n")
     r = run_tito("--root", tmp_path, "module", "reset", "04")
     r = run_tito("--root", tmp_path, "module", "complete", "04")
@@ -116,7 +118,7 @@ def test_unreadable_notebook_is_a_one_line_failure_naming_the_file(tmp_path):
     nb = tmp_path / "modules/01_tensor/01_tensor.ipynb"; nb.parent.mkdir(parents=True); nb.write_text("{")
     out = module_tests(tmp_path, 1)
     assert not out.passed and out.failed[0][0] == "01_tensor.ipynb"
-    assert out.failed[0][1].startswith(f"{nb}: line 1 column 2: invalid JSON"), out.failed
+    assert out.failed[0][1].startswith(f"{nb.relative_to(tmp_path).as_posix()}: line 1 column 2: invalid JSON"), out.failed
 
 
 def test_nbformat_3_notebook_is_upgraded_and_its_tests_run(tmp_path):

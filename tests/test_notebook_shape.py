@@ -4,7 +4,7 @@
   60 (every line of the cell source counts, the directive too);
 - each module notebook opens with `# Title` and a one-line `> summary`, and the generated module's docstring is that
   summary, whole (nbdev keeps only the first line of a wrapped summary);
-- the notebooks of the panel and plot views keep a saved panel (`text/html`) and a saved figure (`image/png`), so
+- the notebooks of the panel and plot views, the magics and the report cards keep a saved panel or card (`text/html`) and a saved figure (`image/png`), so
   GitHub and nbviewer show what the views draw.
 """
 import ast, json, re, statistics
@@ -19,7 +19,7 @@ NBS = ROOT / "nbs"
 PKG = ROOT / "tinytorch_progress"
 MEDIAN_MAX, CELL_MAX = 15, 60
 EXPORT = {"export", "exports", "exporti"}
-PANEL_MODULES = ["views.status", "views.display*", "views.widgets*", "views.panel*", "display"]  # must keep a text/html panel
+PANEL_MODULES = ["views.status", "magics", "views.report_card", "report.grading"]  # must keep a rendered panel or card (text/html)
 PLOT_MODULES = ["views.plot*", "plots"]                                                          # must keep an image/png
 
 

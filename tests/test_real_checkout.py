@@ -204,10 +204,10 @@ def test_bare_numbers_keep_meaning_the_number(course):
 def test_complete_runs_the_notebook_and_the_workspace_tests_and_says_which(course):
     r = ok(tito(course, "module", "complete", "01", "--timeout", "120", timeout=300))
     assert "ran modules/01_tensor/01_tensor.ipynb and tests/01_tensor" in r.stdout, r.stdout
-    assert "tests passed (notebook+pytest: 1 test function)" in r.stdout
+    assert "tests passed (notebook+pytest: 2 tests)" in r.stdout
     for n in (4, 7, 9):                                              # jupytext in modules/, src/ only, modules/source/
         r = ok(tito(course, "complete", f"{n:02d}", timeout=300))
-        assert f"ran {LAYOUT[n]})" in r.stdout and "tests passed (notebook: 1 test function)" in r.stdout, r.stdout
+        assert f"ran {LAYOUT[n]})" in r.stdout and "tests passed (notebook: 1 test)" in r.stdout, r.stdout
     (course / "tests" / "01_tensor" / "test_tensor_core.py").write_text("def test_tensor_core():\n    assert 2 + 2 == 5\n")
     ok(tito(course, "module", "reset", "01"))
     r = tito(course, "module", "complete", "01", timeout=300)
@@ -279,7 +279,7 @@ def test_python_dash_m_and_the_second_console_script(course):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
     ini = (ROOT / "settings.ini").read_text()
-    assert "tito-progress=tinytorch_progress.cli.main:run" in ini and "tito=tinytorch_progress.cli.main:run" in ini
+    assert "tito-progress=tinytorch_progress.cli.main:main" in ini and "tito=tinytorch_progress.cli.main:main" in ini
 
 
 def test_the_second_console_script_is_installed_and_is_ours(course):
@@ -299,5 +299,7 @@ def test_commands_that_are_not_ours_go_to_the_course_cli(course, tmp_path):
     assert r.returncode == 4 and "course tito ['setup', '--fast']" in r.stdout, (r.stdout, r.stderr)
     r = run_tito("status", "--json", cwd=course, env=env)  # ours stays ours
     assert r.returncode == 0 and json.loads(r.stdout)["total_modules"] == 20, r.stderr
-    r = run_tito("setup", cwd=course)  # without the course's CLI: our usage error
-    assert r.returncode == 2 and "invalid choice: 'setup'" in r.stderr
+    r = run_tito("setup", cwd=course)  # without the course's CLI: one line saying how to get it
+    assert r.returncode == 1 and "is a command of the course's own tito, which is not installed here" in r.stderr
+    r = run_tito("bogus", cwd=course)  # not a command of either: our usage error
+    assert r.returncode == 2 and "invalid choice: 'bogus'" in r.stderr

@@ -6,7 +6,8 @@ import nbformat
 import pytest
 
 from tinytorch_progress.errors import TitoError
-from tinytorch_progress.report_card import analyze, card_filename, report_card_for, write_card
+from tinytorch_progress.report.cards import card_filename, write_card
+from tinytorch_progress.report.grading import analyze, report_card_for
 from tinytorch_progress.views.report_card import ReportCardView, card_html
 from tinytorch_progress.schemas import load
 
@@ -173,7 +174,7 @@ def test_ipynb_and_py_give_the_same_card(workspace):
 
 
 def test_card_is_deterministic_across_processes(workspace):
-    code = ("import json, sys; from tinytorch_progress.report_card import report_card_for; "
+    code = ("import json, sys; from tinytorch_progress.report.grading import report_card_for; "
             "print(json.dumps(report_card_for(sys.argv[1], sys.argv[2]).to_json()['concepts_covered']))")
     outs = {subprocess.run([sys.executable, "-c", code, str(workspace / "modules" / "02_activations"), str(workspace)],
                            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True).stdout

@@ -6,10 +6,8 @@
 - Special files (a link to /dev/zero, /dev/urandom as .py, a FIFO named .ipynb) are one-line errors at once.
 - A notebook of 3 million lines is refused before it is analysed.
 - A markdown heading built to make a backtracking regex explode is graded in linear time.
-- Importing nbformat through our reader loads none of the libraries of jsonschema's optional format checkers (no
-  rfc3987_syntax grammars, no arrow) nor traitlets' logging, and jsonschema still validates every format those libraries
-  check exactly as it does without us, with the same checkers and exceptions; if a stand-in ever cost a checker, nbformat is
-  imported again without them.
+- Reading a v4 notebook, or carding one, imports neither nbformat nor jsonschema (whose format checkers load grammars
+  for a second or more); a v3 notebook is upgraded through nbformat.
 - Grading lists only the AST nodes it counts (`graded_nodes`), skipping the inside of statements that cannot hold one:
   exactly the definitions, loops, `if`s, `try`s, list comprehensions and lambdas of the whole tree, in `ast.walk`
   order (generated code, the package's and the standard library's modules, hypothesis).
@@ -21,12 +19,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+pytestmark = pytest.mark.slow
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinytorch_progress.errors import TitoError
 from tinytorch_progress.safe_read import read_regular_file
 from tinytorch_progress.notebooks import MAX_NOTEBOOK_LINES, read_notebook
-from tinytorch_progress.report_card import analyze, report_card_for
+from tinytorch_progress.report.grading import analyze, report_card_for
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +50,7 @@ def test_cards_equal_the_golden_cards_of_the_old_code(tmp_path, fmt):
         assert list(validate(c, "report-card").to_json()) == list(c)          # same keys, same order as the model
 
 
-@pytest.mark.parametrize("fmt", ["py", "ipynb"])     # four modules: graded by two processes
+@pytest.mark.parametrize("fmt", ["py", "ipynb"])
 def test_cli_json_equals_the_golden_cards(tmp_path, fmt):
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))[fmt]
     make_course(tmp_path, fmt, len(golden))
@@ -115,71 +114,12 @@ def test_headings_built_to_backtrack_are_graded_at_once(tmp_path):
     assert time.perf_counter() - t < 2
 
 
-STOOD_IN = ["rfc3987_syntax", "rfc3986_validator", "rfc3339_validator", "webcolors", "uri_template", "arrow", "traitlets.log"]
-
-PROBE = """
-import json, sys, types
-STOOD_IN = %r
-if sys.argv[1] != "plain":
-    from tinytorch_progress import notebooks
-    if sys.argv[1] == "broken":   # a checker that does not register: nbformat must be imported again, plainly
-        notebooks._STAND_INS["webcolors"] = ((), "no-such-format", None)
-    notebooks._import_nbformat()
-    loaded = [m for m in STOOD_IN if m in sys.modules]
-    assert "nbformat" in sys.modules and (loaded if sys.argv[1] == "broken" else not loaded), loaded
-    assert not any(type(m).__name__ == "_LazyModule" for m in sys.modules.values())
-import jsonschema
-fmt_module = sys.modules["jsonschema._format"]
-if sys.argv[1] == "broken": assert type(fmt_module.webcolors) is types.ModuleType
-values = ["http://example.com/a?b#c", "ftp://x", "http://例え.テスト/パス", "//host/p", "a:b", "not an iri", " ", "",
-          "http://[::1]:80/", "mailto:someone@example.org", "relative/path", "#frag", "http://exa mple.com",
-          "2024-01-02T03:04:05Z", "2024-13-02T03:04:05Z", "2024-01-02 03:04:05", "2024-01-02t03:04:05.5+01:00",
-          "03:04:05Z", "25:00:00Z", "03:04:05", "red", "#fff", "#FFFFFF", "#ggg", "notacolor", "http://x/{a}",
-          "http://x/{a", "{+path}/x{?q*}", "P1Y", "P1", "PT1H30M", "P", "1Y", "P1.5D", "P1W", "P1Y2W", 3, None]
-formats = ["iri", "iri-reference", "uri", "uri-reference", "date-time", "time", "color", "uri-template", "duration"]
-drafts = [jsonschema.Draft3Validator, jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator,
-          jsonschema.Draft201909Validator, jsonschema.Draft202012Validator]
-out, checker = {}, jsonschema.FormatChecker()
-for fmt in formats:
-    for draft in drafts:
-        for name, fc in ((draft.__name__, draft.FORMAT_CHECKER), ("all formats", checker)):
-            v = draft({"format": fmt}, format_checker=fc)
-            out[f"{fmt} {name}"] = [[e.message for e in v.iter_errors(x)] for x in values]
-raises = {k: [f"{r.__module__}.{r.__qualname__}" for r in (rs if isinstance(rs, tuple) else (rs,))]
-          for k, (_, rs) in checker.checkers.items()}
-print(json.dumps({"checkers": sorted(checker.checkers), "raises": raises, "results": out,
-                  "drafts": {d.__name__: sorted(d.FORMAT_CHECKER.checkers) for d in drafts}}))
-""" % STOOD_IN
-
-
-def _probe(which):
-    r = subprocess.run([sys.executable, "-c", PROBE, which], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def test_jsonschema_validates_the_stood_in_formats_exactly_as_without_us():
-    pytest.importorskip("rfc3987_syntax"); pytest.importorskip("isoduration"); pytest.importorskip("webcolors")
-    ours, plain = _probe("ours"), _probe("plain")
-    assert {"iri", "iri-reference", "uri", "date-time", "color", "uri-template", "duration"} <= set(plain["checkers"])
-    assert ours == plain
-    for fmt in ("iri", "uri", "date-time", "color", "uri-template", "duration"):   # the checkers really check
-        res = plain["results"][f"{fmt} all formats"]
-        assert any(res) and not all(res), fmt
-
-
-def test_a_checker_lost_to_a_stand_in_means_importing_again_without_them():
-    pytest.importorskip("webcolors")
-    assert _probe("broken") == _probe("plain")
-
-
-def test_the_stand_ins_leave_and_the_real_modules_load_on_first_use():
-    code = ("import sys, importlib; from tinytorch_progress.notebooks import _import_nbformat; _import_nbformat(); "
-            f"names = {STOOD_IN!r}; assert not [n for n in names if n in sys.modules]; "
-            "ms = [importlib.import_module(n) for n in names]; assert all(type(m).__name__ == 'module' and m.__file__ for m in ms); "
-            "import rfc3987_syntax; assert callable(rfc3987_syntax.is_valid_syntax); print('ok')")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.stdout.strip() == "ok", r.stderr
+def test_a_v4_notebook_is_read_and_carded_without_nbformat(tmp_path):
+    make_course(tmp_path, "ipynb", 1)
+    code = ("import sys; from tinytorch_progress.report.grading import analyze; analyze(sys.argv[1]); "
+            "print(sorted(m for m in ('nbformat', 'jsonschema', 'jupytext') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code, str(next((tmp_path / "modules").iterdir()))], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "[]", r.stderr
 
 
 # What grading counts in a code cell: definitions, loops, `if`, `try`, list comprehensions and lambdas.
@@ -196,7 +136,7 @@ CODE_PIECES = ["x = a * b + f(c)", "y = [i for i in range(3)]", "f = lambda a: a
 
 
 def _assert_graded_nodes_hold_everything_counted(src: str):
-    from tinytorch_progress.report_card import ast_nodes, graded_nodes, parse_code
+    from tinytorch_progress.report.metrics import ast_nodes, graded_nodes, parse_code
     tree = parse_code(src)
     if tree is None: return
     assert graded_nodes(tree, src) == [n for n in ast_nodes(tree) if isinstance(n, COUNTED)], src
@@ -231,7 +171,7 @@ PIECES = ["and", "vs", "vs.", "versus", " ", "  ", "-", " - ", ":", "#", "##", "
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.sampled_from(PIECES), max_size=14).map("".join))
 def test_linear_rewrites_match_the_old_patterns(t):
-    from tinytorch_progress import report_card as rc
+    from tinytorch_progress.report import concepts as rc
     m = OLD["atx"].match(t)
     assert rc._atx(t) == (m.group(1) if m else None)
     assert rc._SPLIT.split(t) == OLD["split"].split(t)
@@ -243,7 +183,7 @@ def test_linear_rewrites_match_the_old_patterns(t):
 
 # The per-line helpers of 85cabdf, as they were: the faster ones must give the same results on any text.
 def _old_headings(text):
-    from tinytorch_progress.report_card import _atx
+    from tinytorch_progress.report.concepts import _atx
     out, fence = [], None
     for line in text.split("\n"):
         s = line.strip()
@@ -258,7 +198,7 @@ def _old_headings(text):
 
 def _old_plain(h):
     import unicodedata
-    from tinytorch_progress.report_card import _unlink, _untag
+    from tinytorch_progress.report.concepts import _unlink, _untag
     h = _untag(_unlink(h)).replace("`", "").replace("*", "")
     return "".join(ch if (unicodedata.category(ch)[0] in "LN" or ch in " -_:'.,/&()+–—|;?!") else " " for ch in h)
 
@@ -271,20 +211,10 @@ LINE_PIECES = ["\n", " ", "   ", "    ", "\t", "\x0b", "\x0c", "\x1c", "\u2028",
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.sampled_from(LINE_PIECES), max_size=24).map("".join))
 def test_faster_line_helpers_match_the_old_ones(t):
-    from tinytorch_progress import report_card as rc
-    assert rc.nonblank_lines(t) == sum(1 for l in t.split("\n") if l.strip())
-    assert rc.directives(t) == [l.strip() for l in t.split("\n") if l.strip().startswith("#|")]
+    from tinytorch_progress.report import concepts as rc, metrics
+    assert metrics.nonblank_lines(t) == sum(1 for l in t.split("\n") if l.strip())
+    assert metrics.directives(t) == [l.strip() for l in t.split("\n") if l.strip().startswith("#|")]
     assert rc.markdown_headings(t) == _old_headings(t)
-    assert rc._plain(t) == _old_plain(t)
+    assert rc.plain_text(t) == _old_plain(t)
     assert rc._defined_words(t, *rc._DEFINED_AS[0]) == OLD["defined"].findall(t)
     assert rc._defined_words(t, *rc._DEFINED_AS[1]) == OLD["colon"].findall(t)
-
-
-def test_an_in_process_report_leaves_the_collector_as_it_found_it(tmp_path):
-    "The fork freezes the collector for the child's sake; a caller that is not the `tito` script gets it back unfrozen."
-    make_course(tmp_path, "ipynb", 6)
-    code = ("import contextlib, gc, io, sys; from tinytorch_progress.cli import main as cli\n"
-            "with contextlib.redirect_stdout(io.StringIO()): rc = cli.main(['--root', sys.argv[1], 'report', '--all', '--json', '--no-save'])\n"
-            "print(rc, gc.get_freeze_count())")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert r.stdout.split() == ["0", "0"], r.stderr

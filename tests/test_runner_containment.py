@@ -110,6 +110,30 @@ def test_a_program_that_kills_its_parent_leaves_nothing(tmp_path):
     assert_all_dead(tmp_path, ["child", "daemon", "program", "supervisor"])
 
 
+# The escape of issue 28: a grandchild leaves the run's session (setsid), clears its environment (no run tag) and
+# execs; then the program kills the supervisor. Contained by the run's cgroup where tito may make one, else by tito
+# being a sub-reaper for the run — both are tested.
+ESCAPE = """
+if os.fork() == 0:
+    os.setsid()
+    os.execve(sys.executable, [sys.executable, "heart.py", "escapee"], {})
+_wait_for("escapee")
+print("escapee out, killing my parent", flush=True); os.kill(os.getppid(), signal.SIGKILL); time.sleep(120)
+"""
+
+
+@linux
+@pytest.mark.parametrize("way", ["cgroup", "sub-reaper"])
+def test_a_setsid_env_clearing_escape_after_killing_the_supervisor_leaves_nothing(tmp_path, monkeypatch, way):
+    if way == "sub-reaper": monkeypatch.setattr(runner, "make_cgroup", lambda name: None)  # as where cgroups are not ours
+    elif runner.make_cgroup("tito-probe-" + str(os.getpid())) is None: pytest.skip("tito may not make a cgroup here (not root, no delegated cgroup v2)")
+    else: runner.end_cgroup(runner.cgroup_base() + f"/tito-probe-{os.getpid()}")
+    prog = program(tmp_path, ESCAPE)
+    r = run_program(prog, tmp_path, timeout=60)
+    assert not r.passed and "killing my parent" in r.message, r
+    assert_all_dead(tmp_path, ["escapee", "program", "supervisor"])
+
+
 @linux
 def test_a_program_that_kills_tito_leaves_nothing(tmp_path):
     "`tito` (here a process running `run_program`) is SIGKILLed: the supervisor gets its death signal and sweeps."

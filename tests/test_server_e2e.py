@@ -9,7 +9,7 @@ import pytest
 from conftest import TITO, run_tito
 from test_server import upload_body
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # `tito serve` and `tito sync` in processes of their own
 
 
 def free_port() -> int:
@@ -160,4 +160,45 @@ def test_serve_with_worker_processes_on_postgresql(tmp_path):
             stop(proc, log)
             log = open(tmp_path / "serve.log").read()
             assert "Traceback" not in log, log
+    finally: cleanup()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_killed_server_keeps_every_upload_it_acknowledged(tmp_path, backend):
+    "`tito serve` SIGKILLed while eight clients upload: every upload it answered 201 is stored, once, with its counters."
+    import threading
+    from sqlalchemy import select
+    from tinytorch_progress import server as srv
+    from test_server import assert_counters_consistent, fresh_db
+    from types import SimpleNamespace
+    url, cleanup = fresh_db(backend, tmp_path)
+    try:
+        admin = srv.Db(url)
+        tokens = [srv.add_user(admin.engine, f"s{i}") for i in range(8)]
+        admin.engine.dispose()
+        base, proc, log = start_serve(tmp_path, "--db", url)
+        acked, stop_at = {}, time.monotonic() + 60
+        def client(i):
+            with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {tokens[i]}"}) as c:
+                for k in range(10_000):
+                    body = upload_body(tuple(range(1, 1 + k % 20)), statistics={"total_study_time_hours": k})
+                    try: r = c.post("/api/progress/upload", json=body)
+                    except httpx.TransportError: return  # the server is gone
+                    if r.status_code == 201: acked[r.json()["snapshot_id"]] = (f"s{i}", k)
+                    if time.monotonic() > stop_at: return
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads: t.start()
+        while len(acked) < 200 and time.monotonic() < stop_at: time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL); proc.wait(15); log.close()
+        for t in threads: t.join(30)
+        assert len(acked) >= 200
+        db = srv.Db(url)
+        try:
+            ut, snap = srv.User.__table__, srv.Snapshot.__table__
+            with db.read() as c:
+                kept = {r.id: (r.username, json.loads(r.data)["statistics"]["total_study_time_hours"])
+                        for r in c.execute(select(snap.c.id, snap.c.data, ut.c.username).join(ut, ut.c.id == snap.c.user_pk))}
+            assert {i: kept.get(i) for i in acked} == acked  # each acknowledged upload, as sent
+            assert_counters_consistent(SimpleNamespace(state=SimpleNamespace(db=db)))
+        finally: db.engine.dispose()
     finally: cleanup()

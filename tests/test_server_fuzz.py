@@ -21,7 +21,7 @@ from tinytorch_progress import server as srv
 from tinytorch_progress.ids import module_number
 from test_server import fresh_db, pg_unavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # hundreds of generated requests per operation, on both databases
 
 EXAMPLES = int(os.environ.get("TITO_FUZZ_EXAMPLES", "100"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -17,7 +17,7 @@ from tinytorch_progress.errors import TitoError
 from tinytorch_progress.ids import InvalidId, check_user_id
 from test_server import assert_json_error, auth, count, db_url, make_client, site, upload_body  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # every Unicode category through the API and the CLI
 
 ALLOWED = set(string.ascii_letters + string.digits + "._@+-")
 CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
@@ -127,7 +127,7 @@ def test_duplicate_keys_are_refused_at_any_depth(site, path, key, value):
     client, app, tok = site
     r = post(client, tok["ada"], _dup(path, key, value))
     assert_json_error(r, 422)
-    assert r.json()["detail"] == f"body: duplicate key {key!r} (a key may appear only once in an object)"
+    assert r.json()["detail"] == f"body: line 1: duplicate key {json.dumps(key)} (a key may appear only once in an object)"
     assert count(app, srv.Snapshot) == 0
     assert post(client, tok["ada"], upload_body()).status_code == 201  # the same body without the repeat is fine
 
@@ -138,7 +138,7 @@ def test_duplicate_keys_named_safely(site):
     for key in ("\\ud800", "\\u202e", "k" * 10_000):
         r = post(client, tok["ada"], f'{{"{key}": 1, "{key}": 2}}'.encode())
         assert_json_error(r, 422)
-        assert r.json()["detail"].startswith("body: duplicate key '") and len(r.json()["detail"]) < 200
+        assert r.json()["detail"].startswith('body: line 1: duplicate key "') and len(r.json()["detail"]) < 200
 
 
 # ---- 10. every Unicode category in names -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""PostgreSQL's own upload path (`server.ingest`): one or two statements an upload, checked against what the database
-holds — a standing another process (or thread) changed in between is read again under its row lock, a remembered token
-owner still gets every refusal in order — and connections the database dropped are replaced without failing a request.
+"""Uploads on PostgreSQL (`server.ingest.store_upload`, the same path as SQLite's): uploads of one student through two
+processes (or threads) take turns on the student's row and each builds on the standing the one before it left; the
+refusals of an upload come in their order (token, rate limit, body, owner); and connections the database dropped are
+replaced before they are used (the pool's pre-ping), without failing a request.
 Each test gets a fresh schema; they are skipped, with the reason, when PostgreSQL cannot be reached."""
 import json, random, time, uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
 from tinytorch_progress import server as srv
-from tinytorch_progress.server import db as server_db
 from test_server import PG_URL, assert_counters_consistent, auth, fresh_db, upload_body
 
 
@@ -43,13 +43,9 @@ def end_connections(name: str) -> int:
     return ended
 
 
-def upload(db, tok, *modules, limiter=None, **kw):
-    return srv.handle_upload(db, limiter, f"Bearer {tok}", json.dumps(upload_body(modules, **kw)).encode())
-
-
-def status(f):
-    try: return f()["status"]
-    except srv.ApiError as e: return e.status
+def upload(db, tok, *modules, **kw):
+    "Store an upload of `modules` as the token's owner, as the upload route does (the token checked by the caller)."
+    return srv.store_upload(db, srv.user_for_token(db.engine, tok), srv.parse_upload(json.dumps(upload_body(modules, **kw)).encode()))
 
 
 def snapshot_count(db) -> int:
@@ -62,21 +58,21 @@ def test_postgres_connections_the_database_dropped_are_replaced(pg):
     try:
         assert client.post("/api/progress/upload", json=upload_body((1,)), headers=auth(tok)).status_code == 201
         assert client.get("/api/leaderboard").status_code == 200
-        assert end_connections(pg.name) >= 2  # the upload path's connection and the pool's
+        assert end_connections(pg.name) >= 1  # every connection of the pool, as a database restart would
         assert client.post("/api/progress/upload", json=upload_body((1, 2)), headers=auth(tok)).status_code == 201
         assert client.get("/api/leaderboard").json()["leaderboard"][0]["modules_completed"] == 2
         assert client.get("/healthz").json()["status"] == "ok"
     finally: app.state.db.engine.dispose()
 
 
-def test_postgres_a_statement_on_a_silently_dropped_connection_runs_again(pg, monkeypatch):
-    "A server that vanished without closing its connections: they pass the idle check, and the statement runs again."
+def test_postgres_store_upload_after_the_database_ended_its_connections(pg):
+    "The storing path itself (no app around it): the connections it pooled are ended; it stores, then recognises a re-send."
     db = pg.db()
     tok = srv.add_user(db.engine, "ada")
     assert upload(db, tok, 1)["status"] == "stored"
-    monkeypatch.setattr(server_db, "_closed_by_server", lambda conn: False)
     end_connections(pg.name)
     assert upload(db, tok, 1, 2)["status"] == "stored"
+    end_connections(pg.name)
     assert upload(db, tok, 1, 2)["status"] == "unchanged"
     assert snapshot_count(db) == 2
 
@@ -87,7 +83,7 @@ def test_postgres_a_standing_changed_elsewhere_is_read_again(pg):
     tok = srv.add_user(a.engine, "ada")
     assert upload(a, tok, 1)["status"] == "stored"
     assert upload(b, tok, 1, 2)["status"] == "stored"
-    third = upload(a, tok, 1, 2, 3)  # `a` remembers the 1-module standing: its statement writes nothing, the retry stores
+    third = upload(a, tok, 1, 2, 3)  # `a` last stored the 1-module standing: it must build on `b`'s
     assert (third["status"], third["modules_completed"], third["latest"]) == ("stored", 3, True)
     again = upload(a, tok, 1, 2)  # stored by `b`: the same body, whatever `a` remembered
     assert (again["status"], again["latest"]) == ("unchanged", False)
@@ -117,15 +113,19 @@ def test_postgres_concurrent_uploads_through_two_processes_store_each_body_once(
     assert_counters_consistent(SimpleNamespace(state=SimpleNamespace(db=dbs[0])))
 
 
-def test_postgres_a_remembered_token_owner_still_gets_every_refusal_in_order(pg):
-    "Once a token's owner is remembered its upload is one statement; the replies are those of the first upload's path."
-    db = pg.db()
-    tok, rl = srv.add_user(db.engine, "ada"), srv.RateLimiter(burst=3, rate=0.001)
-    assert upload(db, tok, 1, limiter=rl)["status"] == "stored"
-    assert status(lambda: srv.handle_upload(db, rl, f"Bearer {tok}", b"{nope")) == 400  # the token is still spent
-    assert status(lambda: upload(db, tok, 1, 2, limiter=rl, user_id="bob")) == 403
-    assert status(lambda: upload(db, tok, 1, 2, limiter=rl)) == 429  # the bucket is empty: said before the body
-    assert status(lambda: srv.handle_upload(db, rl, f"Bearer {tok}", b"{nope")) == 429
-    srv.revoke(db.engine, "ada")
-    assert status(lambda: upload(db, tok, 1, 2, 3)) == 401
-    assert snapshot_count(db) == 1
+def test_postgres_an_upload_is_refused_in_order(pg):
+    "Token, then rate limit (counted before the body is read, and spent by a refused body), then body, then owner."
+    app = srv.create_app(pg.url, rate_limit=(3, 0.001))
+    client, tok = TestClient(app, raise_server_exceptions=False), srv.add_user(app.state.db.engine, "ada")
+    post = lambda body, token=tok: client.post("/api/progress/upload", content=body, headers=auth(token)).status_code
+    try:
+        assert post(json.dumps(upload_body((1,))).encode()) == 201
+        assert post(b"{nope") == 400  # the token is still spent
+        assert post(json.dumps(upload_body((1, 2), user_id="bob")).encode()) == 403
+        assert post(json.dumps(upload_body((1, 2))).encode()) == 429  # the bucket is empty: said before the body
+        assert post(b"{nope") == 429
+        assert post(b"{nope", "tt_forged") == 401
+        srv.revoke(app.state.db.engine, "ada")
+        assert post(json.dumps(upload_body((1, 2, 3))).encode()) == 401
+        assert snapshot_count(app.state.db) == 1
+    finally: app.state.db.engine.dispose()

@@ -12,7 +12,7 @@ from tinytorch_progress import server as srv
 from test_server import fresh_db, upload_body
 from test_server_e2e import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # two `tito serve` processes; thousands of students
 
 BURST, RATE = 30, 1.0  # `tito serve`'s limit per token: 30 at once, then 1 a second
 

@@ -2,10 +2,11 @@
 on 127.0.0.1 → no 5xx, and every accepted upload is stored and readable afterwards."""
 import json, os, random, socket, sqlite3, subprocess, threading, time
 from datetime import datetime, timedelta
-import httpx, pytest
+import httpx
+import pytest
 from conftest import TITO, run_tito
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # a minute of traffic against `tito serve`
 
 CLIENTS, SECONDS = 16, float(os.environ.get("TITO_SOAK_SECONDS", "60"))
 

@@ -122,7 +122,7 @@ def test_test_and_complete_in_a_real_kernel(course):
     assert "data-passed='true'" in "".join(r["html"]) and "all tests passed" in "".join(r["plain"]), r
     r = run("%tito complete", "check")
     plain = "".join(r["plain"])
-    assert f"cell 4 [{fix['count']}] ran code that the saved notebook does not hold; save the notebook (Ctrl/Cmd+S)" in plain, r
+    assert f"cell 4 [{fix['count']}] was run with code the saved notebook does not hold; save the notebook (Ctrl/Cmd+S)" in plain, r
     assert "`%tito complete` again" in plain and "tests failed" not in plain
     assert len(plain.strip().splitlines()) == 1 and completed(ws) == []  # one line, nothing recorded
 
@@ -154,6 +154,71 @@ def test_refused_skip_tests_and_errors_suggest_the_magic(course):
     r = k.run("%tito test 01", "check")
     said = "".join(r["errors"] + r["stream"])
     assert "no tests found for module 01" in said and suggested_commands(said) and all(p.startswith("%") for p in suggested_commands(said)), said
+
+
+# ---------------------------------------------------------------- the ordinary loop, with the extension loaded last (issue 27)
+def last_cell_notebook(add_source: str, extra=()):
+    "The demo's shape: the module's cells first, `%load_ext tinytorch_progress` in the last cell."
+    nb = nbformat.v4.new_notebook(cells=[cell("md", "# Tensor", "title"), cell("code", add_source, "add"), cell("code", TEST, "test"),
+                                         *extra, cell("code", "%load_ext tinytorch_progress", "load")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_fix_rerun_save_complete_with_the_extension_loaded_last(course):
+    "Run All, break a cell, fix it in place, run it, save: `%tito complete` records (it refused forever before)."
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(FIX), nb)
+    for code, cid in ((FIX, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): assert not k.run(code, cid)["errors"]
+    k.run(BUG, "add")                                   # break the cell, run it
+    assert "tests failed" in "".join(k.run("%tito test", "scratch-1")["plain"])
+    k.run(FIX, "add")                                   # fix it in place, run it
+    assert "all tests passed" in "".join(k.run("%tito test", "scratch-1")["plain"])
+    nbformat.write(last_cell_notebook(FIX), nb)         # Ctrl+S (the file already held the fix)
+    r = k.run("%tito complete", "scratch-1")
+    assert completed(ws) == [1], r
+
+
+def test_a_deleted_scratch_cell_never_blocks_complete(course):
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(FIX), nb)
+    for code, cid in ((FIX, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): k.run(code, cid)
+    k.run("scratch = add(40, 2)\nscratch", "scratch-cell")  # run, then deleted: the saved file never held it
+    r = k.run("%tito complete", "another-scratch")
+    assert completed(ws) == [1], r
+
+
+def test_an_edited_unsaved_cell_blocks_and_a_failing_saved_run_points_at_the_passing_code(course):
+    ws, nb, k = course
+    nbformat.write(last_cell_notebook(BUG), nb)         # the saved file holds the bug
+    for code, cid in ((BUG, "add"), (TEST, "test"), ("%load_ext tinytorch_progress", "load")): k.run(code, cid)
+    fix = k.run(FIX, "add")                             # fixed and run, not saved: cell 2 differs from the file
+    r = k.run("%tito complete", "scratch")
+    plain = "".join(r["plain"])
+    assert f"cell 2 [{fix['count']}] was run with code the saved notebook does not hold" in plain and completed(ws) == [], r
+    k.run(BUG, "add"); other = k.run(FIX, "elsewhere")  # the passing code now lives in a cell the file does not hold
+    r = k.run("%tito complete", "scratch")
+    plain = "".join(r["plain"])
+    assert f"ran as [{other['count']}], which the saved notebook does not hold" in plain, plain
+    assert "paste it into the notebook and save" in plain and "restart the kernel and run all cells" in plain
+    assert completed(ws) == []
+
+
+def test_a_failure_report_points_at_the_code(course):
+    "A bare assert shows the values compared; an error raised in the student's function names its cell and line."
+    ws, nb, k = course
+    k.run("%load_ext tinytorch_progress", "load")
+    nbformat.write(last_cell_notebook(BUG), nb)
+    k.run(BUG, "add")
+    bare = "def test_unit_add():\n    x = add(2, 3)\n    assert x == 5"
+    k.run(bare, "test")
+    plain = "".join(k.run("%tito test", "check")["plain"])
+    assert "AssertionError: assert x == 5 (x = -1)" in plain and "test line 3: assert x == 5" in plain, plain
+    broken = k.run("def add(a, b):\n    total = a + b\n    return total + bias", "add")
+    plain = "".join(k.run("%tito test", "check")["plain"])
+    assert "NameError: name 'bias' is not defined" in plain, plain
+    assert f"raised in cell 2 [{broken['count']}], line 3 in add: return total + bias" in plain, plain
+    assert "\x1b[" not in plain and str(ws) not in plain  # no colour codes, no path of this machine
 
 
 # ---------------------------------------------------------------- the Next link in JupyterLab
@@ -217,4 +282,68 @@ def test_next_module_link_opens_in_jupyterlab(tmp_path):
             sync_api.expect(page.locator(".lm-TabBar-tab", has_text="02_activations.ipynb").first).to_be_visible(timeout=60_000)
             sync_api.expect(page.get_by_role("heading", name="Activations, the next module")).to_be_visible(timeout=60_000)
             page.screenshot(path=str(out / "jupyterlab-next-module-opened.png"))
+        finally: browser.close()
+
+
+# ---------------------------------------------------------------- the loop in JupyterLab, as a student does it (issue 27)
+LOOP_FIX = "def add(a, b): return a + b"
+LOOP_TEST = "def test_unit_add(): x = add(2, 3); assert x == 5"
+
+
+def set_cell(page, cell, text: str):
+    "Replace a cell's code by typing it (one line: the editor's auto-indent cannot change it)."
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+a"); page.keyboard.type(text)
+
+
+def output_text(cell) -> str:
+    return cell.locator(".jp-OutputArea").inner_text()
+
+
+def test_the_loop_in_jupyterlab(tmp_path):
+    """Run the cells (the extension loads in the last), break a function, test, fix it in place, test, save, run and
+    delete a scratch cell, complete: recorded — and the failure report names the student's own cell and line."""
+    chromium = shutil.which("chromium")
+    if chromium is None: pytest.skip("Debian `chromium` is not on PATH (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    ws = tmp_path / "course"
+    nb = make_course(ws)
+    book = nbformat.v4.new_notebook(cells=[cell("md", "# Tensor", "title"), cell("code", LOOP_FIX, "add"), cell("code", LOOP_TEST, "test"),
+                                           cell("code", "%load_ext tinytorch_progress", "load")])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(book, nb)
+    out = Path(__file__).resolve().parents[1] / "test-output"
+    with jupyterlab(ws, tmp_path) as (url, token), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(f"{url}/lab/tree/modules/01_tensor/01_tensor.ipynb?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            cells.nth(3).wait_for(timeout=120_000)
+            try: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
+            except Exception: pass  # an older JupyterLab has no indicator: run_cell retries instead
+            for i in (1, 2, 3): run_cell(page, cells.nth(i))      # the module's cells, then %load_ext (the last cell)
+            set_cell(page, cells.nth(1), "def add(a, b): return a + b + bias"); run_cell(page, cells.nth(1))  # break it
+            cells.nth(3).click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # a scratch cell below
+            scratch = cells.nth(4)
+            set_cell(page, scratch, "%tito test"); run_cell(page, scratch)
+            expect(scratch.locator(".tito-checks")).to_be_visible(timeout=120_000)
+            report = output_text(scratch)
+            assert "NameError: name 'bias' is not defined" in report and "raised in cell 2 [" in report and "line 1 in add" in report, report
+            assert "\x1b[" not in report and str(tmp_path) not in report
+            set_cell(page, cells.nth(1), LOOP_FIX); run_cell(page, cells.nth(1))  # fixed in place
+            run_cell(page, scratch)
+            expect(scratch.locator(".tito-checks")).to_contain_text("all tests passed", timeout=120_000)
+            page.keyboard.press("Control+s"); time.sleep(1)
+            scratch.click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # another scratch cell: run, then deleted
+            other = cells.nth(5)
+            set_cell(page, other, "scratch = add(40, 2)"); run_cell(page, other)
+            page.keyboard.press("Escape"); page.keyboard.press("d"); page.keyboard.press("d")
+            expect(cells).to_have_count(5, timeout=10_000)
+            set_cell(page, scratch, "%tito complete"); run_cell(page, scratch)
+            expect(scratch.locator(".tito-change")).to_contain_text("Completed module 01 (Tensor)", timeout=180_000)
+            out.mkdir(exist_ok=True); scratch.screenshot(path=str(out / "jupyterlab-loop-completed.png"))
+            assert completed(ws) == [1]
         finally: browser.close()

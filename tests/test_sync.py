@@ -98,7 +98,7 @@ def test_lost_reply_is_resent_and_stored_once(tmp_path, site):
 def test_the_client_reads_the_reply_the_server_sends():
     "The client's `UploadReply` is the server's `UploadResult`, field for field, so the two cannot drift apart."
     from tinytorch_progress.schemas import UploadReply
-    from tinytorch_progress.server.app import UploadResult
+    from tinytorch_progress.server.routes.api import UploadResult
     ours, theirs = UploadReply.model_json_schema(), UploadResult.model_json_schema()
     assert set(ours["properties"]) == set(theirs["properties"]) and set(ours["required"]) == set(theirs["required"])
     for name, prop in theirs["properties"].items():

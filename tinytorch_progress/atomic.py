@@ -22,8 +22,8 @@ def fsync_dir(path: Path):
     finally: os.close(fd)
 
 # %% ../nbs/10_atomic.ipynb #0f8bc98d
-def stage_bytes(path, data: bytes, mode: int | None = None) -> Path:
-    "Write `data` to a new temp file beside `path` and fsync it; the temp's path (`commit` moves it into place)."
+def stage_bytes(path, data: bytes, mode: int | None = None, durable: bool = True) -> Path:
+    "Write `data` to a new temp file beside `path` (fsynced unless not `durable`); the temp's path (`commit` moves it into place)."
     import tempfile  # here: commands that only read (`tito status`) never load it
     path = Path(path)
     try: fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -31,7 +31,8 @@ def stage_bytes(path, data: bytes, mode: int | None = None) -> Path:
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+            f.write(data); f.flush()
+            if durable: os.fsync(f.fileno())
         if mode is None:
             try: mode = path.stat().st_mode & 0o777
             except OSError: mode = 0o644
@@ -49,19 +50,20 @@ def discard(tmps):
         except OSError: pass  # already gone, or in a folder that became read-only: nothing more to do
 
 # %% ../nbs/10_atomic.ipynb #379fcf3e
-def commit(staged: list[tuple[Path, Path]]):
-    "Rename each staged temp onto its target, in order, then fsync the folders (renames need no space)."
+def commit(staged: list[tuple[Path, Path]], durable: bool = True):
+    "Rename each staged temp onto its target, in order, then fsync the folders (unless not `durable`; renames need no space)."
     try:
         for tmp, path in staged: os.replace(tmp, path)
     except OSError as e:
         discard(t for t, _ in staged)
         raise TitoError(f"cannot replace {path}: {e.strerror or e}") from None
-    for d in dict.fromkeys(Path(p).parent for _, p in staged): fsync_dir(d)
+    if durable:
+        for d in dict.fromkeys(Path(p).parent for _, p in staged): fsync_dir(d)
 
 # %% ../nbs/10_atomic.ipynb #53f14b6f
-def write_bytes_atomic(path, data: bytes, mode: int | None = None):
-    "Write `data` to `path` via a temp file in the same folder, fsync, `os.replace`, fsync the folder."
-    commit([(stage_bytes(path, data, mode), Path(path))])
+def write_bytes_atomic(path, data: bytes, mode: int | None = None, durable: bool = True):
+    "Write `data` to `path` via a temp file in the same folder, fsync, `os.replace`, fsync the folder (no fsyncs unless `durable`)."
+    commit([(stage_bytes(path, data, mode, durable), Path(path))], durable)
 
 def write_json_atomic(path, data, mode: int | None = None):
     "Atomically write `data` as our JSON (`jsonio.json_bytes`)."

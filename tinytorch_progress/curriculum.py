@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'MODULE_BASES', 'Module', 'Milestone', 'Curriculum', 'curriculum_from_dict', 'folders_by_number',
-           'module_folders', 'load_curriculum', 'candidate_names', 'candidates', 'module_file', 'module_files',
-           'module_dir', 'module_notebook', 'module_of', 'current_module']
+           'module_folders', 'load_curriculum', 'legacy_names', 'candidates', 'ranked_files', 'module_file',
+           'stale_copies', 'module_files', 'module_dir', 'module_notebook', 'module_of', 'test_folders',
+           'current_module']
 
 # %% ../nbs/07_curriculum.ipynb #e449eb56
 import json, os, re
@@ -123,31 +124,54 @@ def load_curriculum(root=None) -> Curriculum:
     return cur
 
 # %% ../nbs/07_curriculum.ipynb #181e56c2
-def candidate_names(folder_name: str) -> list[str]:
-    "The file names the notebook of a module folder may have, best first."
+def _short(folder_name: str) -> str:
     m = _FOLDER.match(folder_name)
-    full, short = folder_name, (m.group(2) if m else folder_name)
-    return list(dict.fromkeys((f"{full}.ipynb", f"{short}.ipynb", f"{short}_dev.ipynb", f"{short}.py", f"{short}_dev.py", f"{full}.py")))
+    return m.group(2) if m else folder_name
+
+def legacy_names(folder_name: str) -> list[str]:
+    "The older names a module folder's notebook had, best first (used only when no current file exists)."
+    s = _short(folder_name)
+    return list(dict.fromkeys((f"{s}.ipynb", f"{s}_dev.ipynb", f"{s}.py", f"{s}_dev.py")))
 
 def candidates(folder) -> list[Path]:
-    "The paths the notebook of a module folder may have, best first."
+    "The paths the notebook of one module folder may have, best first."
     d = Path(folder)
-    return [d / n for n in candidate_names(d.name)]
+    return [d / f"{d.name}.ipynb", d / f"{d.name}.py", *(d / n for n in legacy_names(d.name))]
 
 # %% ../nbs/07_curriculum.ipynb #6b767e3b
-def _first_file(folders, slug: str | None = None) -> Path | None:
-    "The best candidate that exists across `folders`; a folder named for the course's module (`_slug`) goes first."
+def _entries(d: Path) -> dict:
+    try: return {e.name: e for e in os.scandir(d)}  # one read of the folder; entries know a file without a stat
+    except OSError: return {}
+
+def ranked_files(folders, slug: str | None = None) -> tuple[list[Path], list[Path]]:
+    "(current files, older-named files) of one module across its `folders`, each best first."
     if slug: folders = sorted(folders, key=lambda d: not d.name.endswith("_" + slug))
-    for d in folders:
-        try: entries = {e.name: e for e in os.scandir(d)}  # one read of the folder; entries know a file without a stat
-        except OSError: continue
-        found = next((n for n in candidate_names(d.name) if n in entries and entries[n].is_file()), None)
-        if found: return d / found
-    return None
+    listed = [(d, _entries(d)) for d in folders]
+    has = lambda d, e, n: n in e and e[n].is_file()
+    by_base = lambda base: [(d, e) for d, e in listed if d.parent.name == base] + [(d, e) for d, e in listed if d.parent.name != base]
+    current = [d / f"{d.name}.ipynb" for d, e in listed if has(d, e, f"{d.name}.ipynb")]
+    current += [d / f"{d.name}.py" for d, e in by_base("src") if has(d, e, f"{d.name}.py")]
+    older = [d / n for d, e in listed for n in legacy_names(d.name) if has(d, e, n)]
+    return current, older
+
+def _first_file(folders, slug: str | None = None) -> Path | None:
+    current, older = ranked_files(folders, slug)
+    return (current or older or [None])[0]
 
 def module_file(root, x, slug: str | None = None) -> Path | None:
     "The notebook of module `x` in the workspace at `root`, or None: the one lookup every command uses."
     return _first_file(folders_by_number(root).get(module_number(x), []), slug)
+
+# %% ../nbs/07_curriculum.ipynb #86bee8cc
+def stale_copies(root, cur=None) -> dict[int, list[Path]]:
+    "Module number → its older-named files that sit beside a current file (empty lists left out)."
+    cur = cur or load_curriculum(root)
+    by = folders_by_number(root)
+    out = {}
+    for m in cur.modules:
+        current, older = ranked_files(by.get(m.number, []), m.slug)
+        if current and older: out[m.number] = older
+    return out
 
 # %% ../nbs/07_curriculum.ipynb #2dac8bff
 def module_files(root, cur=None) -> dict[int, Path | None]:
@@ -189,6 +213,24 @@ def module_of(path, root=None) -> int | None:
         m = _FOLDER.match(part or "")
         if m: return int(m.group(1))
     return None
+
+# %% ../nbs/07_curriculum.ipynb #71316d8f
+_TEST_FOLDER = re.compile(r"^(\d{1,3})_([a-z0-9][a-z0-9_]*)$")
+
+def test_folders(root, cur=None) -> dict[int, Path]:
+    "Module number → its `tests/NN_name/` folder (named for its slug; its number breaks ties); modules without one left out."
+    cur = cur or load_curriculum(root)
+    try: entries = sorted((e for e in os.scandir(Path(root) / "tests") if e.is_dir()), key=lambda e: e.name)
+    except OSError: return {}
+    by_slug: dict[str, list] = {}
+    for e in entries:
+        g = _TEST_FOLDER.match(e.name)
+        if g: by_slug.setdefault(g.group(2), []).append((int(g.group(1)), Path(e.path)))
+    out = {}
+    for m in cur.modules:
+        named = by_slug.get(m.slug)
+        if named: out[m.number] = min(named, key=lambda x: (x[0] != m.number, x[0]))[1]
+    return out
 
 # %% ../nbs/07_curriculum.ipynb #417532a3
 def _root_near(p) -> Path | None:

@@ -119,7 +119,8 @@ def build_demo(path, completed: int = 2, log=print) -> Path:
 def _reports_and_export(root: Path, log) -> tuple[list, Path]:
     "Report cards of every module notebook and the student's combined export; (card paths, export path)."
     from tinytorch_progress.export import build_export
-    from tinytorch_progress.report_card import report_card_for, workspace_modules, write_card
+    from tinytorch_progress.report.cards import workspace_modules, write_card
+    from tinytorch_progress.report.grading import report_card_for
     from tinytorch_progress.atomic import write_json_atomic
     cards = [write_card(report_card_for(d, root), root / "instructor" / "reports") for d in workspace_modules(root)[0]]
     log(f"Wrote {len(cards)} report cards to instructor/reports/")
@@ -165,12 +166,14 @@ def _serve_briefly(app, port: int, work):
 def _upload_in_process(root: Path, app, token: str) -> dict:
     "Store the course's snapshot on the website as an upload would, without the network; the server's reply."
     import json
-    from tinytorch_progress.server.ingest import handle_upload
+    from tinytorch_progress.server.accounts import user_for_token
+    from tinytorch_progress.server.ingest import accept_upload, store_upload
     from tinytorch_progress.store import Workspace
     from tinytorch_progress.config import update_config
     from tinytorch_progress.sync import snapshot
     body = json.dumps(snapshot(root, read_config(Workspace(root)).get("user_id"))).encode()
-    return handle_upload(app.state.db, None, f"Bearer {token}", body)
+    user = user_for_token(app.state.db.engine, token)
+    return store_upload(app.state.db, user, accept_upload(user, body))
 
 # %% ../nbs/41_demo.ipynb #058681e2
 def _forget_failed_sync(root: Path):

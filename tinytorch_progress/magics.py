@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
-from .module_tests import kernel_runs, watch
+from .kernel_runs import kernel_runs, watch
 from .cli.commands import COMMANDS, parse
 from .errors import TitoError
 
@@ -52,8 +52,10 @@ class TitoMagics(Magics):
         if self.shell is not None: args.user_ns, args.ran = self.shell.user_ns, kernel_runs(self.shell)  # `test`, `complete`
         try: return args.run(args)
         except TitoError as e: raise UsageError(e.spelled("%tito").splitlines()[0]) from None
-        except Exception as e:  # a bug of ours: one line in the notebook, as in the terminal
-            raise UsageError(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        except Exception as e:  # a bug of ours: one line in the notebook, as in the terminal (TITO_DEBUG=1: the traceback)
+            if os.environ.get("TITO_DEBUG"): raise
+            raise UsageError(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                             "(set TITO_DEBUG=1 for the traceback)") from None
 
 # %% ../nbs/40_magics.ipynb #7148fed4
 def log_notebook_open(user_ns: dict):

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SUFFIXES', 'PART_HISTORY', 'milestone_folders', 'part_name', 'Program', 'MilestonePrograms', 'discover',
            'module_source', 'export_cells', 'load_module_code', 'importable', 'PartRun', 'MilestoneRun',
-           'latest_results', 'check_unlocked', 'run_milestone']
+           'latest_results', 'check_unlocked', 'package_problems', 'dependency_hint', 'run_milestone']
 
 # %% ../nbs/25_milestones.ipynb #95529280
 import linecache, os, re, sys, types
@@ -205,7 +205,7 @@ def _locked_message(cur, ms, s) -> Optional[str]:
     if not miss: return None
     names = ", ".join(f"{cur.module(n).key} ({cur.module(n).title})" for n in miss)
     return (f"milestone {ms.id} ({ms.name}) is locked: complete module{'s' if len(miss) > 1 else ''} {names} first "
-            f"(`tito module complete {cur.module(miss[0]).key}`)")
+            f"(`{TITO} module complete {cur.module(miss[0]).key}`)")
 
 # %% ../nbs/25_milestones.ipynb #31513edf
 def check_unlocked(root, milestone):
@@ -223,7 +223,7 @@ def check_unlocked(root, milestone):
 def _todo(ms: Milestone, found: MilestonePrograms, part) -> list[Program]:
     if found.folder is None:
         raise TitoError(f"milestone {ms.id} ({ms.name}) has no program: expected a folder milestones/{ms.id}_<name>/ "
-                        f"with a notebook or script (`tito demo` shows examples)")
+                        f"with a notebook or script (`{TITO} demo` shows examples)")
     if not found.programs: raise TitoError(f"{found.folder}: no notebook (.ipynb) or script (.py) to run")
     if part is not None: return [found.program(part)]
     if found.missing:
@@ -241,9 +241,13 @@ def _run_parts(root: Path, ms: Milestone, todo: list[Program], limit: float, say
         say(f"▶ {head}Milestone {ms.id} ({ms.name}), {prog.part}: {rel}")
         when = now_seconds()
         with importable(root / "milestones", root): r = run_program(prog.path, root, limit, say)
+        from tinytorch_progress.package_export import course_package
+        lib = course_package(root)
+        hint = "" if r.passed else dependency_hint(r.message, lib.name if lib else None)
+        message = f"{r.message} ({hint})" if hint else r.message
         say(f"{'✓' if r.passed else '✗'} {head}{prog.part} {'passed' if r.passed else 'FAILED'} in {r.duration_s:.1f} s"
-            + ("" if r.passed else f": {r.message}"))
-        runs.append(PartRun(prog.part, rel, r.passed, r.duration_s, when, r.message))
+            + ("" if r.passed else f": {message}"))
+        runs.append(PartRun(prog.part, rel, r.passed, r.duration_s, when, message))
     return runs
 
 # %% ../nbs/25_milestones.ipynb #4b13bae6
@@ -270,6 +274,40 @@ def _record(root: Path, cur, ms: Milestone, required: list[str], runs: list[Part
     return MilestoneRun(ms, runs, required, passed, completed, new, at)
 
 # %% ../nbs/25_milestones.ipynb #e34b78ce
+def _program_sources(programs) -> list[str]:
+    out = []
+    for prog in programs:
+        try: out += [c.source for c in read_notebook(prog.path, fmt="py").code_cells]
+        except TitoError: continue  # an unreadable program is reported when it runs
+    return out
+
+def _provider(cur, s, n) -> str:
+    m = cur.module(n)
+    if n in s.completed: return f"module {m.key} ({m.title}) exports it: `{TITO} export {m.key}`"
+    return f"module {m.key} ({m.title}) provides it: `{TITO} module complete {m.key}`"
+
+def package_problems(root, cur, ms: Milestone, programs) -> str:
+    "Why milestone `ms` cannot run on the student's package yet ('' when everything it imports is there)."
+    from tinytorch_progress.package_export import package_init_problems, unmet_imports
+    from tinytorch_progress.store import Workspace
+    unmet = list(dict.fromkeys(unmet_imports(root, _program_sources(programs)) + package_init_problems(root)))
+    if not unmet: return ""
+    s = Workspace(root).read()
+    parts = [f"{name} ({_provider(cur, s, n)})" if n is not None else name for name, n in unmet]
+    return f"milestone {ms.id} ({ms.name}) runs on your package, which has no {'; no '.join(parts)}"
+
+# %% ../nbs/25_milestones.ipynb #e6d84fb5
+_NO_MODULE = re.compile(r"No module named '([\w.]+)'")
+
+def dependency_hint(message: str, package: str | None = None) -> str:
+    "The install command for the module a failure message says is missing ('' when it names none)."
+    m = _NO_MODULE.search(message or "")
+    if not m: return ""
+    top = m.group(1).split(".")[0]
+    if top == package: return f"{top} is not importable here: run tito from the course folder, or install the course (`pip install -e .`)"
+    return f"the course needs {top}: pip install {top}"
+
+# %% ../nbs/25_milestones.ipynb #cb4bc2ad
 def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
                   stream: Optional[Callable[[str], None]] = None) -> MilestoneRun:
     "Run milestone `milestone` (all parts, or `part`), stream its output, record the results."
@@ -277,6 +315,8 @@ def run_milestone(root, milestone, part=None, timeout: Optional[float] = None,
     cur, ms = check_unlocked(root, milestone)
     found = discover(root, ms)
     todo = _todo(ms, found, part)
+    why = package_problems(root, cur, ms, todo)
+    if why: raise TitoError(why)
     if timeout is not None and not timeout > 0: raise TitoError(f"--timeout must be a positive number of seconds, got {timeout:g}")
     runs = _run_parts(root, ms, todo, float(timeout or ms.timeout_s), stream or (lambda line: None))
     return _record(root, cur, ms, found.required, runs)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .child_process import MARK, RUN_TAG, kill_all, tagged
+from .child_process import (PR_SET_CHILD_SUBREAPER, RUN_TAG, VERDICT_FD, cgroup_base, descendants, end_cgroup, kill_all,
+                                              live_parents, make_cgroup, prctl, tagged)
 from .errors import TitoError
 
 # %% ../nbs/15_runner.ipynb #ee3ec22d
@@ -22,16 +23,18 @@ def child_env(root) -> dict:
     pkg = str(Path(tinytorch_progress.__file__).resolve().parent.parent)
     pp = os.environ.get("PYTHONPATH")
     return {**os.environ, "TITO_ROOT": str(Path(root).resolve()), "MPLBACKEND": "Agg", "TITO_NO_SYNC": "1",
+            "NO_COLOR": "1", "FORCE_COLOR": "0", "PY_COLORS": "0",  # plain text: a kernel sets FORCE_COLOR, notebooks show codes raw
             "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "PYTHONPATH": pkg + (os.pathsep + pp if pp else "")}
 
 # %% ../nbs/15_runner.ipynb #a21f6d28
 CONTAIN = sys.platform.startswith("linux")
 
-def contained(cmd: list) -> list[str]:
-    "`cmd` under the supervisor that kills everything the run starts (where the platform allows), else `cmd` itself."
+def contained(cmd: list, cgroup: str | None = None) -> list[str]:
+    "`cmd` under the supervisor that kills everything the run starts (in the run's `cgroup`, when there is one)."
     cmd = [str(c) for c in cmd]
     if not CONTAIN: return cmd
-    return [sys.executable, "-m", "tinytorch_progress.child_process", "--contain", str(os.getpid()), "--", *cmd]
+    return [sys.executable, "-m", "tinytorch_progress.child_process", "--contain", str(os.getpid()),
+            *(["--cgroup", cgroup] if cgroup else []), "--", *cmd]
 
 # %% ../nbs/15_runner.ipynb #eff25a61
 def kill_process_group(p: subprocess.Popen):
@@ -42,10 +45,10 @@ def kill_process_group(p: subprocess.Popen):
     else: p.kill()
 
 # %% ../nbs/15_runner.ipynb #21fdd3b8
-def _start(cmd: list, cwd, env: dict) -> subprocess.Popen:
+def _start(cmd: list, cwd, env: dict, pass_fds=()) -> subprocess.Popen:
     return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
-                            start_new_session=os.name == "posix")
+                            start_new_session=os.name == "posix", pass_fds=pass_fds)
 
 def _pump(p: subprocess.Popen):
     import queue
@@ -91,24 +94,45 @@ def _drain(lines, eof: bool, on_line):
         on_line(item.rstrip("\r\n"))
 
 # %% ../nbs/15_runner.ipynb #102f1b7f
-def _stop(p: subprocess.Popen, token: str, grace: float = 5):
-    "End the run `p` and everything it started."
+def _children(pid: int) -> set[int]:
+    return {p for p, parent in live_parents().items() if parent == pid}
+
+def _sweep_orphans(before: set):
+    "Kill and collect the children tito gained during the run (orphans of the run) that run in a session of their own."
+    me, mine = os.getpid(), os.getsid(0)
+    def strays():
+        out = []
+        for pid in _children(me) - before:
+            try:
+                if os.getsid(pid) != mine: out.append(pid); out += descendants(pid)
+            except OSError: continue  # ended meanwhile
+        return out
+    kill_all(strays, reap=True)
+    prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+# %% ../nbs/15_runner.ipynb #243f5ec2
+def _stop(p: subprocess.Popen, token: str, grace: float = 5, cgroup: str | None = None, before: set | None = None):
+    "End the run `p` and everything it started: its cgroup, else its process group, its tagged processes and its orphans."
     if CONTAIN and p.poll() is None:
         p.terminate()
         try: p.wait(grace)
         except subprocess.TimeoutExpired: pass
+    if cgroup: end_cgroup(cgroup)
     kill_process_group(p); p.wait()
     if CONTAIN: kill_all(lambda: tagged(token))
+    if before is not None: _sweep_orphans(before)
 
-# %% ../nbs/15_runner.ipynb #243f5ec2
-def run_process(cmd: list, cwd, env: dict, timeout: float, on_line: Callable[[str], None]) -> Ended:
+# %% ../nbs/15_runner.ipynb #8c5f076b
+def run_process(cmd: list, cwd, env: dict, timeout: float, on_line: Callable[[str], None], pass_fds=()) -> Ended:
     "Run `cmd` contained, passing each output line to `on_line`; at `timeout` seconds or at its end, kill all it started."
     if not timeout > 0: raise TitoError(f"timeout must be a positive number of seconds, got {timeout!r}")
     t0, token = time.monotonic(), secrets.token_hex(8)
-    p = _start(contained(cmd), cwd, {**env, RUN_TAG: token})
+    cgroup = make_cgroup(f"tito-run-{token}") if CONTAIN else None
+    before = _children(os.getpid()) if CONTAIN and cgroup is None and prctl(PR_SET_CHILD_SUBREAPER, 1) else None
+    p = _start(contained(cmd, cgroup), cwd, {**env, RUN_TAG: token}, pass_fds)
     lines = _pump(p)
     try: timed_out, eof = _follow(p, lines, t0 + timeout, on_line)
-    finally: _stop(p, token)  # Ctrl-C too: never leave the program running
+    finally: _stop(p, token, cgroup=cgroup, before=before)  # Ctrl-C too: never leave the program running
     _drain(lines, eof, on_line)
     return Ended(p.returncode, timed_out, round(time.monotonic() - t0, 3))
 
@@ -130,38 +154,54 @@ class ProgramRun:
     "What the child reported (for test runs: `ran` and `failed`)."
 
 # %% ../nbs/15_runner.ipynb #53d9b69d
-def _verdict(returncode, marker, timed_out, timeout, last) -> tuple[bool, str]:
+def _verdict(returncode, report, timed_out, timeout, last, tests: bool = False) -> tuple[bool, str]:
     if timed_out: return False, f"timed out after {timeout:g} s"
-    if marker is not None:
-        ok = bool(marker.get("passed")) and returncode == 0
-        return ok, str(marker.get("message") or (last if ok else f"exit code {returncode}"))
+    if report is not None:
+        ok = bool(report.get("passed")) and returncode == 0
+        return ok, str(report.get("message") or (last if ok else f"exit code {returncode}"))
     if returncode is not None and returncode < 0:
-        try: sig = signal.Signals(-returncode).name
-        except ValueError: sig = str(-returncode)
-        return False, f"crashed: killed by {sig}" + (f" (last output: {last})" if last else "")
-    return False, f"crashed with exit code {returncode}" + (f" (last output: {last})" if last else "")
+        try: how = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError: how = f"killed by signal {-returncode}"
+    else: how = f"exit code {returncode}"
+    if tests: return False, f"tests did not run: the notebook ended before its tests ran ({how})"
+    return False, f"crashed: {how}" + (f" (last output: {last})" if last else "")
 
 # %% ../nbs/15_runner.ipynb #fc4994a8
+def _read_verdict(fd: int) -> threading.Thread:
+    "A started thread that reads pipe `fd` to its end into `thread.data` (then closes it)."
+    t = threading.Thread(daemon=True)
+    t.data = b""
+    def read():
+        with os.fdopen(fd, "rb") as f: t.data = f.read()
+    t.run = read
+    t.start()
+    return t
+
+def _report(data: bytes) -> dict | None:
+    try: report = json.loads(data.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError): return None
+    return report if isinstance(report, dict) else None
+
+# %% ../nbs/15_runner.ipynb #b5dc10f7
 class _Output:
-    def __init__(self, stream): self.stream, self.found, self.last = stream, {}, ""
+    def __init__(self, stream): self.stream, self.last = stream, ""
     def __call__(self, line: str):
-        i = line.find(MARK)
-        if i >= 0:
-            try: self.found.update(json.loads(line[i + len(MARK):]))
-            except ValueError: pass
-            line = line[:i]
-            if not line: return
         if line.strip(): self.last = line.strip()
         if self.stream is not None:
             try: self.stream(line)
-            except Exception: pass
+            except Exception: pass  # a display that fails (a closed notebook, a broken pipe) must not stop the program
 
-# %% ../nbs/15_runner.ipynb #b5dc10f7
+# %% ../nbs/15_runner.ipynb #81d710f5
 def run_program(path, root, timeout: float = 600, stream: Optional[Callable[[str], None]] = None,
                 tests: bool = False) -> ProgramRun:
     "Run one program in a subprocess, passing each output line to `stream`; with `tests`, then call its `test_*` functions."
     path = Path(path)
     out = _Output(stream)
-    end = run_process(child_command(path, tests), path.parent, child_env(root), timeout, out)
-    ok, msg = _verdict(end.returncode, out.found or None, end.timed_out, timeout, out.last[:300])
-    return ProgramRun(ok, msg[:500], end.duration_s, end.returncode, end.timed_out, out.found)
+    r, w = os.pipe()
+    reader = _read_verdict(r)
+    try: end = run_process(child_command(path, tests), path.parent, {**child_env(root), VERDICT_FD: str(w)}, timeout, out, pass_fds=(w,))
+    finally: os.close(w)
+    reader.join(5)  # everything that held the pipe is dead by now: it ends at once
+    report = _report(reader.data)
+    ok, msg = _verdict(end.returncode, report, end.timed_out, timeout, out.last[:300], tests)
+    return ProgramRun(ok, msg[:500], end.duration_s, end.returncode, end.timed_out, report or {})

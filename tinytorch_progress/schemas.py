@@ -22,7 +22,6 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from .errors import FormatError
 from .jsonio import read_json
-from .jsonio import _DuplicateKey, _no_constant, _unique_pairs, parse_json  # noqa: F401 (server, until it imports jsonio)
 from .timeutil import format_timestamp, parse_timestamp
 from .ids import USER_ID_MAX, USER_ID_PATTERN, check_user_id, milestone_id, module_key, module_number
 

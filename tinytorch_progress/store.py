@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['FILES', 'BACKUPS_KEPT', 'BACKUPS_MAX_BYTES', 'VERIFIED', 'WRITE_ORDER', 'State', 'state_of', 'file_json',
-           'entry_name', 'by_name', 'Workspace', 'read_capped', 'is_verified', 'stage_verified', 'backup_name',
-           'backups_folder', 'list_backups', 'hold_lock', 'locked', 'stage_backup', 'rotate_backups', 'write_state']
+           'entry_name', 'by_name', 'Workspace', 'read_capped', 'is_verified', 'stage_verified', 'repository_files',
+           'backup_name', 'backups_folder', 'list_backups', 'hold_lock', 'locked', 'stage_backup', 'rotate_backups',
+           'write_state']
 
 # %% ../nbs/11_store.ipynb #1ef4666d
 import copy, json, re, stat, sys
@@ -145,6 +146,8 @@ class Workspace:
         self.aside: dict[str, dict] = {}     # per file: entries naming modules the course does not have
         self.renamed: dict[str, list] = {}   # per file: (entry, current number) read by name
         self._verified: dict | None = None
+        self._theirs: set | None = None      # progress files that are the course repository's (`repository_files`)
+        self.repository: list[str] = []      # those this read set aside
 
     def path(self, fmt: str) -> Path: return self.root / FILES[fmt]
     @property
@@ -209,6 +212,14 @@ def stage_verified(ws: Workspace, written: dict[str, bytes]) -> list[tuple[Path,
     p = ws.tito / VERIFIED
     return [(stage_bytes(p, json_bytes(record)), p)]
 
+# %% ../nbs/11_store.ipynb #16bdc27b
+def repository_files(ws: Workspace) -> set[str]:
+    "The progress files (relative to the workspace) that are the course repository's, tracked and unchanged."
+    if ws._theirs is None:
+        from tinytorch_progress.repository import unchanged_tracked
+        ws._theirs = unchanged_tracked(ws.root, list(FILES.values()))
+    return ws._theirs
+
 # %% ../nbs/11_store.ipynb #00e9ac26
 def _validated(ws: Workspace, fmt: str, raw: bytes, p: Path) -> tuple:
     from tinytorch_progress.jsonio import parse_json
@@ -223,6 +234,8 @@ def _load_one(ws: Workspace, fmt: str):
     raw = read_capped(p)
     if raw is None: return None
     if is_verified(ws, FILES[fmt], raw): d, aside, renamed = by_name(fmt, json.loads(raw), ws.module_numbers)
+    elif FILES[fmt] in repository_files(ws):
+        ws.repository.append(FILES[fmt]); return None
     else:
         try: d, aside, renamed = _validated(ws, fmt, raw, p)
         except FormatError as e:
@@ -280,8 +293,12 @@ def _warn_aside(ws: Workspace, foreign: dict):
 
 # %% ../nbs/11_store.ipynb #0ef964b0
 def _read(ws: Workspace) -> State:
+    ws.repository = []
     s = state_of({f: ws.load_one(f) for f in FILES}, {f: a for f, a in ws.aside.items() if a})
     _warn_aside(ws, s.foreign)
+    if ws.repository:
+        ws.warn(f"{' and '.join(ws.repository)} came with the course repository (tracked by git, unchanged since checkout): "
+                "they credit you nothing; your own progress starts with your first change, and the repository's copies are kept in .tito/backups/")
     return s
 
 # %% ../nbs/11_store.ipynb #ec85e41c
@@ -352,7 +369,8 @@ def write_state(ws: Workspace, s: State, before: State | None = None, skip=()) -
     try:
         for fmt in (f for f in WRITE_ORDER if f not in skip):
             data, p = file_json(fmt, s), ws.path(fmt)
-            if p.exists() and data == (file_json(fmt, before) if before is not None else json.loads(p.read_bytes())): continue
+            theirs = FILES[fmt] in ws.repository  # the repository's copy: replaced by the student's own on the first write
+            if p.exists() and not theirs and data == (file_json(fmt, before) if before is not None else json.loads(p.read_bytes())): continue
             new = json_bytes(data)
             staged += stage_backup(ws, fmt)
             staged.append((stage_bytes(p, new), p))

@@ -15,10 +15,10 @@ COMMANDS = {
     "status": "cli.progress", "start": "cli.progress", "complete": "cli.progress", "test": "cli.progress", "module": "cli.progress",
     "milestone": "cli.milestones", "milestones": "cli.milestones",
     "init": "cli.progress", "doctor": "cli.progress",
-    "report": "cmd_report", "plot": "cli.plot",
+    "report": "cli.report", "plot": "cli.plot",
     "perf": "cli.share", "export": "cli.share", "login": "cli.share", "logout": "cli.share", "sync": "cli.share",
     "validate": "cli.validate", "schema": "cli.validate",
-    "demo": "cli.demo", "serve": "cmd_server", "server": "cmd_server",
+    "demo": "cli.demo", "serve": "cli.server", "server": "cli.server",
     "help": "cli.commands",
 }
 
@@ -71,8 +71,12 @@ def requested_command(argv) -> str | None:
 # %% ../../nbs/cli/00_commands.ipynb #4ef5e081
 def build_parser(prog: str = "tito", parser_class=argparse.ArgumentParser, only: str | None = None) -> argparse.ArgumentParser:
     "The `tito` argument parser; with `only`, just that command's parser."
+    from tinytorch_progress import __version__
     p = parser_class(prog=prog, description="Track your progress through a TinyTorch-style course.")
     p.add_argument("--root", metavar="PATH", help="course workspace (default: $TITO_ROOT, else the nearest folder with .tito/)")
+    p.add_argument("--version", action="version", version=f"tinytorch-progress {__version__}")
+    p.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)  # the course CLI's global flags: accepted
+    p.add_argument("--no-color", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     names = [only] if only in COMMANDS else list(COMMANDS)
     for name in names: register_command(sub, name)
@@ -92,9 +96,10 @@ def command_rows(parser) -> list[tuple[str, str]]:
 
 # %% ../../nbs/cli/00_commands.ipynb #c5bd1884
 def _help(args):
+    from tinytorch_progress.cli.course import COURSE_COMMANDS
     from tinytorch_progress.views.help import HelpView
     p = build_parser(getattr(args, "prog", "tito"))
-    return HelpView(p.format_help(), command_rows(p), prog=p.prog)
+    return HelpView(p.format_help(), command_rows(p), prog=p.prog, course=list(COURSE_COMMANDS.items()))
 
 # %% ../../nbs/cli/00_commands.ipynb #2151a7cf
 def register(sub, name: str):
@@ -104,8 +109,14 @@ def register(sub, name: str):
 # %% ../../nbs/cli/00_commands.ipynb #ef7ae121
 def parse(argv, parser_class=argparse.ArgumentParser, prog="tito"):
     "Parse `argv` into a namespace with `run` set, or raise through the parser's error handling."
-    parser = build_parser(prog, parser_class, only=requested_command(argv))
+    name = requested_command(argv)
+    if name is not None and name not in COMMANDS:
+        from tinytorch_progress.cli.course import course_args
+        handed = course_args(argv, name, prog)  # the course's own command: its `tito` runs it
+        if handed is not None: return handed
+    parser = build_parser(prog, parser_class, only=name)
     args = parser.parse_args(argv)
+    args.prog = prog  # how this front end is called: every command it suggests is spelled so
     check_extra(getattr(args, "command", None), prog)
     if not getattr(args, "run", None):
         sub = getattr(args, "_parser", None)

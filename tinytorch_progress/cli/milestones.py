@@ -19,7 +19,8 @@ def _run(args):
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
     def stream(line: str): print(line, file=out, flush=True)
     run = run_milestone(root, args.id, part=args.part, timeout=args.timeout, stream=stream)
-    return MilestoneRunView(run, status(root).next_action, prog=getattr(args, "prog", None) or "tito")
+    nxt = status(root).next_action if run.ok else None  # after a failure, the output says what to fix: no command to repeat
+    return MilestoneRunView(run, nxt, prog=getattr(args, "prog", None) or "tito")
 
 # %% ../../nbs/cli/02_milestones.ipynb #56b84e84
 def _run_parser(sub):
@@ -50,7 +51,8 @@ def _milestone_parser(sub, name="milestone"):
     p = sub.add_parser(name, help="milestone progress and completion" if name == "milestone" else "alias of `milestone`",
                        description="Work with milestones.")
     ss = p.add_subparsers(dest="milestone_command", metavar="ACTION", parser_class=type(p))
-    for action, help in (("progress", "each milestone and what it still needs"), ("status", "same as `progress`")):
+    for action, help in (("progress", "each milestone and what it still needs"), ("status", "same as `progress`"),
+                         ("list", "same as `progress` (the course's spelling)")):
         add_json_flag(ss.add_parser(action, help=help, description="Each milestone, its modules, and what is missing.")).set_defaults(run=_milestones)
     q = ss.add_parser("complete", help="record that a milestone ran and passed", description="Record that a milestone ran and passed.")
     q.add_argument("id", metavar="ID", help="milestone id, e.g. 03")

@@ -50,7 +50,7 @@ def plot_result(kind: str, root) -> PlotResult:
     "The `PlotResult` of `kind` for the workspace at `root`."
     from tinytorch_progress.views import plots
     if kind == "report":
-        from tinytorch_progress.report_card import load_report_cards
+        from tinytorch_progress.report.cards import load_report_cards
         from tinytorch_progress.views.report_card import summary_table
         cards, warnings = load_report_cards(root)
         if not cards:

@@ -25,7 +25,7 @@ def _module_arg(args):
 def _status(args):
     from tinytorch_progress.views.status import StatusView
     from tinytorch_progress.tracker import status
-    return StatusView(status(_root(args)), detail=getattr(args, "progress", False))
+    return StatusView(status(_root(args)), detail=getattr(args, "progress", False), prog=getattr(args, "prog", None) or "tito")
 
 # %% ../../nbs/cli/01_progress.ipynb #f912b71a
 def _change(fn, *a, view: dict | None = None, **kw):
@@ -49,27 +49,58 @@ def _kernel(args, root, module):
 # %% ../../nbs/cli/01_progress.ipynb #58133a62
 def _start(args):
     from tinytorch_progress import tracker
-    return _change(tracker.start, _root(args), _module_arg(args))
+    return _change(tracker.start, _root(args), _module_arg(args), view=_where(args, _root(args)))
+
+def _resume(args):
+    from tinytorch_progress import tracker
+    return _change(tracker.resume, _root(args), args.module, view=_where(args, _root(args)))
 
 # %% ../../nbs/cli/01_progress.ipynb #1ad4b4f5
+def _prog(args) -> str: return getattr(args, "prog", None) or "tito"
+
+def _each(args, one):
+    "`one(root, module)` for the module asked for, or (with `--all`) for every module in order until one fails."
+    from tinytorch_progress.views.result import Result
+    root = _root(args)
+    if not getattr(args, "all", False): return one(root, _module_arg(args))
+    from tinytorch_progress.curriculum import load_curriculum
+    views = []
+    for m in load_curriculum(root).modules:
+        views.append(one(root, m.number))
+        if not views[-1].ok: break
+    return Result("\n\n".join(v.text() for v in views), data=[v.data() for v in views], ok=all(v.ok for v in views),
+                  html_="".join(v.html() for v in views))
+
 def _complete(args):
     from tinytorch_progress import tracker
-    root, module = _root(args), _module_arg(args)
-    return _change(tracker.complete, root, module, skip_tests=args.skip_tests, timeout=args.timeout or 600,
-                   ran=_kernel(args, root, module)[1], view=_where(args, root))
+    def one(root, module):
+        ns, ran = _kernel(args, root, module)
+        return _change(tracker.complete, root, module, skip_tests=args.skip_tests, timeout=args.timeout or 600, ran=ran,
+                       skip_export=getattr(args, "skip_export", False), ns=ns, prog=_prog(args), view=_where(args, root))
+    return _each(args, one)
 
 def _test(args):
     from tinytorch_progress import tracker
     from tinytorch_progress.views.checks import CheckView
-    root, module = _root(args), _module_arg(args)
-    ns, ran = _kernel(args, root, module)
-    m, out = tracker.check_module(root, module, ns, ran, timeout=args.timeout or 600)
-    return CheckView(m, out, prog=getattr(args, "prog", None) or "tito", live=ns is not None)
+    def one(root, module):
+        ns, ran = _kernel(args, root, module)
+        m, out = tracker.check_module(root, module, ns, ran, timeout=args.timeout or 600)
+        return CheckView(m, out, prog=_prog(args), live=ns is not None)
+    return _each(args, one)
 
 # %% ../../nbs/cli/01_progress.ipynb #801fe357
+_RESTORE_FLAGS = ("soft", "hard", "from_git", "list_backups", "no_backup", "force", "restore_backup")
+
 def _reset(args):
+    "Forget the module's progress; the course's notebook-restore options go on to the course's own `tito`."
     from tinytorch_progress import tracker
-    return _change(tracker.reset, _root(args), args.module, relock=args.relock)
+    view = _change(tracker.reset, _root(args), args.module, relock=args.relock)
+    flags = [f"--{f.replace('_', '-')}" + (f" {getattr(args, f)}" if f == "restore_backup" else "")
+             for f in _RESTORE_FLAGS if getattr(args, f, None)]
+    if flags:
+        from tinytorch_progress.cli.course import hand_over
+        hand_over(["module", "reset", str(args.module), *" ".join(flags).split()], getattr(args, "prog", None))
+    return view
 
 # %% ../../nbs/cli/01_progress.ipynb #b765bd7d
 def _init(args):
@@ -100,11 +131,13 @@ def _start_parser(sub, name="start"):
 
 # %% ../../nbs/cli/01_progress.ipynb #da21423f
 def _complete_parser(sub, name="complete"):
-    p = sub.add_parser("complete", help="run a module's tests and record it completed",
-                       description="Run the module's tests (its notebook's, and tests/NN_name/ with pytest when present); "
-                                   "record it completed if they pass.")
+    p = sub.add_parser("complete", help="test a module, export it into the course package, record it completed",
+                       description="Run the module's tests (its notebook's, and its tests/NN_name/ with pytest when present); "
+                                   "if they pass, export the notebook into the course's package (nbdev) and record it completed.")
     p.add_argument("module", nargs="?", metavar="MODULE", help=_MODULE_HELP)
+    p.add_argument("--all", action="store_true", help="every module in order, stopping at the first that fails")
     p.add_argument("--skip-tests", action="store_true", help="record completion without running the tests")
+    p.add_argument("--skip-export", action="store_true", help="do not export into the course package")
     p.add_argument("--timeout", metavar="SECONDS", type=seconds, help="seconds each test run may take (default: 600)")
     add_json_flag(p).set_defaults(run=_complete)
 
@@ -114,7 +147,10 @@ def _test_parser(sub, name="test"):
                        description="Run the module's tests and say, per test, what failed and where; nothing is recorded. "
                                    "In a notebook they run against what the kernel ran; in a terminal, the saved notebook.")
     p.add_argument("module", nargs="?", metavar="MODULE", help=_MODULE_HELP)
+    p.add_argument("--all", action="store_true", help="every module in order, stopping at the first that fails")
     p.add_argument("--timeout", metavar="SECONDS", type=seconds, help="seconds each test run may take (default: 600)")
+    p.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)  # the course's flag: our report is always per test
+    p.add_argument("--stop-on-fail", action="store_true", help=argparse.SUPPRESS)  # the course's flag: --all always stops at a failure
     add_json_flag(p).set_defaults(run=_test)
 
 # %% ../../nbs/cli/01_progress.ipynb #79ea7fc9
@@ -128,12 +164,18 @@ def _module_parser(sub, name="module"):
     p = sub.add_parser("module", help="start, test, complete, reset modules; module status", description="Work with modules.")
     ss = p.add_subparsers(dest="module_command", metavar="ACTION", parser_class=type(p))
     _start_parser(ss); _complete_parser(ss); _test_parser(ss)
+    q = ss.add_parser("resume", help="go back to a started module", description="Go back to a started module (default: the last one).")
+    q.add_argument("module", nargs="?", metavar="MODULE", help="module number (default: the last one worked on)")
+    add_json_flag(q).set_defaults(run=_resume)
     q = ss.add_parser("reset", help="forget a module's progress", description="Forget that a module was started or completed.")
     q.add_argument("module", metavar="MODULE")
     q.add_argument("--relock", action="store_true", help="also re-lock milestones that no longer have their modules")
+    for flag in ("--soft", "--hard", "--from-git", "--list-backups", "--no-backup", "--force"):  # the course's notebook-restore flags
+        q.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    q.add_argument("--restore-backup", metavar="TIMESTAMP", help=argparse.SUPPRESS)
     add_json_flag(q).set_defaults(run=_reset)
-    q = ss.add_parser("status", help="per-module table", description="Show every module's state.")
-    add_json_flag(q).set_defaults(run=_status, progress=True)
+    for action, help in (("status", "per-module table"), ("list", "every module and its state")):
+        add_json_flag(ss.add_parser(action, help=help, description="Show every module's state.")).set_defaults(run=_status, progress=True)
     p.set_defaults(_parser=p)
 
 # %% ../../nbs/cli/01_progress.ipynb #cacbd5b0

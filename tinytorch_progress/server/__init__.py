@@ -1,11 +1,12 @@
-"""The progress website, one module per job: `db`, `limits`, `accounts`, `ingest`, `ranking`, `pages`, `app`."""
-# Hand-written, not generated: nbdev exports modules, not package `__init__` files (nbs/17a…17g are the modules'
-# source). Every public name of the modules is available here, as `tinytorch_progress.server.NAME`, resolved on first
+"""The progress website, one module per job: `db`, `limits`, `accounts`, `ingest`, `ranking`, `classview`, `pages`, `deps`, `app`."""
+# Hand-written, not generated: nbdev exports modules, not package `__init__` files (nbs/server/ holds the modules'
+# source). Every public name of these modules is available here, as `tinytorch_progress.server.NAME`, resolved on first
 # use from the modules in layer order: `from tinytorch_progress.server import add_user` (the admin commands) loads the
-# database layers only, and the web stack (FastAPI, Jinja2) is imported when an app is built.
+# database layers only, and the web stack (FastAPI, Jinja2) is imported when an app is built. The routers of
+# `routes/` are not listed: each is named `router`, and `app` assembles them.
 from importlib import import_module
 
-MODULES = ("db", "limits", "accounts", "ingest", "ranking", "classview", "pages", "app")
+MODULES = ("db", "limits", "accounts", "ingest", "ranking", "classview", "pages", "deps", "app")
 
 
 def __getattr__(name: str):

@@ -4,42 +4,35 @@
 
 # %% auto #0
 __all__ = ['SORTS', 'PAGE', 'STALE_DAYS', 'student_progress', 'class_page', 'iter_students', 'summarize', 'SummaryCache',
-           'sheet_cell', 'module_count', 'course_columns', 'gradebook_columns', 'gradebook', 'gradebook_csv',
+           'sheet_cell', 'module_count', 'course', 'course_columns', 'gradebook_columns', 'gradebook', 'gradebook_csv',
            'gradebook_json']
 
 # %% ../../nbs/server/05_classview.ipynb #9dce83bd
-import json, statistics, threading, time
-from datetime import datetime, timedelta
+import functools, json, statistics, threading, time
+from datetime import datetime
 from typing import Iterator, Optional
 
 from sqlalchemy import func, select
 
-from .db import Counter, Db, Snapshot, Standing, User, _now
 from ..errors import ApiError
+from .db import Counter, Db, Snapshot, Standing, User
+from ..timeutil import parse_utc, utc_now
 
 # %% ../../nbs/server/05_classview.ipynb #fdcf08d1
-def _dt(s) -> Optional[datetime]:
-    "A naive-UTC datetime from an ISO string (None for anything unreadable)."
-    if not s: return None
-    try: d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-    except ValueError: return None
-    return d.replace(tzinfo=None) - (d.utcoffset() or timedelta(0))
-
-# %% ../../nbs/server/05_classview.ipynb #34091f5d
 def student_progress(data: Optional[str], first_seen: Optional[datetime]) -> dict:
     "Module dates, the current module and when it was started, and milestone dates, from a snapshot's JSON text."
     if not data: return {"done": {}, "working": None, "current": None, "since": None, "milestones": {}}
     ex = json.loads(data)
     mp = ex.get("module_progress") or {}
     dates = mp.get("completion_dates") or {}
-    done = {int(m): _dt(dates.get(str(m))) for m in mp.get("completed_modules") or []}
+    done = {int(m): parse_utc(dates.get(str(m))) for m in mp.get("completed_modules") or []}
     lw = mp.get("last_worked")
     working = int(lw) if lw and int(lw) not in done else None  # started, not completed
     current = working or (max(done) + 1 if done else None)
     if current is not None and current > int(mp.get("total_modules") or 0): current = None
     before = [d for m, d in done.items() if d and m < (current or 0)]
     since = max(before) if before else first_seen
-    stones = {m["id"]: _dt(m.get("completed_at")) for m in (ex.get("milestone_progress") or {}).get("unlocked_milestones") or []
+    stones = {m["id"]: parse_utc(m.get("completed_at")) for m in (ex.get("milestone_progress") or {}).get("unlocked_milestones") or []
               if m.get("completed")}
     return {"done": done, "working": working, "current": current, "since": since, "milestones": stones}
 
@@ -143,7 +136,7 @@ def _tally(t: dict, r: dict, modules: int):
 # %% ../../nbs/server/05_classview.ipynb #7982db30
 def summarize(rows, modules: int, days: int = STALE_DAYS, now: Optional[datetime] = None) -> dict:
     "Stuck and quiet students and per-module counts from an iterable of student rows (one pass)."
-    now, t, stuck, quiet, n = now or _now(), _modules_tally(modules), [], [], 0
+    now, t, stuck, quiet, n = now or utc_now(), _modules_tally(modules), [], [], 0
     for r in rows:
         n += 1
         _tally(t, r, modules)
@@ -156,9 +149,6 @@ def summarize(rows, modules: int, days: int = STALE_DAYS, now: Optional[datetime
             "median_days": round(statistics.median(t["spans"][m]), 1) if t["spans"][m] else None} for m in range(1, modules + 1)]
     key = lambda x: (-x["days"], x["username"])
     return {"students": n, "days": days, "stuck": sorted(stuck, key=key), "quiet": sorted(quiet, key=key), "modules": per}
-
-# %% ../../nbs/server/05_classview.ipynb #dca39228
-def _days(a: datetime, b: datetime) -> int: return max(0, (b - a).days)
 
 # %% ../../nbs/server/05_classview.ipynb #bdb5fb8a
 def _fingerprint(db: Db) -> tuple:
@@ -196,12 +186,18 @@ def module_count(db: Db) -> int:
     with db.read() as conn: return conn.execute(select(func.max(_st.c.total_modules))).scalar() or 0
 
 # %% ../../nbs/server/05_classview.ipynb #c8f25cfe
-def course_columns(db: Db) -> tuple[int, list[str]]:
-    "The gradebook's modules (the curriculum's count, or the most any upload says) and milestone ids (both, merged)."
+@functools.lru_cache(maxsize=1)
+def course():
+    "The course's curriculum (module and milestone names), read once per process; None when it cannot be read."
     try:
         from tinytorch_progress.curriculum import load_curriculum
-        cur = load_curriculum()
-    except Exception: cur = None  # a server without the course checkout still exports what uploads say
+        return load_curriculum()
+    except Exception: return None  # names are decoration: every page and export still works from the uploads
+
+# %% ../../nbs/server/05_classview.ipynb #d3601b1a
+def course_columns(db: Db) -> tuple[int, list[str]]:
+    "The gradebook's modules (the curriculum's count, or the most any upload says) and milestone ids (both, merged)."
+    cur = course()
     with db.read() as conn:
         seen = conn.execute(select(Counter.__table__.c.bucket).where(Counter.__table__.c.counter == "milestone_unlocked")).scalars().all()
     return (max(len(cur.modules) if cur else 0, module_count(db)),

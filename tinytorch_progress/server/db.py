@@ -4,24 +4,25 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url', 'Base', 'User', 'Token', 'Session', 'Snapshot',
-           'Standing', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'SchemaMigration', 'open_engine',
-           'new_pseudonym', 'migrate', 'Db', 'Driver']
+           'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'SchemaMigration',
+           'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
 
 # %% ../../nbs/server/00_db.ipynb #fb2ad4a6
 import secrets, threading
-import select as io_select
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, func, insert,
                         inspect, select, true, update)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from ..errors import TitoError
+from ..timeutil import utc_now
 
 # %% ../../nbs/server/00_db.ipynb #fcc07647
 DEFAULT_DB = "sqlite:///tito-server.db"
@@ -109,8 +110,13 @@ Index("ix_standings_milestones", Standing.milestones_completed.desc(), Standing.
       Standing.user_id, Standing.modules_completed)
 
 # %% ../../nbs/server/00_db.ipynb #571683a7
-def _csv(xs) -> str: return ",".join(str(x) for x in xs)
-def _set(s: Optional[str]) -> set[str]: return set(s.split(",")) if s else set()
+def join_ids(ids) -> str:
+    "Ids as a standing keeps them: comma-separated, in the order given."
+    return ",".join(str(x) for x in ids)
+
+def split_ids(s: Optional[str]) -> set[str]:
+    "The set of ids a standing keeps as text (`join_ids`)."
+    return set(s.split(",")) if s else set()
 
 # %% ../../nbs/server/00_db.ipynb #9173734c
 class Counter(Base):
@@ -152,33 +158,26 @@ class SchemaMigration(Base):
     name: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
-# %% ../../nbs/server/00_db.ipynb #057e6162
-def _now() -> datetime: return datetime.now(timezone.utc).replace(tzinfo=None)
-
-# %% ../../nbs/server/00_db.ipynb #cfb440c4
+# %% ../../nbs/server/00_db.ipynb #5f1a0c02
 def _sqlite_setup(engine: Engine, memory: bool, durable: bool):
     "WAL, the durability level, foreign keys, a busy timeout; `BEGIN IMMEDIATE` for connections marked `tito_write`."
+    pragmas = ((() if memory else ("PRAGMA journal_mode=WAL",))
+               + ("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000"))
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _):
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is too late for IMMEDIATE)
-        cur = dbapi_conn.cursor()
-        if not memory: cur.execute("PRAGMA journal_mode=WAL")
-        for p in (f"synchronous={'FULL' if durable else 'NORMAL'}", "foreign_keys=ON", "busy_timeout=30000"): cur.execute(f"PRAGMA {p}")
-        cur.close()
+        for p in pragmas: dbapi_conn.execute(p)  # settings of the connection, before the pool hands it out
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tito_write") else "BEGIN")
 
-# %% ../../nbs/server/00_db.ipynb #5f1a0c02
-def _closed_by_server(dbapi_conn) -> bool:
-    "Whether the server closed (or spoke on) an idle PostgreSQL connection: then its socket has something to read."
-    return dbapi_conn.closed or bool(io_select.select([dbapi_conn.fileno()], [], [], 0)[0])
-
-def _replace_if_closed(dbapi_conn, record, proxy):
-    "Pool `checkout` hook: a connection the server has closed while idle is replaced, not handed out."
-    if _closed_by_server(dbapi_conn): raise DisconnectionError("the database closed this connection while it was idle")
-
 # %% ../../nbs/server/00_db.ipynb #fcaceb33
+def _pg_url(u, durable: bool):
+    "The URL with asynchronous commit asked for at connection time (unless `durable`)."
+    if durable: return u
+    return u.update_query_dict({"options": " ".join(filter(None, [u.query.get("options"), "-c synchronous_commit=off"]))})
+
+# %% ../../nbs/server/00_db.ipynb #08630a6b
 def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
     "An engine for `url` (see `db_url`), configured for its database; `TitoError` if the URL is unusable."
     url = db_url(url)
@@ -187,21 +186,21 @@ def open_engine(url: Optional[str] = None, durable: bool = False) -> Engine:
     backend = u.get_backend_name()
     if backend not in ("sqlite", "postgresql"): raise TitoError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
     try:
-        if backend == "sqlite":
-            memory = u.database in (None, "", ":memory:")
-            kw = dict(poolclass=StaticPool) if memory else dict(pool_size=8, max_overflow=8)
-            engine = create_engine(u, connect_args={"check_same_thread": False}, **kw)
-            _sqlite_setup(engine, memory, durable)
-        else:
-            engine = create_engine(u, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10})
-            event.listen(engine, "checkout", _replace_if_closed)
-            if not durable:
-                @event.listens_for(engine, "connect")
-                def _async_commit(dbapi_conn, _):
-                    dbapi_conn.execute("SET synchronous_commit TO OFF"); dbapi_conn.commit()
+        if backend == "postgresql":
+            return create_engine(_pg_url(u, durable), pool_size=10, max_overflow=20, pool_pre_ping=True,
+                                 connect_args={"connect_timeout": 10})
+        memory = u.database in (None, "", ":memory:")
+        engine = create_engine(u, connect_args={"check_same_thread": False},
+                               **(dict(poolclass=StaticPool) if memory else dict(pool_size=8, max_overflow=8)))
+        _sqlite_setup(engine, memory, durable)
+        return engine
     except (ArgumentError, ImportError) as e:
         raise TitoError(f"cannot use database {u.render_as_string(hide_password=True)}: {str(e).splitlines()[0]}") from None
-    return engine
+
+# %% ../../nbs/server/00_db.ipynb #949cf458
+def per_dialect(build) -> dict:
+    "`build(insert)` for each database's `insert` (one that can say ON CONFLICT): dialect name → statement."
+    return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
 
 # %% ../../nbs/server/00_db.ipynb #6ddb46a0
 def new_pseudonym() -> str:
@@ -247,7 +246,7 @@ def migrate(engine: Engine) -> int:
     mt = SchemaMigration.__table__
     try:
         with engine.execution_options(tito_write=True).begin() as conn:
-            if conn.dialect.name == "postgresql": conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7317008)")
+            if conn.dialect.name == "postgresql": conn.execute(select(func.pg_advisory_xact_lock(7317008)))
             mt.create(conn, checkfirst=True)
             current = conn.execute(select(func.max(mt.c.version))).scalar() or 0
             if current > SCHEMA_VERSION:
@@ -256,7 +255,7 @@ def migrate(engine: Engine) -> int:
             for v, name, fn in MIGRATIONS:
                 if v > current:
                     fn(conn)
-                    conn.execute(insert(mt).values(version=v, name=name, applied_at=_now()))
+                    conn.execute(insert(mt).values(version=v, name=name, applied_at=utc_now()))
             return max(current, SCHEMA_VERSION)
     except SQLAlchemyError as e:
         raise TitoError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
@@ -267,13 +266,11 @@ class Db:
     "An engine plus the write discipline of its database."
     def __init__(self, url: Optional[str] = None, engine: Optional[Engine] = None, durable: bool = False):
         self.engine = engine or open_engine(url, durable)
-        self.durable = durable
-        self.dialect = self.engine.dialect.name
+        self.durable, self.dialect = durable, self.engine.dialect.name
         self.schema_version = migrate(self.engine)
         self._writer = self.engine.execution_options(tito_write=True)
         self._reader = self.engine.execution_options(isolation_level="REPEATABLE READ") if self.dialect == "postgresql" else self.engine
         self._lock = threading.Lock() if self.dialect == "sqlite" else nullcontext()
-        self._lender = _Lender(self.engine) if self.dialect == "postgresql" else None
 
     @contextmanager
     def write(self):
@@ -284,60 +281,3 @@ class Db:
     def read(self):
         "A connection for reading; on PostgreSQL one snapshot for all its statements (REPEATABLE READ)."
         return self._reader.connect()
-
-    def driver(self) -> "Driver":
-        "PostgreSQL: a connection at the driver's level for one request, every statement its own transaction (`Driver`)."
-        return Driver(self._lender)
-
-# %% ../../nbs/server/00_db.ipynb #5f1a0c05
-class _Lender:
-    "PostgreSQL connections for `Driver`, kept between requests: autocommit mode, each with its cursor."
-    def __init__(self, engine: Engine, keep: int = 16):
-        self.engine, self.keep, self.idle = engine, keep, []
-        event.listen(engine, "engine_disposed", self.close_all)
-
-    def lend(self) -> tuple:
-        "(connection, cursor): an idle one the server has not closed, else a new one."
-        while True:
-            try: conn, cur = self.idle.pop()  # atomic: the writer threads need no lock of their own
-            except IndexError: return self.new()
-            if not _closed_by_server(conn): return conn, cur
-            conn.close()
-
-    def new(self) -> tuple:
-        "(connection, cursor), opened and set up as the pool opens connections, then detached: ours, not the pool's."
-        fairy = self.engine.raw_connection()
-        conn = fairy.driver_connection
-        fairy.detach()
-        conn.autocommit = True
-        return conn, conn.cursor()
-
-    def give_back(self, conn, cur):
-        if conn.closed or conn.info.transaction_status.name != "IDLE" or len(self.idle) >= self.keep: conn.close()
-        else: self.idle.append((conn, cur))
-
-    def close_all(self, *_):
-        while True:
-            try: self.idle.pop()[0].close()
-            except IndexError: return
-
-# %% ../../nbs/server/00_db.ipynb #5f1a0c04
-class Driver:
-    "A PostgreSQL connection in autocommit mode and its cursor, lent for one request: `with db.driver() as d: d.row(…)`."
-    def __init__(self, lender: _Lender): self.lender = lender
-
-    def __enter__(self):
-        self.conn, self.cur = self.lender.lend()
-        return self
-
-    def row(self, sql: str, params: dict) -> Optional[tuple]:
-        "A statement's first row; on a connection the database dropped, the statement once more on a new one."
-        try: self.cur.execute(sql, params)
-        except self.lender.engine.dialect.loaded_dbapi.OperationalError:
-            if not self.conn.broken: raise
-            self.lender.engine.dispose(close=False)  # as after a failed pre-ping: no connection opened before is trusted
-            self.conn, self.cur = self.lender.new()
-            self.cur.execute(sql, params)
-        return self.cur.fetchone()
-
-    def __exit__(self, *exc): self.lender.give_back(self.conn, self.cur)

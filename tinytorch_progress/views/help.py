@@ -13,33 +13,35 @@ from .result import Result
 # %% ../../nbs/views/07_help.ipynb #64135b37
 STAFF = ("serve", "server", "demo", "validate", "schema", "report")
 
-def groups(rows) -> list[tuple[str, list]]:
-    "The rows as (heading, rows): the student's commands, then the course staff's."
+def groups(rows, course=()) -> list[tuple[str, list]]:
+    "The rows as (heading, rows): the student's commands, the course staff's, then the course's own `tito`'s."
     rows = list(rows)
-    return [("Your commands", [r for r in rows if r[0] not in STAFF]), ("Course staff", [r for r in rows if r[0] in STAFF])]
+    return [("Your commands", [r for r in rows if r[0] not in STAFF]), ("Course staff", [r for r in rows if r[0] in STAFF]),
+            ("The course's own tito (handed to it)", list(course))]
 
 # %% ../../nbs/views/07_help.ipynb #7533f0b4
-def help_html(rows, prog: str = "tito") -> str:
+def help_html(rows, prog: str = "tito", course=()) -> str:
     "A table of `(command, help)` rows per group, headed by how to call them."
     e = html.escape
     body = "".join(f"<tr><th colspan='2' style='text-align:left'>{e(head)}</th></tr>" + "".join(
         f"<tr><td style='text-align:left'><code>{e(prog)} {e(name)}</code></td><td style='text-align:left'>{e(text)}</td></tr>"
-        for name, text in rs) for head, rs in groups(rows) if rs)
+        for name, text in rs) for head, rs in groups(rows, course) if rs)
     return (f"<div class='tito-help'><p>Usage: <code>{e(prog)} COMMAND [ARGS]</code>; "
             f"<code>{e(prog)} COMMAND --help</code> tells more.</p><table>{body}</table></div>")
 
-def help_text(rows, prog: str = "tito") -> str:
+def help_text(rows, prog: str = "tito", course=()) -> str:
     "The same list as text: one line per command, never wrapped mid-sentence."
-    rows = list(rows); w = max((len(n) for n, _ in rows), default=0)
+    rows, course = list(rows), list(course); w = max((len(n) for n, _ in rows + course), default=0)
     out = [f"Usage: {prog} COMMAND [ARGS]   ({prog} COMMAND --help tells more)"]
-    for head, rs in groups(rows):
+    for head, rs in groups(rows, course):
         if rs: out += ["", head + ":"] + [f"  {prog} {n:{w}}  {t}".rstrip() for n, t in rs]
     return "\n".join(out)
 
 # %% ../../nbs/views/07_help.ipynb #a28a6d7f
 class HelpView(Result):
     "The result of `tito help`: the grouped list (text and HTML); `usage` (argparse's) stays in the JSON."
-    def __init__(self, usage: str, rows, prog: str = "tito"):
-        rows = list(rows)
-        data = {"text": usage, "commands": [{"command": n, "help": h, "staff": n in STAFF} for n, h in rows]}
-        super().__init__(help_text(rows, prog), data, help_html(rows, prog))
+    def __init__(self, usage: str, rows, prog: str = "tito", course=()):
+        rows, course = list(rows), list(course)
+        data = {"text": usage, "commands": [{"command": n, "help": h, "staff": n in STAFF} for n, h in rows],
+                "course_commands": [{"command": n, "help": h} for n, h in course]}
+        super().__init__(help_text(rows, prog, course), data, help_html(rows, prog, course))

@@ -91,20 +91,20 @@ def milestone_text(st: Status, header: bool = True, prog: str = "tito") -> str:
 
 # %% ../../nbs/views/02_status.ipynb #800187c4
 def tests_ran(t) -> str:
-    "`': 3 test functions'`, `': 1 test function'`, or nothing when the count is unknown (pytest)."
+    "`': 3 tests'`, `': 1 test'`, or nothing when the count is unknown."
     n = len(t.ran)
-    return f": {n} test function{'s' if n != 1 else ''}" if n else ""
+    return f": {n} test{'s' if n != 1 else ''}" if n else ""
 
 # %% ../../nbs/views/02_status.ipynb #41cf07e8
 def failure_lines(t) -> list[str]:
-    "One line per failing test (with its cell, `[n]` and line when known) and its hint."
-    from tinytorch_progress.views.checks import place
-    out, names = [], set()
+    "One line per failing test (its cell, `[n]` and line when known; pytest's reason), each once, with its details and hint."
+    from tinytorch_progress.views.checks import failure_detail, other_failures, place
+    out = []
     for c in (c for c in t.checks if not c.passed):
-        names.add(c.name); at = place(c)
+        at = place(c)
         out.append(f"  FAILED {c.name}" + (f" ({at})" if at else "") + f": {c.message}")
-        if c.hint: out.append(f"      hint: {c.hint}")
-    return out + [f"  FAILED {n}: {why}" for n, why in t.failed if n not in names]
+        out += [f"      {l}" for l in failure_detail(c)]
+    return out + [f"  FAILED {n}: {why}" for n, why in other_failures(t)]
 
 def next_module_text(c: Change, prog: str = "tito", base=None) -> str:
     "`Next: module 02 (Activations): modules/02_activations/02.ipynb — tito module start 02`."
@@ -290,7 +290,7 @@ def widgets_wanted(include=None, exclude=None) -> bool:
     try:
         from IPython import get_ipython
         kernel = getattr(get_ipython(), "kernel", None)
-    except Exception: return False
+    except Exception: return False  # no IPython to ask (or a broken one): plain text and HTML are always right
     return kernel is not None and bool(getattr(kernel, "_allow_stdin", True))  # False in batch runs: see above
 
 # %% ../../nbs/views/02_status.ipynb #58698708
