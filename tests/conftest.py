@@ -72,19 +72,14 @@ def _without_developer_env():
 # The store fsyncs every file it writes and its folder: a few milliseconds apiece on a disk, and the quick loop writes
 # thousands of files, so on a busy 2-core machine it waited 10-20 s of its 75 s for fsync. On a RAM file system an
 # fsync costs nothing, and what the tests check (which writes happened, in what order, what a killed process leaves)
-# is the same. So pytest's temporary folders go to /dev/shm when it has room, and are removed at the end of the run;
-# `--basetemp DIR` still decides (and keeps them).
+# is the same. So this process's temporary files go to /dev/shm when it has room: pytest's own folders too
+# (pytest-of-USER/pytest-N, the last three runs kept as usual); `--basetemp DIR` still decides.
 RAM_DIR, RAM_ROOM = Path("/dev/shm"), 4 * 2**30  # the fault suite writes files of 50 MB; a container's 64 MB is too small
 
 
 def pytest_configure(config):
-    if config.option.basetemp or not (RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK)): return
-    if shutil.disk_usage(RAM_DIR).free < RAM_ROOM: return
-    config.option.basetemp = config.ram_basetemp = tempfile.mkdtemp(prefix="tito-tests-", dir=RAM_DIR)
-
-
-def pytest_unconfigure(config):
-    if getattr(config, "ram_basetemp", None): shutil.rmtree(config.ram_basetemp, ignore_errors=True)
+    if RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK) and shutil.disk_usage(RAM_DIR).free >= RAM_ROOM:
+        tempfile.tempdir = str(RAM_DIR)
 
 
 # ---------------------------------------------------------------- markers (registered in pyproject.toml)
