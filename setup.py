@@ -38,7 +38,8 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=['tinytorch_progress', 'tinytorch_progress.*']),
     include_package_data = True,
-    package_data = {'tinytorch_progress': ['*.json', 'demo/*', 'demo/**/*', 'server/templates/*.html', 'server/static/*.css']},
+    # demo_course/: the files `tito demo` copies into a course (its milestone programs); not a Python package
+    package_data = {'tinytorch_progress': ['*.json', 'demo_course/**/*', 'server/templates/*.html', 'server/static/*.css']},
     install_requires = requirements,
     extras_require = {'dev': dev_requirements + server_requirements, 'server': server_requirements,
                       'notebook': notebook_requirements},

@@ -209,7 +209,7 @@ def test_course_can_refuse_skip_tests(ws):
 def test_completion_in_a_terminal_says_next_with_terminal_commands(ws):
     nb = ws / "modules" / "02_activations" / "02_activations.ipynb"; nb.parent.mkdir(parents=True); nb.write_text("{}")
     out = tito_main("--root", ws, "module", "complete", "01", "--skip-tests").stdout
-    assert "run `tito milestone run 01`" in out and "%tito" not in out
+    assert "re-create it with `tito milestone run 01`" in out and "%tito" not in out
     assert "Next: module 02 (Activations): modules/02_activations/02_activations.ipynb — tito module start 02" in out
 
 

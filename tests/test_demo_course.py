@@ -24,9 +24,8 @@ def test_every_demo_module_notebook_passes_its_own_tests(tmp_path):
 def test_milestone_01_runs_on_the_code_of_module_01(tmp_path):
     init_workspace(tmp_path)
     write_modules(tmp_path)
-    assert [p.relative_to(tmp_path).as_posix() for p in write_demo_milestones(tmp_path)] == [
-        "milestones/01_perceptron/01_perceptron.ipynb", "milestones/02_xor/part1_perceptron_fails.py",
-        "milestones/02_xor/part2_hidden_layer.ipynb"]
+    written = [p.relative_to(tmp_path).as_posix() for p in write_demo_milestones(tmp_path)]
+    assert "milestones/01_perceptron/01_perceptron.ipynb" in written and all((tmp_path / w).is_file() for w in written)
     tracker.complete(tmp_path, 1, skip_tests=True)
     said = []
     r = run_milestone(tmp_path, "01", stream=said.append)

@@ -130,11 +130,11 @@ def test_terminal_steps_as_printed(demo, i):
 def test_jupyter_lab_step_as_printed(demo):
     first, _ = sections(demo.out)
     cmd = command(first[5])
-    assert cmd == "jupyter lab --notebook-dir=. modules/01_tensor/01_tensor.ipynb"  # run with a headless machine's options added
+    as_root = " --allow-root" if os.geteuid() == 0 else ""  # printed for root, whom jupyter refuses without it
+    assert cmd == "jupyter lab --notebook-dir=. modules/01_tensor/01_tensor.ipynb" + as_root  # run with a headless machine's options added
     port, token = free_port(), secrets.token_hex(16)
     headless = [f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token} --LabApp.news_url= --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--allow-root" if os.geteuid() == 0 else ""]
+                f"--IdentityProvider.token={token} --LabApp.news_url= --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = open(demo.base / "jupyterlab.log", "w")
     proc = terminal(first[:2], " ".join([cmd, *headless]), demo.env, background=True, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -65,7 +65,7 @@ def test_failing_part_is_recorded_and_the_milestone_stays_open_until_every_part_
     for r in (r1, r2):
         assert r["duration_s"] > 0
         assert abs(time.time() - time.mktime(time.strptime(r["date"], "%Y-%m-%dT%H:%M:%S"))) < 120
-    assert status(ws).next_action.command == "tito milestone run 01"           # 01 is unlocked and not run
+    assert status(ws).next_action.command() == "tito milestone run 01"           # 01 is unlocked and not run
 
     nb.write_text(notebook("x = 41", "print('training…')", "assert x + 2 == 43, 'XOR not solved'"))
     p = run_tito("--root", ws, "milestone", "run", "02", "--part", "2", "--json")
@@ -97,7 +97,7 @@ def test_single_script_passes_and_completes_with_completion_date(ws):
     assert d["part_results"]["01"][0]["part"] == "main" and d["part_results"]["01"][0]["message"] == "learned AND"
     st = status(ws)
     assert [r.state for r in st.milestones[:2]] == ["completed", "unlocked"]
-    assert st.next_action.command == "tito milestone run 02"
+    assert st.next_action.command() == "tito milestone run 02"
 
 
 def test_output_streams_while_the_program_runs(ws):
@@ -150,7 +150,7 @@ def test_curriculum_timeout_applies_without_flag(ws):
 
 
 @pytest.mark.parametrize("code,message", [
-    ("import os\nprint('about to crash', flush=True)\nos._exit(3)", "crashed with exit code 3 (last output: about to crash)"),
+    ("import os\nprint('about to crash', flush=True)\nos._exit(3)", "crashed: exit code 3 (last output: about to crash)"),
     ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", "crashed: killed by SIGSEGV"),
     ("def train():\n    return 1 / 0\ntrain()", "ZeroDivisionError: division by zero"),
     ("import sys\nsys.exit('loss diverged')", "loss diverged"),
@@ -226,7 +226,7 @@ def test_seed_1_0_milestones_file_is_read_and_migrated(tmp_path):
     (tmp_path / ".tito" / "milestones.json").write_text(json.dumps({**seed, "class_note": "kept"}))
     st = status(tmp_path)                                                       # read as it is
     assert [r.state for r in st.milestones] == ["unlocked", "unlocked", "completed", "completed", "unlocked", "locked"]
-    assert st.next_action.command == "tito milestone run 01"
+    assert st.next_action.command() == "tito milestone run 01"
     program(tmp_path, "02_xor/02_xor.py", "print('solved XOR')")
     run = run_milestone(tmp_path, "02")                                         # unlocked by the file, modules or not
     assert run.completed
@@ -246,7 +246,8 @@ def test_seed_1_0_milestones_file_is_read_and_migrated(tmp_path):
 def _next(root) -> dict:
     p = run_tito("--root", root, "status", "--json")
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)["next_action"]
+    na = json.loads(p.stdout)["next_action"]
+    return {"text": na["text"], "command": " ".join(["tito", *na["args"]]), "kind": na["kind"]}  # as the terminal spells it
 
 
 def test_demo_milestones_run_on_the_demo_modules_code(tmp_path):
@@ -260,7 +261,7 @@ def test_demo_milestones_run_on_the_demo_modules_code(tmp_path):
     assert "AND: " in p.stdout and "accuracy 100%" in p.stdout and "Milestone 01 (1957: Perceptron) completed!" in p.stdout
     p = run_tito("--root", root, "milestone", "run", "02")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "▶ [1/2] Milestone 02 (1969: XOR Problem), part1: milestones/02_xor/part1_perceptron_fails.py" in p.stdout
+    assert "▶ [1/2] Milestone 02 (1969: XOR Problem), part1: milestones/02_xor/part1_perceptron_fails.ipynb" in p.stdout
     assert "no line separates XOR" in p.stdout and "XOR predictions: [0.0, 1.0, 1.0, 0.0]" in p.stdout
     d = milestones_json(root)
     assert d["completed_milestones"] == ["01", "02"] and set(d["completion_dates"]) == {"01", "02"}
@@ -284,14 +285,14 @@ def test_next_action_from_new_workspace_to_course_complete(tmp_path):
     new = {"text": "Start module 01 (Tensor)", "command": "tito module start 01", "kind": "start"}
     assert _next(tmp_path) == new
     na = status(tmp_path).next_action
-    assert (na.text, na.command, na.kind) == (new["text"], new["command"], new["kind"])
+    assert (na.text, na.command(), na.kind) == (new["text"], new["command"], new["kind"])
     tracker.start(tmp_path, 1)
     assert _next(tmp_path)["command"] == "tito module complete 01"
     tracker.complete(tmp_path, 1, skip_tests=True)
     assert _next(tmp_path)["command"] == "tito milestone run 01"                # unlocked, not run
     for n in range(1, 21): tracker.complete(tmp_path, n, skip_tests=True)
     na = status(tmp_path).next_action
-    assert (na.command, na.kind, na.text) == ("tito milestone run 01", "milestone", "Run milestone 01 (1957: Perceptron)")
+    assert (na.command(), na.kind, na.text) == ("tito milestone run 01", "milestone", "Run milestone 01 (1957: Perceptron)")
     for i in ("01", "02", "03"):
         program(tmp_path, f"{i}_m/{i}_m.py", "print('ok')")
         assert run_milestone(tmp_path, i).completed

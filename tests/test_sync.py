@@ -138,7 +138,7 @@ def test_server_that_does_not_hold_the_upload_is_an_error(tmp_path, api):
     login(root, api.url, "tt_x", "ada")
     res = sync_json(root, api.transport)
     assert not res["ok"]
-    assert res["message"].startswith("sync error: the server does not hold what was sent (server has 0/20 modules")
+    assert res["message"].startswith(f"sync error: {api.url} does not hold what was sent (server has 0/20 modules")
     assert "completed modules: sent [1, 2, 3, 4, 5, 6, 7], server has []" in res["message"]
     assert res["server_has"]["modules_completed"] == 0
     api.lie = False
@@ -177,7 +177,7 @@ def test_a_2xx_that_is_not_the_apis_reply_keeps_the_outbox(tmp_path, api, answer
     api.upload_reply = answer
     res = sync_json(root, api.transport)
     assert not res["ok"] and res["sent"] == 0 and res["queued"] == 1, res
-    assert res["message"].startswith("upload not confirmed: ") and why in res["message"], res["message"]
+    assert res["message"].startswith(f"upload to {api.url} not confirmed: ") and why in res["message"], res["message"]
     assert res["message"].endswith("1 snapshot(s) kept in .tito/outbox/ and sent on the next sync") and "\n" not in res["message"]
     assert not (root / ".tito" / "last_sync.json").exists()
     with network(api.transport): p = tito_main("--root", root, "sync")  # the text form: one line
@@ -194,7 +194,7 @@ def test_an_error_page_that_is_not_the_apis_keeps_the_item_queued(tmp_path, api)
     api.upload_reply = (403, "text/html", b"<html>Forbidden by the proxy</html>")
     res = sync_json(root, api.transport)
     assert not res["ok"] and res["queued"] == 1 and res["rejected"] == [], res
-    assert res["message"].startswith("upload refused: HTTP 403 (text/html, not the progress API's reply)")
+    assert res["message"].startswith(f"upload refused by {api.url}: HTTP 403 (text/html, not the progress API's reply)")
     assert not (root / ".tito" / "outbox" / "rejected").exists()
     api.upload_reply = (302, "text/html", b"")
     res = sync_json(root, api.transport)
@@ -205,16 +205,16 @@ def test_an_error_page_that_is_not_the_apis_keeps_the_item_queued(tmp_path, api)
 
 
 @pytest.mark.parametrize("held,why", [
-    ((200, "text/html", PORTAL), "uploaded, but the server's progress reply is text/html, not JSON"),
-    ((200, "application/json", b'{"user_id": "ada"}'), "uploaded, but the server's progress reply is not a combined export (timestamp: required field is missing"),
-    ((200, "application/json", b"[1, 2]"), "uploaded, but the server's progress reply is not a combined export ((top level): expected a JSON object"),
+    ((200, "text/html", PORTAL), "but the server's progress reply is text/html, not JSON"),
+    ((200, "application/json", b'{"user_id": "ada"}'), "but the server's progress reply is not a combined export (timestamp: required field is missing"),
+    ((200, "application/json", b"[1, 2]"), "but the server's progress reply is not a combined export ((top level): expected a JSON object"),
 ])
 def test_a_progress_reply_that_is_not_an_export_is_an_error(tmp_path, api, held, why):
     root = workspace(tmp_path, completed=[1])
     login(root, api.url, "tt_x", "ada")
     api.held_reply = held
     res = sync_json(root, api.transport)
-    assert not res["ok"] and res["sent"] == 1 and res["message"].startswith(why), res["message"]
+    assert not res["ok"] and res["sent"] == 1 and res["message"].startswith(f"uploaded to {api.url}, {why}"), res["message"]
 
 
 # ---------------------------------------------------------------- the token
@@ -240,3 +240,18 @@ def test_token_file_is_0600_and_token_never_in_output(tmp_path, api, monkeypatch
     # a --server other than the logged-in one never receives the token
     with network(api.transport): tito_main("--root", root, "sync", "--server", api.url)
     assert api.seen and all(auth is None for _, _, auth in api.seen)
+
+
+def test_login_to_a_server_that_moved_keeps_the_token(tmp_path, site, monkeypatch):
+    "The class website moved: the old address fails naming itself, `tito login --server NEW` keeps the saved token."
+    root = workspace(tmp_path, completed=[1])
+    gone = "https://old.example.edu"
+    assert tito_main("--root", root, "login", "--server", gone, "--token", site.add_user("ada")).returncode == 0
+    monkeypatch.setenv("TITO_SYNC_RETRIES", "0")
+    with network(OFFLINE): p = tito_main("--root", root, "sync")
+    assert p.returncode == 1 and gone in p.stdout and "`tito login --server NEW_URL` keeps your token" in p.stdout, p.stdout
+    p = tito_main("--root", root, "login", "--server", site.url)
+    assert p.returncode == 0 and "kept the token saved" in p.stdout, p.stdout + p.stderr
+    res = sync_json(root, site.transport)
+    assert res["ok"] and "server has 1/20 modules" in res["message"], res
+    assert site.snapshots("ada") == 1 and res["not_sent"] == [] and res["superseded"] == [], res

@@ -76,7 +76,7 @@ def test_offline_then_the_server_comes_up(tmp_path):
     root = workspace(tmp_path, "fay", [1])
     p = tito("--root", root, "sync", "--json", "--server", url, TITO_SYNC_RETRIES="1")
     res = json.loads(p.stdout)
-    assert p.returncode == 1 and res["queued"] == 1 and res["message"].startswith("server unreachable: cannot connect"), res
+    assert p.returncode == 1 and res["queued"] == 1 and res["message"].startswith(f"server {url} unreachable: cannot connect"), res
     tracker.complete(root, 2, skip_tests=True)
     p = tito("--root", root, "sync", "--json", "--server", url, TITO_SYNC_RETRIES="0")
     assert p.returncode == 1 and json.loads(p.stdout)["queued"] == 2

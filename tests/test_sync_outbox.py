@@ -15,7 +15,8 @@ def test_offline_outbox_then_delivered_in_order_without_duplicates(tmp_path, sit
     site.down = True  # nothing answers there yet
     root = workspace(tmp_path, completed=[1])
     res = sync_json(root, site.transport, site.url, retries=1)
-    assert not res["ok"] and res["queued"] == 1 and res["message"].startswith("server unreachable: cannot connect")
+    assert not res["ok"] and res["queued"] == 1 and res["message"].startswith(f"server {site.url} unreachable: cannot connect")
+    assert f"; if it moved, `tito login --server NEW_URL` keeps your token. 1 snapshot(s) kept" in res["message"]
     assert sync_json(root, site.transport, site.url, retries=0)["queued"] == 1  # same progress: not queued twice
     tracker.complete(root, 2, skip_tests=True)
     assert sync_json(root, site.transport, site.url, retries=0)["queued"] == 2
@@ -74,12 +75,14 @@ def test_damaged_outbox_items_are_set_aside(tmp_path, api):
 def test_an_older_snapshot_of_the_same_user_is_superseded_not_sent_after_a_newer_one(tmp_path, site):
     "Logged in without a user id, the first reply names the login's; an older snapshot naming it stays unsent (kept)."
     root = workspace(tmp_path, completed=[1])
-    login(root, "https://gone.example.org", "tt_old", "ada")  # a server that is gone
+    gone = "https://gone.example.org"
+    login(root, gone, "tt_old", "ada")  # a server that is gone
     res = sync_json(root, OFFLINE, retries=0)
-    assert not res["ok"] and res["queued"] == 1
+    assert not res["ok"] and res["queued"] == 1 and res["message"].startswith(f"server {gone} unreachable: ")
     tracker.complete(root, 2, skip_tests=True)
     login(root, site.url, site.add_user("ada"))
     res = sync_json(root, site.transport)
     assert res["ok"] and res["sent"] == 1 and "server has 2/20 modules" in res["message"], res
-    assert "an older snapshot of 'ada', superseded by the newer one sent after it" in res["not_sent"][0]
+    assert res["not_sent"] == [] and len(res["superseded"]) == 1 and "not sent" not in res["message"]
+    assert res["message"].endswith("; 1 older queued snapshot superseded by the one sent (nothing was lost)"), res["message"]
     assert site.snapshots("ada") == 1 and len(list((root / ".tito" / "outbox" / "not-sent").glob("*.json"))) == 1

@@ -102,7 +102,7 @@ def test_a_portal_page_is_not_a_confirmation(tmp_path, api):
     api.upload_reply = (200, "text/html; charset=utf-8", PORTAL)
     p = login_as(root, api, "tt_x", "--display-name", "Ada.L")
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert "leaderboard setting not confirmed: HTTP 200 with text/html, not the progress API's reply" in p.stderr
+    assert f"leaderboard setting not confirmed by {api.url}: HTTP 200 with text/html, not the progress API's reply" in p.stderr
     assert api.seen == [("POST", "/api/profile", "Bearer tt_x")]
     api.upload_reply = (200, "application/json", b'{"display_name": "someone-else", "on_leaderboard": true}')
     p = login_as(root, api, "tt_x", "--display-name", "Ada.L")

@@ -149,6 +149,8 @@ def api():
 
 
 def sync_json(root, transport, server=None, retries=3) -> dict:
-    "`tito sync --json`'s answer, from the core, quickly (no backoff)."
+    "`tito sync --json`'s answer (the commands it suggests spelled `tito`), from the core, quickly (no backoff)."
+    from tinytorch_progress.errors import spell
     from tinytorch_progress.sync import sync
-    return sync(root, server, retries=retries, backoff=0, timeout=5, transport=transport).to_json()
+    res = sync(root, server, retries=retries, backoff=0, timeout=5, transport=transport).to_json()
+    return {**res, "message": spell(res["message"])}

@@ -230,10 +230,21 @@ def cgroup_base() -> str | None:
     if mine is None or mount is None: return None
     return os.path.join(mount, mine.lstrip("/"))
 
+def _sweep_stale(base: str, prefix: str = "tito-run-", age: float = 60):
+    "Remove empty run cgroups a killed tito left behind (only empty ones can be removed; fresh ones are left alone)."
+    import time
+    try: names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError: return
+    for n in names:
+        try:
+            if time.time() - os.stat(os.path.join(base, n)).st_mtime > age: os.rmdir(os.path.join(base, n))
+        except OSError: continue  # still in use, or gone meanwhile
+
 def make_cgroup(name: str) -> str | None:
     "A new cgroup `name` under this process's own (its path), or None where tito may not make one."
     base = cgroup_base()
     if base is None: return None
+    _sweep_stale(base)
     path = os.path.join(base, name)
     try:
         os.mkdir(path)
@@ -264,15 +275,17 @@ def end_cgroup(path: str, wait: float = 5):
             try: os.kill(pid, signal.SIGKILL)
             except OSError: pass  # ended meanwhile
         time.sleep(0.01)
-    for _ in range(100):
+    for _ in range(250):
         try: os.rmdir(path); return
-        except OSError: time.sleep(0.02)  # the last ones are still being torn down
+        except OSError: time.sleep(0.02)  # the last ones are still being torn down (a later run removes it if it stays)
 
 # %% ../nbs/16_child_process.ipynb #d1195e15
 def contain(runner: int, cmd: list, cgroup: str | None = None):
     "Run `cmd` as a grandchild (in the run's `cgroup` when there is one); when it ends (or on SIGTERM) kill all it started."
     import signal
-    if cgroup: join_cgroup(cgroup)                        # before any fork: everything the run starts is in it
+    if cgroup:                                            # before any fork: everything the run starts is in it
+        try: join_cgroup(cgroup)
+        except OSError: pass  # the cgroup went away: the group kill and the runner's sweep still contain the run
     for s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, lambda *_: _finish(None))
     if not prctl(PR_SET_CHILD_SUBREAPER, 1): _exec(cmd)   # no sub-reaper here: the runner's group kill only
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

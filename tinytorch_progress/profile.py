@@ -11,8 +11,8 @@ from typing import Optional
 
 from .errors import TITO, TitoError
 from .outbox import encode_body
-from .sync import (NO_SYNC_ENV, Unreachable, api_error, auth_headers, clean_text, destination, error_detail, http_client,
-                                     media_type, network_settings, reply_hint, request, server_url, sync_disabled, why_unreachable)
+from .sync import (MOVED_HINT, NO_SYNC_ENV, Unreachable, auth_headers, clean_text, destination, error_detail, http_client,
+                                     media_type, network_settings, reply_hint, request, sync_disabled, why_unreachable)
 
 # %% ../nbs/26_profile.ipynb #b6b5598a
 DISPLAY_NAME_MAX = 40
@@ -43,12 +43,12 @@ def _profile_of(d) -> Optional[dict]:
     except InvalidId: return None
 
 # %% ../nbs/26_profile.ipynb #dd877ac7
-def _profile_reply(r) -> dict:
-    "The profile in the reply `r` to `POST /api/profile`, or a one-line `TitoError` saying why there is none."
+def _profile_reply(r, url: str) -> dict:
+    "The profile in the reply `r` of `url` to `POST /api/profile`, or a one-line `TitoError` saying why there is none."
     from tinytorch_progress.jsonio import parse_json
     from tinytorch_progress.errors import FormatError
-    if r.status_code != 200: raise TitoError(f"the server refused the leaderboard setting: HTTP {r.status_code}{error_detail(r)}{reply_hint(r)}")
-    what = f"leaderboard setting not confirmed: HTTP 200 with {media_type(r) or 'no content type'}"
+    if r.status_code != 200: raise TitoError(f"{url} refused the leaderboard setting: HTTP {r.status_code}{error_detail(r)}{reply_hint(r)}")
+    what = f"leaderboard setting not confirmed by {url}: HTTP 200 with {media_type(r) or 'no content type'}"
     if media_type(r) != "application/json": raise TitoError(f"{what}, not the progress API's reply (a captive portal or a proxy?)")
     try: prof = _profile_of(parse_json(r.content, "reply", unique_keys=True))
     except FormatError as e: raise TitoError(f"{what} that is not the progress API's reply ({why_unreachable(e)})") from None
@@ -56,18 +56,18 @@ def _profile_reply(r) -> dict:
     return prof
 
 # %% ../nbs/26_profile.ipynb #c09f06b4
-def _profile_differs(prof: dict, change: dict) -> Optional[str]:
-    "How the confirmed profile `prof` contradicts the `change` asked for (one line), or None."
+def _profile_differs(prof: dict, change: dict, url: str) -> Optional[str]:
+    "How the profile `prof` that `url` confirmed contradicts the `change` asked for (one line), or None."
     asked = {k: v for k, v in change.items() if not (k == "display_name" and v == "")}  # "": whichever pseudonym it is
     diff = [f"{k}: sent {v!r}, reply {prof[k]!r}" for k, v in asked.items() if prof[k] != v]
-    return f"leaderboard setting not confirmed: the server's reply does not match what was sent ({clean_text('; '.join(diff), 160)})" if diff else None
+    return f"leaderboard setting not confirmed by {url}: its reply does not match what was sent ({clean_text('; '.join(diff), 160)})" if diff else None
 
 # %% ../nbs/26_profile.ipynb #98b2788c
 def set_profile(root, display_name: Optional[str] = None, on_leaderboard: Optional[bool] = None, *, retries: Optional[int] = None,
                 backoff: Optional[float] = None, timeout: Optional[float] = None, transport=None) -> dict:
     "Set the leaderboard name (`\"\"`: the pseudonym) and/or presence on the login's server; the profile it confirms."
     from tinytorch_progress.store import Workspace
-    from tinytorch_progress.config import read_config, update_config
+    from tinytorch_progress.config import read_config
     change = profile_change(display_name, on_leaderboard)
     cfg = read_config(Workspace(root))
     if not (cfg.get("server") and cfg.get("token")):
@@ -77,8 +77,8 @@ def set_profile(root, display_name: Optional[str] = None, on_leaderboard: Option
     with http_client(timeout, transport) as client:
         try: r = request(client, "POST", f"{url}/api/profile", content=encode_body(change), headers=auth_headers(token),
                          retries=retries, backoff=backoff)
-        except Unreachable as e: raise TitoError(f"leaderboard setting not sent: server unreachable: {e}") from None
-    prof = _profile_reply(r)
-    why = _profile_differs(prof, change)
+        except Unreachable as e: raise TitoError(f"leaderboard setting not sent: server {url} unreachable: {e}{MOVED_HINT}") from None
+    prof = _profile_reply(r, url)
+    why = _profile_differs(prof, change, url)
     if why: raise TitoError(why)
     return prof

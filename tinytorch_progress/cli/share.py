@@ -10,7 +10,7 @@ import json, os, sys
 from pathlib import Path
 
 from .commands import add_json_flag, workspace_root
-from ..errors import TitoError
+from ..errors import TitoError, spell
 from ..views.result import Result
 
 # %% ../../nbs/cli/06_share.ipynb #0708f11b
@@ -66,22 +66,29 @@ def _leaderboard(root, cfg: dict, args) -> tuple[dict, str]:
     return prof, (f" On the leaderboard as {prof['display_name']}." if prof["on_leaderboard"] else " Not on the leaderboard.")
 
 # %% ../../nbs/cli/06_share.ipynb #de062e19
+def _said(text: str, **kw) -> Result:
+    "A one-sentence result; its HTML shows the `backquoted` commands as code."
+    from tinytorch_progress.views.checks import code_html
+    return Result(text, html_=f"<p class='tito-said'>{code_html(text)}</p>", **kw)
+
+# %% ../../nbs/cli/06_share.ipynb #5986da02
 def login_command(args) -> Result:
-    "`tito login --server URL --token T [--user-id ID] [--display-name NAME] [--no-leaderboard | --on-leaderboard]`."
+    "`tito login --server URL [--token T] [--user-id ID] [--display-name NAME] [--no-leaderboard | --on-leaderboard]`."
     from tinytorch_progress.profile import profile_change
     from tinytorch_progress.sync import login
     token = args.token
     if token == "-":
         token = sys.stdin.readline().strip()
-    root = _root(args)
+    root, prog = _root(args), getattr(args, "prog", None) or "tito"
     asked = args.display_name is not None or args.on_leaderboard is not None
     if asked: profile_change(args.display_name, args.on_leaderboard)  # a bad name, or no consent: nothing saved, nothing sent
     cfg = login(root, args.server, token, args.user_id)
     who = f" as {cfg['user_id']}" if cfg.get("user_id") else " (user id: taken from the server on the first sync)"
     prof, shown = _leaderboard(root, cfg, args) if asked else (None, "")
-    return Result(f"Logged in to {cfg['server']}{who}; token stored in {root / '.tito' / 'config.json'} (mode 0600).{shown} "
-                  f"Run `tito sync` to upload your progress.",
-                  data={"server": cfg["server"], "user_id": cfg.get("user_id"), "profile": prof})
+    stored = "kept the token saved" if token is None else "token stored"
+    return _said(f"Logged in to {cfg['server']}{who}; {stored} in .tito/config.json (mode 0600).{shown} "
+                 f"Run `{prog} sync` to upload your progress.",
+                 data={"server": cfg["server"], "user_id": cfg.get("user_id"), "profile": prof})
 
 # %% ../../nbs/cli/06_share.ipynb #23ae3b78
 def logout_command(args) -> Result:
@@ -92,10 +99,11 @@ def logout_command(args) -> Result:
 
 # %% ../../nbs/cli/06_share.ipynb #54913dc5
 def sync_command(args) -> Result:
-    "`tito sync [--server URL] [--json]`: upload, then report what the server holds."
+    "`tito sync [--server URL] [--json]`: upload, then report what the server holds (the commands it suggests as `prog` spells them)."
     from tinytorch_progress.sync import sync
     r = sync(_root(args), args.server)
-    return Result(r.message, data=r.to_json(), ok=r.ok)
+    message = spell(r.message, getattr(args, "prog", None) or "tito")
+    return _said(message, data={**r.to_json(), "message": message}, ok=r.ok)
 
 # %% ../../nbs/cli/06_share.ipynb #541b9f27
 def _perf_parser(sub):
@@ -122,7 +130,8 @@ def _login_parser(sub):
                        "(from `tito server add-user`) in .tito/config.json, readable only by you. Sends nothing, unless asked to set "
                        "your leaderboard name or presence (then the server is told, as `tito sync` would; TITO_NO_SYNC=1 refuses).")
     p.add_argument("--server", required=True, metavar="URL", help="e.g. https://progress.example.edu")
-    p.add_argument("--token", required=True, metavar="T", help="your token; `-` reads it from stdin")
+    p.add_argument("--token", metavar="T", help="your token; `-` reads it from stdin (default: keep the token saved by an earlier "
+                   "login, e.g. when the class website moved)")
     p.add_argument("--user-id", metavar="ID", help="your user id on the server: 1-128 ASCII letters, digits or . _ @ + -, first a letter or digit "
                    "(default: learned on the first sync)")
     p.add_argument("--display-name", metavar="NAME", help="the name other students see on the leaderboard: at most 40 ASCII letters, "

@@ -11,7 +11,7 @@ __all__ = ['MARK', 'LIVE_PANELS', 'WIDGETS', 'WIDGET_MIME', 'bar', 'summary_line
            'ChangeView']
 
 # %% ../../nbs/views/02_status.ipynb #a5786d3d
-import collections, os, re, sys
+import collections, os, sys
 from datetime import datetime
 
 from pathlib import Path
@@ -53,7 +53,7 @@ def stats_lines(st: Status) -> list[str]:
     out = [f"Activity    streak {s['current_streak_days']} day{'s' if s['current_streak_days'] != 1 else ''} "
            f"(longest {s['longest_streak_days']}), {s['total_study_time_hours']:g} h studied, {s['modules_this_week']} module{'s' if s['modules_this_week'] != 1 else ''} this week"]
     got = _achieved(st)
-    return out + ([f"Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
+    return out + (["Achieved    " + ", ".join(f"{k} {d}" for k, d in got)] if got else [])
 
 # %% ../../nbs/views/02_status.ipynb #4bdc1795
 def status_text(st: Status, detail: bool = False, where=None, prog: str = "tito") -> str:
@@ -117,7 +117,7 @@ def change_text(c: Change, prog: str = "tito", base=None) -> str:
     out = [c.message]
     if c.tests is not None and c.tests.passed: out.append(f"tests passed ({c.tests.how}{tests_ran(c.tests)})")
     if c.tests is not None and not c.tests.passed: out += failure_lines(c.tests)
-    for ms in c.unlocked: out.append(f"★ {ms.name} unlocked — run `{prog} milestone run {ms.id}`")
+    for ms in c.unlocked: out.append(f"★ {ms.name} unlocked — re-create it with `{prog} milestone run {ms.id}`")
     if c.course_complete: out.append("★ Course complete: every module is done!")
     if c.action == "milestone_complete" and c.changed: out.append(f"★ {c.milestone.name} achieved!")
     if c.ok and c.next_module is not None: out.append(next_module_text(c, prog, base))
@@ -197,8 +197,9 @@ def next_html(st: Status) -> str:
             f"<code>{_esc(st.next_action.command('%tito'))}</code></div>")
 
 def warnings_html(st: Status) -> str:
-    "The workspace's warnings, in red."
-    return "".join(f"<div class='tito-warning'><span style='{ink(BAD)}'>warning: {_esc(spell(w, '%tito'))}</span></div>" for w in st.warnings)
+    "The workspace's warnings, in red (the commands they suggest as code)."
+    from tinytorch_progress.views.checks import code_html
+    return "".join(f"<div class='tito-warning'><span style='{ink(BAD)}'>warning: {code_html(spell(w, '%tito'))}</span></div>" for w in st.warnings)
 
 # %% ../../nbs/views/02_status.ipynb #c2bd6ecc
 def stats_html(st: Status) -> str:
@@ -300,9 +301,10 @@ def widget_bundle(make) -> dict:
     except ImportError: return {}
     return {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": w.model_id}}
 
-def _bundle(text: str, html_: str, make, include=None, exclude=None) -> dict:
+def _bundle(text: str, html_: str, make=None, include=None, exclude=None) -> dict:
+    "`text/plain`, `text/html` and, when `make` builds a widget and one is wanted, its view; `include`/`exclude` applied."
     b = {"text/plain": text, "text/html": html_}
-    if widgets_wanted(include, exclude): b.update(widget_bundle(make))
+    if make is not None and widgets_wanted(include, exclude): b.update(widget_bundle(make))
     if include: b = {k: v for k, v in b.items() if k in include}
     if exclude: b = {k: v for k, v in b.items() if k not in exclude}
     return b
@@ -364,16 +366,19 @@ def next_module_html(c: Change, base=None) -> str:
     return (f"<div class='tito-next' style='margin-top:6px'><b>Next:</b> module {_esc(m.key)} ({_esc(m.title)}){link} — "
             f"<code>%tito module start {_esc(m.key)}</code></div>")
 
+# %% ../../nbs/views/02_status.ipynb #8a585df7
 def change_html(c: Change, base=None) -> str:
     "The HTML of a change (shown in notebooks): its message, test results, banners and the next module."
-    out = [f"<div class='tito-message'>{_esc(c.message)}</div>", *_tests_html(c.tests)]
-    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — run <code style='background:none;color:inherit'>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
+    from tinytorch_progress.views.checks import code_html
+    out = [f"<div class='tito-message'>{code_html(c.message)}</div>", *_tests_html(c.tests)]
+    out += [banner_html("unlock", f"<b>{_esc(ms.name)} unlocked</b> — re-create it with "
+                                  f"<code style='background:none;color:inherit'>%tito milestone run {_esc(ms.id)}</code>") for ms in c.unlocked]
     if c.action == "milestone_complete" and c.changed: out.append(banner_html("milestone-complete", f"<b>{_esc(c.milestone.name)} achieved!</b>"))
     if c.course_complete: out.append(banner_html("course-complete", "<b>Course complete: every module is done!</b>"))
     if c.ok and c.next_module is not None: out.append(next_module_html(c, base))
     return f"<div class='tito-change'>{''.join(out)}</div>"
 
-# %% ../../nbs/views/02_status.ipynb #8a585df7
+# %% ../../nbs/views/02_status.ipynb #6a4a6af3
 class ChangeView(Result):
     "What `start`/`complete`/`reset`/`milestone complete` did, with unlock banners."
     def __init__(self, c: Change, prog: str = "tito", base=None):
@@ -389,9 +394,5 @@ class ChangeView(Result):
                                                        "failed": [list(f) for f in c.tests.failed]},
                 "next_module": c.next_module.key if c.next_module else None}
     def html(self) -> str: return change_html(self.change, self.base)
-    def widget(self):
-        import ipywidgets as W
-        w = W.HTML(self.html()); w.add_class("tito-change-widget")
-        return w
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle(change_text(self.change, "%tito", self.base), self.html(), self.widget, include, exclude)
+        return _bundle(change_text(self.change, "%tito", self.base), self.html(), include=include, exclude=exclude)
