@@ -23,6 +23,7 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 server_requirements = shlex.split(cfg.get('server_requirements', ''))
 notebook_requirements = shlex.split(cfg.get('notebook_requirements', ''))
+hub_requirements = shlex.split(cfg.get('hub_requirements', ''))
 min_python = cfg['min_python']
 assert min_python == py_versions[0], f"settings.ini min_python {min_python} is not the oldest tested Python {py_versions[0]}"
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
@@ -39,10 +40,10 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['tinytorch_progress', 'tinytorch_progress.*']),
     include_package_data = True,
     # demo_course/: the files `tito demo` copies into a course (its milestone programs); not a Python package
-    package_data = {'tinytorch_progress': ['*.json', 'demo_course/**/*', 'server/templates/*.html', 'server/static/*.css']},
+    package_data = {'tinytorch_progress': ['*.json', 'demo_course/**/*', 'server/templates/*.html', 'server/static/*.css', 'server/static/*.js']},
     install_requires = requirements,
     extras_require = {'dev': dev_requirements + server_requirements, 'server': server_requirements,
-                      'notebook': notebook_requirements},
+                      'notebook': notebook_requirements, 'hub': server_requirements + hub_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = f">={min_python},<3.{int(py_versions[-1].split('.')[1]) + 1}",
     long_description = open('README.md', encoding='utf-8').read(),

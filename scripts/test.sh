@@ -12,6 +12,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null
   fi
 fi
+# The real-JupyterHub test's proxy (configurable-http-proxy, from npm); without npm that test says why it is skipped.
+if command -v npm >/dev/null && ! command -v configurable-http-proxy >/dev/null; then
+  npm install -g --silent configurable-http-proxy >/dev/null || echo "configurable-http-proxy could not be installed; the JupyterHub test will be skipped"
+fi
 if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
   bash .ci/postgres.sh || echo "PostgreSQL could not be started; its tests will be skipped"
 fi

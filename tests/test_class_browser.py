@@ -124,3 +124,30 @@ def test_dark_scheme(site, browser):
     assert lum(light.evaluate("getComputedStyle(document.body).backgroundColor")) > 200
     light.context.close(); page.context.close()
 
+
+
+def test_class_view_updates_itself_during_a_lab(site, browser, monkeypatch):
+    "With JavaScript on: a student syncs, and the open class view shows it without a reload (the filter and focus kept)."
+    import httpx
+    from tinytorch_progress.server import live
+    monkeypatch.setattr(live, "LIVE_EVERY", 2.0)  # checks every 2 s instead of 15
+    url, tokens = site
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)  # a refused script or fetch
+    page.goto(url + "/class")
+    page.fill("#token", tokens["prof"]); page.click("button[type=submit] >> text=Sign in")
+    page.goto(url + "/class?name=student05")
+    row = page.locator("#grid tbody tr").first
+    assert row.locator("td.n").first.inner_text() == "5"
+    page.fill("#name", "typed, not submitted")  # the filter form is outside the part that is swapped
+    page.evaluate("window.notReloaded = true")
+    r = httpx.post(url + "/api/progress/upload", json=upload_body(tuple(range(1, 13))), headers={"Authorization": f"Bearer {tokens['student05']}"})
+    assert r.status_code == 201, r.text
+    from playwright.sync_api import expect  # (not wait_for_function: the site's CSP refuses eval, as it should)
+    expect(page.locator("#grid tbody tr").first.locator("td.n").first).to_have_text("12", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True and page.input_value("#name") == "typed, not submitted"
+    assert page.locator("#live-status").inner_text().startswith("Updated")
+    assert not errors, errors
+    context.close()

@@ -177,7 +177,7 @@ def test_gradebook_csv_parses_back_with_hostile_names(cls):
     assert ada["modules_completed"] == "3" and ada["module_03_completed"] == "2025-11-13T10:00:00Z" and ada["module_04_completed"] == ""
     assert ada["milestone_01_completed"] == "2025-11-16T15:00:00Z" and ada["milestone_02_completed"] == ""
     assert datetime.fromisoformat(ada["last_activity"].rstrip("Z")) and by["cy"]["last_activity"] == ""
-    assert list(rows[0])[:4] == ["username", "user_id", "modules_completed", "module_01_completed"]
+    assert list(rows[0])[:5] == ["username", "user_id", "section", "modules_completed", "module_01_completed"]
     got = c.get("/api/class.json", headers=auth(tok["prof"])).json()
     assert {x["user_id"] for x in got} >= {'a,b\n"c"', "ada"} and len(got) == 7
     html = c.get("/class", headers=auth(tok["prof"])).text

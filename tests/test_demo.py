@@ -9,6 +9,7 @@ unlock banner says. Every one of them must succeed.
 import collections, re, subprocess, sys, time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastcore.xtras import working_directory
 
@@ -147,3 +148,29 @@ def test_every_command_the_demo_suggests_runs(tmp_path):
     ms = load(tmp_path / "course" / ".tito" / "milestones.json", "milestones")
     assert ms.completed_milestones == ["01", "02", "03", "04", "05", "06"]
     assert "Course complete" in shell.ran["tito status --progress"]
+
+
+def test_the_demo_says_how_to_sign_in_to_its_website(tmp_path):
+    "The printed /login URL takes the token the demo saved for its instructor; the served site is the demo's own database."
+    env = terminal_env(tmp_path)
+    demo = subprocess.run([sys.executable, "-m", "tinytorch_progress.cli.main", "demo", tmp_path / "course"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    m = re.search(r"^Sign in at (http://127\.0\.0\.1:(\d+)/login) as the instructor \(([\w-]+)\): paste the token in (\S+)$",
+                  demo.stdout, re.M)
+    assert m, demo.stdout[-2000:]
+    login_url, port, instructor, token_file = m.groups()
+    token_path = tmp_path / "course" / token_file
+    assert token_path.stat().st_mode & 0o777 == 0o600 and token_file in (tmp_path / "course" / ".gitignore").read_text().splitlines()
+    first, site = sections(demo.stdout)
+    shell = Terminal(first[:2] if first[1].startswith("source ") else first[:1], env, tmp_path / "course", tmp_path)
+    try:
+        shell.run(command(site[0]))   # tito serve, as printed
+        with httpx.Client(base_url=login_url.removesuffix("/login"), follow_redirects=False) as browser:
+            assert browser.get("/class").status_code in (303, 401)                       # private until signed in
+            r = browser.post("/login", data={"token": token_path.read_text().strip(), "next": "/class"},
+                             headers={"Origin": login_url.removesuffix("/login")})
+            assert r.status_code == 303 and r.headers["location"] == "/class", r.text[:500]
+            page = browser.get("/class")
+            assert page.status_code == 200 and "demo-student" in page.text, page.text[:500]
+    finally: shell.close()

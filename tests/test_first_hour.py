@@ -178,7 +178,7 @@ def test_demo_without_sync_exits_0_and_sends_nothing(tmp_path):
     assert "TITO_NO_SYNC is set: filled the class website (website.db) in-process; nothing was sent over the network" in r.stdout
     assert "\n  tito sync" not in r.stdout and "TITO_NO_SYNC is set, so `tito sync` sends nothing" in r.stdout
     users = tito("server", "list-users", "--db", tmp_path / "course" / "website.db", "--json", env=env)
-    assert [(u["user_id"], u["modules_completed"]) for u in json.loads(users.stdout)] == [("demo-student", 2)]
+    assert [(u["user_id"], u["modules_completed"]) for u in json.loads(users.stdout)] == [("demo-instructor", None), ("demo-student", 2)]  # the instructor: the demo says how to sign in
     assert not list((tmp_path / "course" / ".tito" / "outbox").glob("*.json"))
 
 

@@ -119,3 +119,25 @@ def test_readme_is_what_index_ipynb_renders():
     nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
     assert nb["cells"] and all(c["cell_type"] == "markdown" for c in nb["cells"]), "index.ipynb holds only markdown cells"
     assert README == script.render(), "README.md differs from nbs/index.ipynb: edit the notebook, then run python scripts/readme.py"
+
+
+def test_roster_and_lms_blocks(tmp_path):
+    "The roster lines, then the LMS export lines, on a roster of the README's columns (ours and nbgrader's)."
+    (tmp_path / "roster.csv").write_text("username,user_id,email,role,section,first_name,last_name,lms_user_id\n"
+                                         "ada,s001,ada@uni.edu,,L01,Ada,Lovelace,4711\nbob,,bob@uni.edu,student,L02,,,\n"
+                                         "prof,,prof@uni.edu,instructor,,,,\n")
+    lines = tito_lines("### A roster")
+    assert len(lines) == 2
+    for line in lines:
+        r = sh(line, tmp_path)
+        assert r.returncode == 0, (line, r.stdout, r.stderr)
+    assert (tmp_path / "roster-tokens.csv").read_text().count("tt_") == 3
+    assert sh(lines[0], tmp_path).returncode == 1  # never over the tokens handed out
+    for line in tito_lines("### Grades for the LMS"):
+        r = sh(line, tmp_path)
+        assert r.returncode == 0, (line, r.stdout, r.stderr)
+    canvas = (tmp_path / "canvas.csv").read_text().splitlines()
+    assert canvas[0].startswith("Student,ID,SIS User ID,SIS Login ID,Section,Module 01 Tensor,") and "Points Possible" in canvas[1]
+    assert canvas[2].startswith('"Lovelace, Ada",4711,s001,ada,L01,0,') and len(canvas) == 4  # the instructor is not graded
+    assert (tmp_path / "moodle.csv").read_text().splitlines()[1].startswith("ada@uni.edu,0,")
+    assert (tmp_path / "gradebook.csv").read_text().startswith("\ufeffusername,user_id,section,")

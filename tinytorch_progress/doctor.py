@@ -13,7 +13,7 @@ from .atomic import write_bytes_atomic
 from .config import read_config, update_config
 from .errors import TITO, FormatError, TitoError
 from .events import read_events
-from .store import FILES, Workspace, file_json, list_backups, locked, write_state
+from .store import FILES, Workspace, file_json, locked, write_state
 
 # %% ../nbs/14_doctor.ipynb #7579001e
 GITIGNORE_LINES = (".tito", ".tito/", "/.tito", "/.tito/")

@@ -7,7 +7,6 @@ __all__ = ['last_modules', 'export_user_id', 'notebook_digests', 'export_dict', 
 
 # %% ../nbs/21_export.ipynb #c8e67945
 from datetime import datetime
-from pathlib import Path
 from typing import Optional
 
 from .errors import TITO, TitoError

@@ -7,7 +7,7 @@ __all__ = ['Place', 'assert_values', 'Explained', 'explain']
 
 # %% ../nbs/18a_failures.ipynb #2697e67f
 import ast, linecache
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # %% ../nbs/18a_failures.ipynb #5cbd8cd8
 @dataclass

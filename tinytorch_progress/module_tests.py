@@ -7,12 +7,12 @@ __all__ = ['TestCheck', 'TestOutcome', 'test_cells', 'cell_hint', 'hints', 'run_
            'junit_results', 'plain', 'run_pytest', 'run_saved', 'run_module_tests', 'run_live']
 
 # %% ../nbs/18_module_tests.ipynb #c50f7e7a
-import json, re, sys
+import re, sys
 from pathlib import Path
 
 from dataclasses import dataclass, field
 
-from .curriculum import Module, load_curriculum, module_file, test_folders
+from .curriculum import Module, module_file, test_folders
 from .errors import TITO, TitoError
 from .failures import explain
 from .kernel_runs import cell_counts, cell_ids, cell_locator

@@ -10,7 +10,7 @@ import hashlib, json, os, time
 from typing import Optional
 from pathlib import Path
 
-from .errors import TitoError
+
 
 # %% ../nbs/22_outbox.ipynb #d80611a7
 def progress_part(body: dict) -> dict:

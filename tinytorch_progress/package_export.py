@@ -96,7 +96,7 @@ def stage_export(root, m) -> Staged:
     from tinytorch_progress.curriculum import module_file
     from tinytorch_progress.notebooks import read_notebook
     lib = course_package(root)
-    if lib is None: raise TitoError(f"this course has no package to export into (no lib_path in settings.ini)")
+    if lib is None: raise TitoError("this course has no package to export into (no lib_path in settings.ini)")
     src = module_file(root, m.number, m.slug)
     if src is None: raise TitoError(f"module {m.key} has no notebook to export (`{TITO} doctor` lists where it looked)")
     names = export_names(c.source for c in read_notebook(src).code_cells)

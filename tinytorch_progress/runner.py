@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .child_process import (PR_SET_CHILD_SUBREAPER, RUN_TAG, VERDICT_FD, cgroup_base, descendants, end_cgroup, kill_all,
+from .child_process import (PR_SET_CHILD_SUBREAPER, RUN_TAG, VERDICT_FD, descendants, end_cgroup, kill_all, 
                                               live_parents, make_cgroup, prctl, tagged)
 from .errors import TitoError
 

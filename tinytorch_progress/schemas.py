@@ -12,7 +12,7 @@ __all__ = ['Timestamp', 'ModuleKey', 'ModuleInt', 'ModuleIntKey', 'MilestoneId',
            'CurriculumFile', 'json_schema', 'detect_format', 'describe_validation_error', 'validate', 'load_as', 'load']
 
 # %% ../nbs/01_schemas.ipynb #db468ce7
-import json, re
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional

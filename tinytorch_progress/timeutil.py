@@ -7,7 +7,7 @@ __all__ = ['parse_timestamp', 'format_timestamp', 'local_naive', 'now_local', 'n
            'utc_now', 'file_stamp']
 
 # %% ../nbs/02_timeutil.ipynb #9f1ab2c8
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 
 # %% ../nbs/02_timeutil.ipynb #d0c75f8e
 def parse_timestamp(v) -> datetime:

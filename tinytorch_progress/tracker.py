@@ -10,7 +10,7 @@ __all__ = ['SESSION_GAP', 'missing_modules', 'unlock_due', 'Change', 'solution_r
            'status_json']
 
 # %% ../nbs/17_tracker.ipynb #99835a13
-import re, sys
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 

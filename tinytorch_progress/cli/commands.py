@@ -8,7 +8,7 @@ __all__ = ['COMMANDS', 'EXTRAS', 'EXTRA_MODULES', 'missing_modules', 'check_extr
            'workspace_root', 'render']
 
 # %% ../../nbs/cli/00_commands.ipynb #9ba709fd
-import argparse, json, os, sys
+import argparse, json, os
 
 # %% ../../nbs/cli/00_commands.ipynb #109d6527
 COMMANDS = {

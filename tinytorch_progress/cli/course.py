@@ -7,7 +7,6 @@ __all__ = ['COURSE_COMMANDS', 'course_installed', 'hand_over', 'course_args', 'p
 
 # %% ../../nbs/cli/09_course.ipynb #7c8a3ca9
 import argparse, os, sys
-from pathlib import Path
 
 from ..errors import TitoError
 

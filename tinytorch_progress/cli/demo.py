@@ -29,8 +29,11 @@ def website_steps(site: dict, sync: bool = True) -> list[str]:
     if not site: return ["", "The class website needs the server extra:", "  pip install 'tinytorch-progress[server]'"]
     out = ["", "The class website, in a second terminal (cd and source as above):",
            _step(f"tito serve --db {site['website_db']} --port {site['port']}", f"{site['url']}/ (Ctrl-C stops it)")]
-    return out + ([_step("tito sync", "back in the first terminal: send your progress to it")] if sync else
-                  ["  # TITO_NO_SYNC is set, so `tito sync` sends nothing; unset it to try the sync"])
+    out += ([_step("tito sync", "back in the first terminal: send your progress to it")] if sync else
+            ["  # TITO_NO_SYNC is set, so `tito sync` sends nothing; unset it to try the sync"])
+    if site.get("login_url"):
+        out.append(f"Sign in at {site['login_url']} as the instructor ({site['instructor']}): paste the token in {site['instructor_token_file']}")
+    return out
 
 # %% ../../nbs/cli/10_demo.ipynb #be64d8db
 def lab_command(as_root: bool | None = None) -> str:
@@ -61,7 +64,7 @@ def _demo(args):
     root = build_demo(args.dir, log=log)
     published = publish_demo(root, log=log)
     view = StatusView(status(root), detail=True)
-    site = {k: published[k] for k in ("website_db", "url", "port") if k in published}
+    site = {k: published[k] for k in ("website_db", "url", "port", "login_url", "instructor", "instructor_token_file") if k in published}
     steps = next_steps(root, site, activate_line(), lab=not missing_modules("notebook"), sync=not sync_disabled())
     return Result(view.text() + "\n" + steps, data={"root": str(root), "status": view.data(), **published}, html_=view.html())
 

@@ -6,7 +6,7 @@
 __all__ = ['register']
 
 # %% ../../nbs/cli/02_milestones.ipynb #168e4364
-import argparse, sys
+import sys
 
 from .commands import add_json_flag, seconds, workspace_root
 

@@ -122,23 +122,26 @@ def _doctor(args):
                   data={"root": str(root), "ok": ok, "notes": notes + lines, "module_files": files}, ok=ok)
 
 # %% ../../nbs/cli/01_progress.ipynb #6b82fd67
-_MODULE_HELP = "module number, e.g. 01 (default: the current module folder)"
+def _module_argument(p, runs: bool = False):
+    "MODULE (default: the current module folder); with `runs`, the --all and --timeout of commands that run tests."
+    p.add_argument("module", nargs="?", metavar="MODULE", help="module number, e.g. 01 (default: the current module folder)")
+    if runs:
+        p.add_argument("--all", action="store_true", help="every module in order, stopping at the first that fails")
+        p.add_argument("--timeout", metavar="SECONDS", type=seconds, help="seconds each test run may take (default: 600)")
+    return p
 
 def _start_parser(sub, name="start"):
     p = sub.add_parser("start", help="record that you started a module", description="Record that you started a module.")
-    p.add_argument("module", nargs="?", metavar="MODULE", help=_MODULE_HELP)
-    add_json_flag(p).set_defaults(run=_start)
+    add_json_flag(_module_argument(p)).set_defaults(run=_start)
 
 # %% ../../nbs/cli/01_progress.ipynb #da21423f
 def _complete_parser(sub, name="complete"):
     p = sub.add_parser("complete", help="test a module, export it into the course package, record it completed",
                        description="Run the module's tests (its notebook's, and its tests/NN_name/ with pytest when present); "
                                    "if they pass, export the notebook into the course's package (nbdev) and record it completed.")
-    p.add_argument("module", nargs="?", metavar="MODULE", help=_MODULE_HELP)
-    p.add_argument("--all", action="store_true", help="every module in order, stopping at the first that fails")
+    _module_argument(p, runs=True)
     p.add_argument("--skip-tests", action="store_true", help="record completion without running the tests")
     p.add_argument("--skip-export", action="store_true", help="do not export into the course package")
-    p.add_argument("--timeout", metavar="SECONDS", type=seconds, help="seconds each test run may take (default: 600)")
     add_json_flag(p).set_defaults(run=_complete)
 
 # %% ../../nbs/cli/01_progress.ipynb #974a0907
@@ -146,9 +149,7 @@ def _test_parser(sub, name="test"):
     p = sub.add_parser("test", help="run a module's tests; records nothing",
                        description="Run the module's tests and say, per test, what failed and where; nothing is recorded. "
                                    "In a notebook they run against what the kernel ran; in a terminal, the saved notebook.")
-    p.add_argument("module", nargs="?", metavar="MODULE", help=_MODULE_HELP)
-    p.add_argument("--all", action="store_true", help="every module in order, stopping at the first that fails")
-    p.add_argument("--timeout", metavar="SECONDS", type=seconds, help="seconds each test run may take (default: 600)")
+    _module_argument(p, runs=True)
     p.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)  # the course's flag: our report is always per test
     p.add_argument("--stop-on-fail", action="store_true", help=argparse.SUPPRESS)  # the course's flag: --all always stops at a failure
     add_json_flag(p).set_defaults(run=_test)

@@ -8,6 +8,7 @@ __all__ = ['register']
 # %% ../../nbs/cli/08_server.ipynb #ec86df27
 import os, sys
 
+from .classroom import LMS_FORMATS, add_classroom_commands, add_export_options, hub_banner, lms_export, serve_hub
 from .commands import add_json_flag
 from ..errors import TitoError
 from ..views.result import Result
@@ -90,15 +91,17 @@ def _list_users(db, args):
 @_with_db
 def _export(db, args):
     from tinytorch_progress.server.classview import course_columns, gradebook_csv, gradebook_json
-    fmt, path = ("json", args.json_file) if args.json_file else ("csv", args.csv)
-    if not path: raise TitoError("say where: tito server export --csv FILE (or --json FILE; - for standard output)")
-    pieces = (gradebook_json if fmt == "json" else gradebook_csv)(db, *course_columns(db))
+    fmt = args.format or ("json" if args.json_file else "csv")
+    path = args.output or args.json_file or args.csv
+    if not path: raise TitoError("say where: tito server export --csv FILE (or --json FILE, or --format canvas|moodle -o FILE; - for standard output)")
+    pieces, note = lms_export(db, args) if fmt in LMS_FORMATS else ((gradebook_json if fmt == "json" else gradebook_csv)(db, *course_columns(db)), "")
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8", newline="")
     try:
         for piece in pieces: out.write(piece)
     finally:
         if out is not sys.stdout: out.close()
-    return Result("" if path == "-" else f"wrote the gradebook ({fmt.upper()}) to {path}", data={"format": fmt, "path": path})
+    return Result("" if path == "-" else f"wrote the gradebook ({fmt.upper()}) to {path}" + (f"\n{note}" if note else ""),
+                  data={"format": fmt, "path": path})
 
 # %% ../../nbs/cli/08_server.ipynb #958ae92b
 def _port(s: str) -> int:
@@ -129,9 +132,9 @@ def _serve(args):
         raise TitoError("run `tito serve` in a terminal: it runs until stopped and would block this notebook")
     import uvicorn
     from tinytorch_progress.server.app import create_app
-    url = args.db or os.environ.get("TITO_SERVER_DB") or None
-    app = create_app(url, durable=args.durable, public=args.public, course_name=args.course_name, stale_days=args.stale_days)
-    print(_banner(args, app), file=sys.stderr, flush=True)
+    url, hub = args.db or os.environ.get("TITO_SERVER_DB") or None, serve_hub(args)  # a JupyterHub service: listen where the hub says
+    app = create_app(url, durable=args.durable, public=args.public, course_name=args.course_name, stale_days=args.stale_days, hub=hub)
+    print(_banner(args, app) + (hub_banner(hub) if hub else ""), file=sys.stderr, flush=True)
     kw = dict(host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
     try:
         if args.workers > 1:  # each worker process builds its own app from the environment
@@ -163,6 +166,8 @@ def _serve_parser(sub):
                    help="open the overview, leaderboard and students' pages to anyone (default: private, readers sign in)")
     p.add_argument("--course-name", metavar="NAME", help="the name in every page's header (default: the curriculum's)")
     p.add_argument("--stale-days", type=_count, default=7, metavar="N", help="a student is stuck or quiet after N days (default 7)")
+    p.add_argument("--instructor-group", metavar="GROUP", help="as a JupyterHub service: the hub group whose members (and the hub's "
+                   "admins) are instructors (default: instructors)")
     p.set_defaults(run=_serve)
 
 # %% ../../nbs/cli/08_server.ipynb #887c33d7
@@ -188,7 +193,9 @@ def _server_parser(sub):
     ex.add_argument("--db", metavar="URL", help=_DB_HELP)
     ex.add_argument("--csv", metavar="FILE", help="CSV file to write (- for standard output)")
     ex.add_argument("--json", dest="json_file", metavar="FILE", help="JSON file to write instead (- for standard output)")
+    add_export_options(ex)
     ex.set_defaults(run=_export)
+    add_classroom_commands(ss, _with_db, _DB_HELP)
 
 # %% ../../nbs/cli/08_server.ipynb #dfd73cc7
 def register(sub, name: str):

@@ -40,6 +40,7 @@ def export_modules(args) -> Result:
     lines = [f"Exported module {cur.module(e.module).key} ({cur.module(e.module).title}): {', '.join(e.files)}" for e in done]
     return Result("\n".join(lines) or "Nothing to export", data=[{"module": e.module, "files": e.files, "names": e.names} for e in done])
 
+# %% ../../nbs/cli/06_share.ipynb #5fe08a0f
 def export_command(args) -> Result:
     "`tito export [--user-id ID] [-o FILE]`, or `tito export NN|--all` (modules into the package)."
     if getattr(args, "modules", None) or getattr(args, "all", False): return export_modules(args)

@@ -6,8 +6,6 @@
 __all__ = ['card_filename', 'default_reports_dir', 'write_card', 'workspace_modules', 'load_report_cards']
 
 # %% ../../nbs/report/03_cards.ipynb #2225331d
-import os
-from datetime import datetime
 from pathlib import Path
 
 from ..errors import FormatError, TitoError

@@ -1,4 +1,4 @@
-"""The progress website, one module per job: `db`, `limits`, `accounts`, `ingest`, `ranking`, `classview`, `pages`, `deps`, `app`."""
+"""The progress website, one module per job: `db`, `limits`, `accounts`, `roster`, `ingest`, `ranking`, `classview`, `grades`, `pages`, `deps`, `live`, `hub`, `app`."""
 # Hand-written, not generated: nbdev exports modules, not package `__init__` files (nbs/server/ holds the modules'
 # source). Every public name of these modules is available here, as `tinytorch_progress.server.NAME`, resolved on first
 # use from the modules in layer order: `from tinytorch_progress.server import add_user` (the admin commands) loads the
@@ -6,7 +6,7 @@
 # `routes/` are not listed: each is named `router`, and `app` assembles them.
 from importlib import import_module
 
-MODULES = ("db", "limits", "accounts", "ingest", "ranking", "classview", "pages", "deps", "app")
+MODULES = ("db", "limits", "accounts", "roster", "ingest", "ranking", "classview", "grades", "pages", "deps", "live", "hub", "app")
 
 
 def __getattr__(name: str):

@@ -8,11 +8,12 @@ __all__ = ['create_app', 'app_from_env']
 # %% ../../nbs/server/09_app.ipynb #aacf1c7b
 import functools, os
 from typing import Optional
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,12 +23,15 @@ from ..schemas import UploadRequest
 from .classview import STALE_DAYS, SummaryCache, course
 from .db import SCHEMA_VERSION, Db
 from .deps import page_viewer
+from .hub import Hub, ServicePrefix, hub_config, hub_routes
 from .limits import MAX_BODY, BodyLimit, RateLimiter
 from .routes import api, auth, pages
 
 # %% ../../nbs/server/09_app.ipynb #4ef42710
 def _wants_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    path, root = request.url.path, request.scope.get("root_path", "")
+    if root and path.startswith(root): path = path[len(root):]
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 def _here(request: Request) -> str:
     "Where to come back after signing in: this path and query."
@@ -36,6 +40,8 @@ def _here(request: Request) -> str:
 
 # %% ../../nbs/server/09_app.ipynb #374e79d3
 async def _api_error(request, e: ApiError):
+    if e.status == 401 and _wants_page(request) and getattr(request.app.state, "hub", None):  # on a hub: sign in there
+        return RedirectResponse(request.scope.get("root_path", "") + "/login?" + urlencode({"next": _here(request)}), status_code=303)
     if e.status in (401, 403) and _wants_page(request):  # a browser reaching a page it may not read: the sign-in form
         context = {"title": "Sign in" if e.status == 401 else "Not yours", "message": e.detail, "next": _here(request)}
         return pages.render_page(request, "login.html", page_viewer(request), context, e.status)
@@ -84,8 +90,8 @@ def _openapi(app: FastAPI) -> dict:
 # %% ../../nbs/server/09_app.ipynb #3c1d7e01
 def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, float]] = (30, 1.0), max_body: int = MAX_BODY,
                engine: Optional[Engine] = None, durable: bool = False, public: bool = False, course_name: Optional[str] = None,
-               stale_days: int = STALE_DAYS) -> FastAPI:
-    "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`."
+               stale_days: int = STALE_DAYS, hub: Optional[Hub] = None) -> FastAPI:
+    "The website: JSON API, pages, limits. `db` is a database URL (default: `tito-server.db` here); private unless `public`; a JupyterHub service with `hub`."
     database, cur = Db(db, engine, durable), course()
     app = FastAPI(title="tinytorch-progress", version=str(SCHEMA_VERSION),
                   description="Progress uploads, per-student progress, the class leaderboard and the instructors' class view.")
@@ -93,9 +99,11 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
     app.state.course = course_name or (cur.name if cur else None) or "Class progress"
     app.state.summary = SummaryCache()
     app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
+    app.state.hub = hub
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    if hub is not None: app.add_middleware(ServicePrefix, prefix=hub.cfg.prefix)
     for exc, handler in _HANDLERS: app.add_exception_handler(exc, handler)
-    for r in (api.router, pages.router, auth.router): app.include_router(r)
+    for r in (api.router, pages.router, *((hub_routes,) if hub is not None else ()), auth.router): app.include_router(r)
     app.mount("/static", StaticFiles(packages=[("tinytorch_progress.server", "static")]), name="static")
     app.openapi = functools.partial(_openapi, app)
     return app
@@ -104,5 +112,7 @@ def create_app(db: Optional[str] = None, *, rate_limit: Optional[tuple[int, floa
 def app_from_env() -> FastAPI:
     "The app for `uvicorn --factory`: database, durability, openness and course settings from `$TITO_SERVER_*`."
     env = os.environ.get
+    cfg = hub_config()  # a JupyterHub service: the hub's settings are in every worker's environment
     return create_app(env("TITO_SERVER_DB") or None, durable=env("TITO_SERVER_DURABLE") == "1", public=env("TITO_SERVER_PUBLIC") == "1",
-                      course_name=env("TITO_SERVER_COURSE") or None, stale_days=int(env("TITO_SERVER_STALE_DAYS") or STALE_DAYS))
+                      course_name=env("TITO_SERVER_COURSE") or None, stale_days=int(env("TITO_SERVER_STALE_DAYS") or STALE_DAYS),
+                      hub=Hub(cfg) if cfg else None)

@@ -15,7 +15,8 @@ from typing import Iterator, Optional
 from sqlalchemy import func, select
 
 from ..errors import ApiError
-from .db import Counter, Db, Snapshot, Standing, User
+from .db import Counter, Db, Roster, Snapshot, Standing, User
+from .roster import in_section
 from ..timeutil import parse_utc, utc_now
 
 # %% ../../nbs/server/05_classview.ipynb #fdcf08d1
@@ -42,18 +43,20 @@ PAGE = 100
 STALE_DAYS = 7
 
 # %% ../../nbs/server/05_classview.ipynb #1dff4858
-_ut, _st, _snap = User.__table__, Standing.__table__, Snapshot.__table__
+_ut, _st, _snap, _rt = User.__table__, Standing.__table__, Snapshot.__table__, Roster.__table__
 
-def _students(name: str = "") -> list:
-    "WHERE clauses: students (not instructors) whose username contains `name`, case-insensitively."
-    return [_ut.c.role == "student"] + ([func.lower(_ut.c.username).contains(name.lower(), autoescape=True)] if name else [])
+def _students(name: str = "", section: str = "") -> list:
+    "WHERE clauses: students (not instructors) whose username contains `name`, case-insensitively (in `section`, if given)."
+    return ([_ut.c.role == "student"] + ([func.lower(_ut.c.username).contains(name.lower(), autoescape=True)] if name else [])
+            + ([in_section(section)] if section else []))
 
-def _base(name: str = ""):
+def _base(name: str = "", section: str = ""):
     "Students with their standing and latest snapshot."
     return (select(_ut.c.id, _ut.c.username, _ut.c.user_id, _ut.c.created_at, _st.c.modules_completed, _st.c.milestones_completed,
-                   _st.c.updated_at, _st.c.total_modules, _snap.c.data)
-            .select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id).outerjoin(_snap, _snap.c.id == _st.c.snapshot_id))
-            .where(*_students(name)))
+                   _st.c.updated_at, _st.c.total_modules, _snap.c.data, _rt.c.section)
+            .select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id).outerjoin(_snap, _snap.c.id == _st.c.snapshot_id)
+                         .outerjoin(_rt, _rt.c.user_pk == _ut.c.id))
+            .where(*_students(name, section)))
 
 # %% ../../nbs/server/05_classview.ipynb #c5baf11a
 def _sort_key(sort: str):
@@ -79,27 +82,27 @@ def _row(r, first: Optional[datetime]) -> dict:
     p = student_progress(r.data, first)
     return {"username": r.username, "user_id": r.user_id, "modules_completed": r.modules_completed or 0,
             "milestones_completed": r.milestones_completed or 0, "last_activity": r.updated_at, "created_at": r.created_at,
-            "uploaded": r.data is not None, "first_seen": first, **p}
+            "uploaded": r.data is not None, "first_seen": first, "section": r.section, **p}
 
 # %% ../../nbs/server/05_classview.ipynb #620cc2fd
-def class_page(db: Db, sort: str = "name", name: str = "", limit: int = PAGE, offset: int = 0) -> dict:
-    "One page of the class grid: `rows`, the `total` matching `name`, and the paging asked for."
+def class_page(db: Db, sort: str = "name", name: str = "", limit: int = PAGE, offset: int = 0, section: str = "") -> dict:
+    "One page of the class grid: `rows`, the `total` matching `name` (and `section`), and the paging asked for."
     order = _sort_key(sort)
-    keys = select(_ut.c.id).select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id)).where(*_students(name))
+    keys = select(_ut.c.id).select_from(_ut.outerjoin(_st, _st.c.user_pk == _ut.c.id)).where(*_students(name, section))
     with db.read() as conn:  # sort and count without the snapshots (large), then read only this page's
         total = conn.execute(select(func.count()).select_from(keys.subquery())).scalar()
         ids = conn.execute(keys.order_by(*order).limit(limit).offset(offset)).scalars().all()
         rs = {r.id: r for r in conn.execute(_base().where(_ut.c.id.in_(ids)))} if ids else {}
         first = _first_seen(conn, ids)
     return {"rows": [_row(rs[i], first.get(i)) for i in ids], "total": total, "sort": sort, "name": name,
-            "limit": limit, "offset": offset}
+            "limit": limit, "offset": offset, "section": section}
 
 # %% ../../nbs/server/05_classview.ipynb #e2428da0
-def iter_students(db: Db, chunk: int = 500) -> Iterator[dict]:
-    "Every student's row, in username order, read `chunk` students at a time (memory stays flat)."
+def iter_students(db: Db, chunk: int = 500, section: str = "") -> Iterator[dict]:
+    "Every student's row (of `section`, if given), in username order, read `chunk` students at a time (memory stays flat)."
     last = None
     while True:
-        q = _base().order_by(_ut.c.username).limit(chunk)
+        q = _base(section=section).order_by(_ut.c.username).limit(chunk)
         if last is not None: q = q.where(_ut.c.username > last)
         with db.read() as conn:
             rs = conn.execute(q).all()
@@ -164,12 +167,12 @@ class SummaryCache:
     def __init__(self, min_age: float = 15.0, max_age: float = 300.0, clock=time.monotonic):
         self.min_age, self.max_age, self.clock, self._lock, self._v = min_age, max_age, clock, threading.Lock(), None
 
-    def get(self, db: Db, modules: int, days: int = STALE_DAYS, now: Optional[datetime] = None) -> dict:
-        key, fp, t = (modules, days, now), _fingerprint(db), self.clock()
+    def get(self, db: Db, modules: int, days: int = STALE_DAYS, now: Optional[datetime] = None, section: str = "") -> dict:
+        key, fp, t = (modules, days, now, section), _fingerprint(db), self.clock()
         with self._lock:
             v = self._v
             if v and v[0] == key and t - v[2] < self.max_age and (v[1] == fp or t - v[2] < self.min_age): return v[3]
-            self._v = (key, fp, t, summarize(iter_students(db), modules, days, now))
+            self._v = (key, fp, t, summarize(iter_students(db, section=section), modules, days, now))
             return self._v[3]
 
 # %% ../../nbs/server/05_classview.ipynb #d686d558
@@ -205,14 +208,14 @@ def course_columns(db: Db) -> tuple[int, list[str]]:
 
 # %% ../../nbs/server/05_classview.ipynb #86c57833
 def gradebook_columns(modules: int, milestones: list[str]) -> list[str]:
-    return (["username", "user_id", "modules_completed"] + [f"module_{m:02d}_completed" for m in range(1, modules + 1)]
+    return (["username", "user_id", "section", "modules_completed"] + [f"module_{m:02d}_completed" for m in range(1, modules + 1)]
             + [f"milestone_{i}_completed" for i in milestones] + ["milestones_completed", "last_activity"])
 
 # %% ../../nbs/server/05_classview.ipynb #a8030a87
 def gradebook(db: Db, modules: int, milestones: list[str], chunk: int = 500) -> Iterator[dict]:
     "The gradebook's rows (column → value), streamed in username order."
     for r in iter_students(db, chunk):
-        yield {"username": r["username"], "user_id": r["user_id"], "modules_completed": r["modules_completed"],
+        yield {"username": r["username"], "user_id": r["user_id"], "section": r["section"], "modules_completed": r["modules_completed"],
                **{f"module_{m:02d}_completed": r["done"].get(m) for m in range(1, modules + 1)},
                **{f"milestone_{i}_completed": r["milestones"].get(i) for i in milestones},
                "milestones_completed": r["milestones_completed"], "last_activity": r["last_activity"]}

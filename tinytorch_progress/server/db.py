@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_DB', 'RANK_BLOCK', 'MIGRATIONS', 'SCHEMA_VERSION', 'db_url', 'Base', 'User', 'Token', 'Session', 'Snapshot',
-           'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'SchemaMigration',
-           'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
+           'Standing', 'join_ids', 'split_ids', 'Counter', 'rank_counter', 'RateBucket', 'Event', 'Roster',
+           'SchemaMigration', 'open_engine', 'per_dialect', 'new_pseudonym', 'migrate', 'Db']
 
 # %% ../../nbs/server/00_db.ipynb #fb2ad4a6
 import secrets, threading
@@ -151,6 +151,16 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_events_user_id", "user_pk", "id"),)
 
+# %% ../../nbs/server/00_db.ipynb #707724c1
+class Roster(Base):
+    __tablename__ = "roster"
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[Optional[str]] = mapped_column(String(254), nullable=True)
+    first_name: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    last_name: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    section: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, index=True)
+    lms_user_id: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+
 # %% ../../nbs/server/00_db.ipynb #4506117b
 class SchemaMigration(Base):
     __tablename__ = "schema_migrations"
@@ -232,12 +242,18 @@ def _m3_rate_buckets_rank_blocks(conn):
                              f" GROUP BY {m}_completed, {m}_reached / {RANK_BLOCK}")
 
 # %% ../../nbs/server/00_db.ipynb #8f55a06c
+def _m4_roster(conn):
+    "The `roster` table (a new database has it from 1)."
+    Roster.__table__.create(conn, checkfirst=True)
+
+# %% ../../nbs/server/00_db.ipynb #253eb1be
 def _m1_initial(conn):
     Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables if t.name != "schema_migrations"])
 
 MIGRATIONS = [(1, "users, tokens, snapshots, standings, counters, events", _m1_initial),
               (2, "roles, display names, pseudonyms, sessions", _m2_roles_sessions),
-              (3, "rate-limit buckets, rank blocks", _m3_rate_buckets_rank_blocks)]
+              (3, "rate-limit buckets, rank blocks", _m3_rate_buckets_rank_blocks),
+              (4, "the class roster: email, names, section, LMS user id", _m4_roster)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # %% ../../nbs/server/00_db.ipynb #63bc0af9

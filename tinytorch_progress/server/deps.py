@@ -34,7 +34,9 @@ def _invalid_token() -> ApiError:
 
 def viewer(request: Request) -> Optional[dict]:
     "The signed-in reader (pk, username, user_id, role), or None; a bad bearer token is a 401."
-    engine, auth = request.app.state.db.engine, request.headers.get("authorization")
+    engine, auth, hub = request.app.state.db.engine, request.headers.get("authorization"), getattr(request.app.state, "hub", None)
+    if hub is not None:  # a JupyterHub service: the hub says who holds the token or the sign-in cookie (`server.hub`)
+        return hub.reader(request.app.state.db, bearer_token(auth) if auth else None, request.cookies)
     if auth:
         user = user_for_token(engine, bearer_token(auth))
         if user is None: raise _invalid_token()
@@ -104,8 +106,10 @@ def _too_many(wait: float) -> ApiError:
 def uploader(request: Request) -> dict:
     "The owner of the request's bearer token (401), with this upload counted against the token's rate limit (429)."
     token, state = bearer_token(request.headers.get("authorization")), request.app.state
+    hub = getattr(state, "hub", None)
+    known = hub.user(state.db, token) if hub is not None else None  # the hub is asked before the write transaction
     with state.db.write() as conn:
-        user = token_owner(conn, token)
+        user = known or token_owner(conn, token)
         wait = state.limiter.take(conn, hash_token(token)) if user is not None and state.limiter else 0.0
     if user is None: raise _invalid_token()
     if wait: raise _too_many(wait)

@@ -14,8 +14,8 @@ from jinja2 import Environment, PackageLoader
 from .classview import course
 
 # %% ../../nbs/server/06_pages.ipynb #70870266
-CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 # %% ../../nbs/server/06_pages.ipynb #14089f43
@@ -76,12 +76,15 @@ def user_context(d: dict) -> dict:
 _GRID_SORTS = (("name", "Student", "name"), ("modules", "Modules", "-modules"), ("milestones", "Milestones", "-milestones"),
                ("activity", "Last activity", "-activity"))
 
-def _sort_header(key: str, label: str, first: str, sort: str, name: str, cls: str = "") -> dict:
+def _filters(name: str, section: str = "") -> dict:
+    "The class view's filters, as query parameters (only those set)."
+    return {k: v for k, v in (("name", name), ("section", section)) if v}
+
+def _sort_header(key: str, label: str, first: str, sort: str, name: str, cls: str = "", section: str = "") -> dict:
     "A sortable column heading: its link (reversing the current order) and its `aria-sort`."
     now = {key: "ascending", "-" + key: "descending"}.get(sort)
     nxt = ("-" + key if sort == key else key) if now else first
-    return dict(label=label, cls=cls, href="/class?" + urlencode({"sort": nxt, **({"name": name} if name else {})}),
-                aria=now or "none", title="")
+    return dict(label=label, cls=cls, href="/class?" + urlencode({"sort": nxt, **_filters(name, section)}), aria=now or "none", title="")
 
 # %% ../../nbs/server/06_pages.ipynb #7dba51c9
 def _cell(m: int, title: str, r: dict) -> dict:
@@ -94,21 +97,21 @@ def _cell(m: int, title: str, r: dict) -> dict:
 # %% ../../nbs/server/06_pages.ipynb #b1f1b42a
 def _paging(page: dict) -> dict:
     "Links to the previous and next pages, keeping the sort and the filter."
-    def at(o): return "/class?" + urlencode({"sort": page["sort"], **({"name": page["name"]} if page["name"] else {}), "offset": o})
+    def at(o): return "/class?" + urlencode({"sort": page["sort"], **_filters(page["name"], page.get("section", "")), "offset": o})
     o, n = page["offset"], page["limit"]
     return dict(previous=at(max(0, o - n)) if o else None, next=at(o + n) if o + n < page["total"] else None)
 
 # %% ../../nbs/server/06_pages.ipynb #885900c1
 LISTED = 50  # the longest-waiting first; the gradebook has everyone
 
-def class_context(page: dict, summary: dict, modules: int) -> dict:
-    "The values of the class view, from `classview.class_page` and `classview.summarize`."
+def class_context(page: dict, summary: dict, modules: int, sections=()) -> dict:
+    "The values of the class view, from `classview.class_page`, `classview.summarize` and the roster's `sections`."
     cur = course()
     titles = {m.number: m.title for m in cur.modules} if cur else {}
-    s, nm = page["sort"], page["name"]
-    heads = ([_sort_header("name", "Student", "name", s, nm)]
+    s, nm, sec = page["sort"], page["name"], page.get("section", "")
+    heads = ([_sort_header("name", "Student", "name", s, nm, section=sec)]
              + [dict(label=f"{m:02d}", cls="m", href=None, aria=None, title=f"{m:02d} {titles.get(m, '')}".strip()) for m in range(1, modules + 1)]
-             + [_sort_header(k, lbl, first, s, nm, "n" if k != "activity" else "") for k, lbl, first in _GRID_SORTS[1:]])
+             + [_sort_header(k, lbl, first, s, nm, "n" if k != "activity" else "", sec) for k, lbl, first in _GRID_SORTS[1:]])
     rows = [dict(username=r["username"], modules_completed=r["modules_completed"], milestones_completed=r["milestones_completed"],
                  last=_when(r["last_activity"].isoformat()) if r["last_activity"] else "never",
                  cells=[_cell(m, titles.get(m, ""), r) for m in range(1, modules + 1)]) for r in page["rows"]]
@@ -117,5 +120,6 @@ def class_context(page: dict, summary: dict, modules: int) -> dict:
                 median="" if m["median_days"] is None else m["median_days"], width=_bar_width(m["completed"], most))
            for m in summary["modules"]]
     return dict(title="Class view", headers=heads, rows=rows, total=page["total"], offset=page["offset"], sort=s, name=nm,
+                section=sec, sections=list(sections),
                 days=summary["days"], stuck=summary["stuck"][:LISTED], quiet=summary["quiet"][:LISTED], per_module=per,
                 stuck_total=len(summary["stuck"]), quiet_total=len(summary["quiet"]), **_paging(page))

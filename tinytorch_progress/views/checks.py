@@ -30,6 +30,7 @@ def other_failures(t) -> list[tuple[str, str]]:
     names = {c.name for c in t.checks}
     return [(n, why) for n, why in t.failed if n not in names]
 
+# %% ../../nbs/views/08_checks.ipynb #540e2b23
 def headline(m, t, live: bool) -> str:
     "`Module 01 (Tensor): tests failed: 1 of 2 tests passed (…)` — counting every row shown below it."
     n, ok = len(t.checks) + len(other_failures(t)), sum(c.passed for c in t.checks)

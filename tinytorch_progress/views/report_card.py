@@ -32,10 +32,10 @@ def card_text(card) -> str:
     j = card.to_json()
     dist = j["complexity_distribution"]
     out = [f"Report card: {j['module_name']} ({j['module_path']})  overall {j['overall_grade']}",
-           f"  grades: " + ", ".join(f"{k} {v}" for k, v in j["category_grades"].items()),
+           "  grades: " + ", ".join(f"{k} {v}" for k, v in j["category_grades"].items()),
            f"  {plural(j['total_cells'])}, {j['total_lines']} lines, {j['avg_cell_length']:.2f} lines per cell",
            f"  scaffolding {j['scaffolding_quality']}/5, learning progression {j['learning_progression_quality']}/5",
-           f"  complexity: " + "  ".join(f"{k}:{dist[k]}" for k in "12345"),
+           "  complexity: " + "  ".join(f"{k}:{dist[k]}" for k in "12345"),
            f"  todos {j['todo_count']}, hints {j['hint_count']}, tests {j['test_count']}"]
     if j["concepts_covered"]: out.append("  concepts: " + ", ".join(j["concepts_covered"]))
     for title, key in (("critical issues", "critical_issues"), ("overwhelm points", "overwhelm_points"), ("recommendations", "recommendations")):

@@ -95,7 +95,7 @@ def tests_ran(t) -> str:
     n = len(t.ran)
     return f": {n} test{'s' if n != 1 else ''}" if n else ""
 
-# %% ../../nbs/views/02_status.ipynb #41cf07e8
+# %% ../../nbs/views/02_status.ipynb #49ba86b4
 def failure_lines(t) -> list[str]:
     "One line per failing test (its cell, `[n]` and line when known; pytest's reason), each once, with its details and hint."
     from tinytorch_progress.views.checks import failure_detail, other_failures, place
@@ -106,12 +106,14 @@ def failure_lines(t) -> list[str]:
         out += [f"      {l}" for l in failure_detail(c)]
     return out + [f"  FAILED {n}: {why}" for n, why in other_failures(t)]
 
+# %% ../../nbs/views/02_status.ipynb #75744910
 def next_module_text(c: Change, prog: str = "tito", base=None) -> str:
     "`Next: module 02 (Activations): modules/02_activations/02.ipynb — tito module start 02`."
     m, f = c.next_module, c.next_file
     where = f": {os.path.relpath(f, base) if base else f}" if f else ""
     return f"Next: module {m.key} ({m.title}){where} — {prog} module start {m.key}"
 
+# %% ../../nbs/views/02_status.ipynb #2a30a13f
 def change_text(c: Change, prog: str = "tito", base=None) -> str:
     "What a tracker action did, with a banner line per unlocked milestone; commands as `prog` spells them."
     out = [c.message]
@@ -144,9 +146,10 @@ def header_html(st: Status, title: str = "progress") -> str:
             + (f";border-bottom:4px solid transparent;border-image:{t['rule']} 1" if t['rule'] else "") + "'>"
             f"{t['logo']} {_esc(st.course)} {_esc(title)}</div>")
 
-# %% ../../nbs/views/02_status.ipynb #ab08aa46
+# %% ../../nbs/views/02_status.ipynb #bf8febcb
 def pct_text(st: Status) -> str: return f"{st.completed_count}/{st.total_modules} modules ({st.completion_percentage}%)"
 
+# %% ../../nbs/views/02_status.ipynb #0c0b4c98
 def progress_html(st: Status) -> str:
     "A `<progress>` bar in the theme's accent, and the percentage."
     t = theme(st.theme)[1]
@@ -196,6 +199,7 @@ def next_html(st: Status) -> str:
     return (f"<div class='tito-next' style='margin-top:6px'><b>Next:</b> {_esc(st.next_action.text)} — "
             f"<code>{_esc(st.next_action.command('%tito'))}</code></div>")
 
+# %% ../../nbs/views/02_status.ipynb #390d28e3
 def warnings_html(st: Status) -> str:
     "The workspace's warnings, in red (the commands they suggest as code)."
     from tinytorch_progress.views.checks import code_html

@@ -14,6 +14,8 @@ from starlette.templating import Jinja2Templates
 
 from ...errors import ApiError
 from ..classview import class_page, course_columns
+from ..live import live_context
+from ..roster import sections
 from ..deps import Instructor, Reader, ReadableUsername
 from ..pages import ENV, SECURITY_HEADERS, class_context, overview_context, user_context
 from ..ranking import Metric, class_overview, leaderboard_as_seen, user_page_data
@@ -25,7 +27,8 @@ router = APIRouter(tags=["dashboard"])
 
 def render_page(request: Request, template: str, who: Optional[dict], context: dict, status: int = 200):
     "The page `template` with `context`, for reader `who`, with the course's name and the security headers."
-    ctx = {"course": request.app.state.course, "viewer": who, "public": request.app.state.public, **context}
+    ctx = {"course": request.app.state.course, "viewer": who, "public": request.app.state.public,
+           "root": request.scope.get("root_path", ""), "hub": getattr(request.app.state, "hub", None) is not None, **context}
     return templates.TemplateResponse(request, template, ctx, status_code=status, headers=SECURITY_HEADERS)
 
 # %% ../../../nbs/server/routes/01_pages.ipynb #65cc5230
@@ -53,10 +56,10 @@ def user_page(request: Request, username: ReadableUsername, who: Reader):
 # %% ../../../nbs/server/routes/01_pages.ipynb #ad87a146
 @router.get("/class", response_class=HTMLResponse, responses=error_responses(401, 403, 422))
 def class_view(request: Request, who: Instructor, sort: str = Query("name", max_length=20), name: str = Query("", max_length=128),
-               offset: int = Query(0, ge=0, le=10_000_000)):
-    "Instructors: one row per student and module (100 to a page), stuck and quiet students, per-module drop-off."
-    state = request.app.state
+               offset: int = Query(0, ge=0, le=10_000_000), section: str = Query("", max_length=64)):
+    "Instructors: one row per student and module (100 to a page, one section or all), stuck and quiet students, per-module drop-off."
+    state, section = request.app.state, section.strip()
     n = course_columns(state.db)[0]
-    page = class_page(state.db, sort, name.strip(), 100, offset)
-    summary = state.summary.get(state.db, n, state.stale_days)
-    return render_page(request, "class.html", who, class_context(page, summary, n))
+    page = class_page(state.db, sort, name.strip(), 100, offset, section)
+    summary = state.summary.get(state.db, n, state.stale_days, section=section)
+    return render_page(request, "class.html", who, class_context(page, summary, n, sections(state.db)) | live_context(request, state.db))
