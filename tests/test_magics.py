@@ -60,6 +60,9 @@ def test_help_lists_the_command_set(ip, module_dir):
     for cmd in ("status", "start", "complete", "milestone"): assert cmd in text
 
 
+# A kernel, then the module's tests and its export in child processes: 4 s. A real kernel's `%tito complete` stays in
+# the quick loop in test_views.py.
+@pytest.mark.slow
 def test_a_real_notebook_runs_start_complete_status(module_dir):
     from nbclient import NotebookClient
     nb = nbformat.v4.new_notebook(cells=[
