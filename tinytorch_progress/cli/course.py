@@ -55,9 +55,11 @@ def course_args(argv: list[str], name: str, prog: str):
     return argparse.Namespace(command=name, run=run, json=False)
 
 # %% ../../nbs/cli/09_course.ipynb #b81b4ae8
-def path_prog() -> str:
-    "`tito` when the `tito` on the PATH is this package's, else `tito-progress`."
-    import shutil
+def path_prog(argv0: str | None = None) -> str:
+    "The name to type for this package: the console script that started it, else `tito` when the PATH's `tito` is ours, else `tito-progress`."
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    if name in ("tito", "tito-progress"): return name  # what the student typed reached us, so it is the one to suggest
+    import shutil  # `python -m tinytorch_progress.cli.main`: ask the PATH
     found = shutil.which("tito")
     if not found: return "tito-progress"
     try:
