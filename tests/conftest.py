@@ -1,5 +1,6 @@
-import contextlib, json, os, re, subprocess, sys
+import contextlib, io, os, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
+from unittest import mock
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,21 @@ def run_tito(*args, cwd=None, env=None, input=None, timeout=120):
 @pytest.fixture
 def tito():
     return run_tito
+
+
+def tito_main(*args, input=None) -> subprocess.CompletedProcess:
+    "`tito ARGS` in this process, as `run_tito` runs it in a subprocess: for tests of a command, not of the entry point."
+    from tinytorch_progress.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), mock.patch("sys.stdin", io.StringIO(input or "")):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def free_port() -> int:
+    "A port on 127.0.0.1 that nothing listens on (now)."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 def ipython_shell():
@@ -52,29 +68,33 @@ def _without_developer_env():
         yield
 
 
-# ---------------------------------------------------------------- markers (registered in pyproject.toml)
-# `pytest -m "not slow"` is the quick loop (under a minute); CI runs everything. A slow file says so itself
-# (`pytestmark = pytest.mark.slow` at its top, as the server's do); the files listed here are marked by name until then.
-BROWSER_FILES = {"test_browser_jupyterlab.py"}
-SLOW_FILES = BROWSER_FILES | {"test_store_faults.py", "test_export_sync.py", "test_module_tests.py", "test_milestones.py",
-                              "test_demo.py", "test_containment.py", "test_first_hour.py", "test_fuzz_client.py",
-                              "test_student_loop.py", "test_real_checkout.py", "test_report_speed_inputs.py",
-                              "test_percent_reader.py"}
-SLOW_TESTS = {  # file -> tests (names without parameters) that take seconds in files that are otherwise quick
-    "test_readme.py": {"test_terminal_block", "test_milestones_block", "test_report_block", "test_plot_example",
-                       "test_website_and_sync_blocks", "test_notebook_block"},
-}
+# ---------------------------------------------------------------- temporary folders
+# The store fsyncs every file it writes and its folder: a few milliseconds apiece on a disk, and the quick loop writes
+# thousands of files, so on a busy 2-core machine it waited 10-20 s of its 75 s for fsync. On a RAM file system an
+# fsync costs nothing, and what the tests check (which writes happened, in what order, what a killed process leaves)
+# is the same. So this process's temporary files go to /dev/shm when it has room: pytest's own folders too
+# (pytest-of-USER/pytest-N, the last three runs kept as usual); `--basetemp DIR` still decides.
+RAM_DIR, RAM_ROOM = Path("/dev/shm"), 4 * 2**30  # the fault suite writes files of 50 MB; a container's 64 MB is too small
 
+
+def pytest_configure(config):
+    if RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK) and shutil.disk_usage(RAM_DIR).free >= RAM_ROOM:
+        tempfile.tempdir = str(RAM_DIR)
+
+
+# ---------------------------------------------------------------- markers (registered in pyproject.toml)
+# `pytest -m "not slow"` is the quick loop (under a minute); CI runs everything. A slow file says so at its top
+# (`pytestmark = pytest.mark.slow`, browser files add `pytest.mark.browser`), a slow test in a quick file with
+# `@pytest.mark.slow`. Only the PostgreSQL rule is here, because it goes by parameter, not by file or test: the
+# server tests run once on SQLite (quick) and once on PostgreSQL (a fresh schema per test costs about as much as the
+# SQLite half of the suite), through one `db_url` fixture; tests named *postgres* use PostgreSQL only.
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        file, name = item.path.name, getattr(item, "originalname", item.name)
+        name = getattr(item, "originalname", item.name)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if file in BROWSER_FILES: item.add_marker(pytest.mark.browser)
-        pg = "postgres" in name or "postgresql" in params.values()  # the PostgreSQL half of the server suite
-        if pg: item.add_marker(pytest.mark.postgres)
-        # a fresh PostgreSQL schema per test costs about as much as the SQLite half of the suite: in the full run only
-        if pg or file in SLOW_FILES or name in SLOW_TESTS.get(file, ()): item.add_marker(pytest.mark.slow)
+        if "postgres" in name or "postgresql" in params.values():
+            item.add_marker(pytest.mark.postgres); item.add_marker(pytest.mark.slow)
 
 
 @contextlib.contextmanager
@@ -132,3 +152,29 @@ def uvicorn_thread(app):
         time.sleep(0.05)
     try: yield f"http://127.0.0.1:{port}"
     finally: server.should_exit = True; t.join(10)
+
+
+@contextlib.contextmanager
+def tito_serve(cwd, *args, port=None):
+    "The real `tito serve ARGS` in `cwd` on 127.0.0.1 (a free port unless given), once it answers; yields its URL."
+    import httpx
+    url = f"http://127.0.0.1:{port or free_port()}"
+    log = open(Path(cwd) / "serve.log", "w+")
+    proc = subprocess.Popen(TITO + ["serve", *map(str, args), "--port", url.rsplit(":", 1)[1]], cwd=cwd, stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200: break
+            except httpx.TransportError: pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0); pytest.fail(f"tito serve did not start: {log.read()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+

@@ -1,16 +1,18 @@
-"The `tito` entry point in a subprocess: help on every level, exit codes, one-line errors, --json validated."
+"""The `tito` command line. In process (`tito_main`): help on every level, exit codes, one-line errors, --json read
+back by the models. Through the real entry point in a subprocess, what only a process shows: the working folder, a
+terminal's width and colours, what a command imports."""
 import json, os, pty, shutil, subprocess, sys
 import pytest
-from conftest import TITO, run_tito
+from conftest import TITO, run_tito, spec_json_blocks, tito_main
 from pydantic import TypeAdapter
-from tinytorch_progress.schemas import validate
+from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress.tracker import Status
 
 
 @pytest.fixture
 def ws(tmp_path):
-    r = run_tito("init", tmp_path)
-    assert r.returncode == 0, r.stderr
+    "A workspace as `tito init` makes it (`init` itself: test_init_gitignores_and_doctor_reports)."
+    init_workspace(tmp_path)
     return tmp_path
 
 
@@ -21,7 +23,7 @@ HELP = [[], ["status"], ["module"], ["module", "start"], ["module", "complete"],
 
 @pytest.mark.parametrize("cmd", HELP, ids=lambda c: " ".join(c) or "tito")
 def test_help_on_every_level(cmd):
-    r = run_tito(*cmd, "--help")
+    r = tito_main(*cmd, "--help")
     assert r.returncode == 0 and "usage: tito" in r.stdout and not r.stderr
 
 
@@ -31,7 +33,7 @@ USAGE = [["bogus"], ["module"], ["milestone"], ["status", "--bogus"], ["--root"]
 
 @pytest.mark.parametrize("cmd", USAGE, ids=lambda c: " ".join(c))
 def test_usage_errors_exit_2(cmd, ws):
-    r = run_tito("--root", ws, *cmd) if cmd != ["--root"] else run_tito(*cmd)
+    r = tito_main("--root", ws, *cmd) if cmd != ["--root"] else tito_main(*cmd)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr and "error:" in r.stderr
 
@@ -43,13 +45,18 @@ FAILS = [(["module", "start", "99"], "not in the curriculum"), (["module", "star
 
 @pytest.mark.parametrize("cmd,msg", FAILS, ids=lambda c: " ".join(c) if isinstance(c, list) else "")
 def test_operation_failures_exit_1_with_one_line(cmd, msg, ws):
-    r = run_tito("--root", ws, *cmd)
+    r = tito_main("--root", ws, *cmd)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("tito: error:") and msg in r.stderr
 
 
+def test_bad_config_value_is_a_one_line_error(ws):
+    r = tito_main("--root", ws, "login", "--server", "http://127.0.0.1:9", "--token", "t", "--user-id", "a\tb")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and ("user_id" in r.stderr or "--user-id" in r.stderr), r.stderr
+
+
 def test_missing_root_is_one_line(tmp_path):
-    r = run_tito("--root", tmp_path / "nope", "status")
+    r = tito_main("--root", tmp_path / "nope", "status")
     assert r.returncode == 1 and r.stderr.strip() == f"tito: error: workspace {tmp_path / 'nope'} is not a folder"
 
 
@@ -68,15 +75,15 @@ def test_module_defaults_to_the_current_folder(ws):
 
 
 def test_json_of_every_read_command_validates(ws):
-    run_tito("--root", ws, "module", "complete", "01", "--skip-tests")
+    tito_main("--root", ws, "module", "complete", "01", "--skip-tests")
     for cmd in (["status"], ["status", "--progress"], ["module", "status"], ["milestone", "progress"], ["milestones", "status"]):
-        r = run_tito("--root", ws, *cmd, "--json")
+        r = tito_main("--root", ws, *cmd, "--json")
         assert r.returncode == 0, r.stderr
         data = TypeAdapter(Status).validate_python(json.loads(r.stdout))  # the status's own type reads its JSON back
         assert data.completed_count == 1 and data.milestones[0].state == "unlocked"
-    r = run_tito("validate", ws / ".tito" / "progress.json", "--json")
+    r = tito_main("validate", ws / ".tito" / "progress.json", "--json")
     assert json.loads(r.stdout) == [{"path": str(ws / ".tito" / "progress.json"), "format": "progress", "ok": True, "error": None, "errors": []}]
-    r = run_tito("schema", "--list", "--json")
+    r = tito_main("schema", "--list", "--json")
     assert "export" in json.loads(r.stdout)
 
 
@@ -114,23 +121,23 @@ def test_colour_only_on_a_tty_and_never_with_no_color(ws):
 
 def test_init_gitignores_and_doctor_reports(tmp_path):
     (tmp_path / ".gitignore").write_text("build/")
-    r = run_tito("init", tmp_path)
+    r = tito_main("init", tmp_path)
     assert "added .tito/ to .gitignore" in r.stdout
     assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == ".tito/"
-    r = run_tito("--root", tmp_path, "doctor")
+    r = tito_main("--root", tmp_path, "doctor")
     assert r.returncode == 0 and "nothing to repair" in r.stdout
     shutil.rmtree(tmp_path / ".tito" / "backups")
     (tmp_path / ".tito" / "milestones.json").write_text("{broken")
-    r = run_tito("--root", tmp_path, "doctor")  # reports, changes nothing
+    r = tito_main("--root", tmp_path, "doctor")  # reports, changes nothing
     assert r.returncode == 1 and "`tito doctor --fix` restores the newest valid backup" in r.stdout
-    r = run_tito("--root", tmp_path, "doctor", "--fix")  # and no backups to restore
+    r = tito_main("--root", tmp_path, "doctor", "--fix")  # and no backups to restore
     assert r.returncode == 1 and "no valid backup" in r.stdout
     assert (tmp_path / ".tito" / "milestones.json").read_text() == "{broken"
     (tmp_path / ".tito" / "milestones.json").unlink()
-    assert run_tito("--root", tmp_path, "module", "complete", "01", "--skip-tests").returncode == 0
-    assert run_tito("--root", tmp_path, "module", "complete", "02", "--skip-tests").returncode == 0
+    assert tito_main("--root", tmp_path, "module", "complete", "01", "--skip-tests").returncode == 0
+    assert tito_main("--root", tmp_path, "module", "complete", "02", "--skip-tests").returncode == 0
     (tmp_path / ".tito" / "milestones.json").write_text('{"unlocked_milestones": 7}')
-    r = run_tito("--root", tmp_path, "doctor", "--fix")
+    r = tito_main("--root", tmp_path, "doctor", "--fix")
     assert r.returncode == 0 and "repaired:" in r.stdout and "restored the backup" in r.stdout
     assert list((tmp_path / ".tito" / "backups").glob("corrupt-*-milestones.json"))
     assert json.loads((tmp_path / ".tito" / "milestones.json").read_text())["unlocked_milestones"] == ["01", "02"]
@@ -141,7 +148,7 @@ def test_upstream_workspace_is_read_as_is(tmp_path):
     (tmp_path / "progress.json").write_text(json.dumps({"started_modules": ["01", "02"], "completed_modules": ["01"], "last_worked": "02"}))
     (tmp_path / ".tito" / "progress.json").write_text(json.dumps({"version": "1.0", "completed_modules": ["01", 2], "completion_dates": {}}))
     before = {p: p.read_bytes() for p in (tmp_path / "progress.json", tmp_path / ".tito" / "progress.json")}
-    r = run_tito("--root", tmp_path, "status", "--json")
+    r = tito_main("--root", tmp_path, "status", "--json")
     data = json.loads(r.stdout)
     assert [m["state"] for m in data["modules"][:3]] == ["completed", "completed", "not started"]
     assert data["milestones"][1]["state"] == "unlocked"  # requirements met although upstream never recorded it
@@ -194,13 +201,29 @@ def test_status_shows_streak_study_time_week_and_achievements(ws):
 def test_course_can_refuse_skip_tests(ws):
     from tinytorch_progress.curriculum import DEFAULT_PATH
     (ws / ".tito" / "curriculum.json").write_text(json.dumps({**json.loads(DEFAULT_PATH.read_text()), "allow_skip_tests": False}))
-    r = run_tito("--root", ws, "module", "complete", "01", "--skip-tests")
+    r = tito_main("--root", ws, "module", "complete", "01", "--skip-tests")
     assert r.returncode == 1 and r.stderr.startswith("tito: error: this course requires tests") and len(r.stderr.splitlines()) == 1
     assert json.loads((ws / ".tito" / "progress.json").read_text())["completed_modules"] == []
 
 
 def test_completion_in_a_terminal_says_next_with_terminal_commands(ws):
     nb = ws / "modules" / "02_activations" / "02_activations.ipynb"; nb.parent.mkdir(parents=True); nb.write_text("{}")
-    out = run_tito("--root", ws, "module", "complete", "01", "--skip-tests").stdout
+    out = tito_main("--root", ws, "module", "complete", "01", "--skip-tests").stdout
     assert "re-create it with `tito milestone run 01`" in out and "%tito" not in out
     assert "Next: module 02 (Activations): modules/02_activations/02_activations.ipynb — tito module start 02" in out
+
+
+def test_perf_cli(tmp_path):
+    example = next(b for b in spec_json_blocks() if "timer_accuracy" in b)
+    d = tmp_path / "tests" / "performance" / "performance_results"; d.mkdir(parents=True)
+    (d / "14_profiling_performance_results.json").write_text(json.dumps(example))
+    (d / "15_quantization_performance_results.json").write_text('{"x": "{\'ok\': True}", "y": "__import__(\'os\')"}')
+    (tmp_path / ".tito").mkdir()
+    r = run_tito("--root", tmp_path, "perf")
+    assert r.returncode == 1 and "14_profiling: 3/6 passed" in r.stdout and "ERROR       real_world_scenario  integer modulo by zero" in r.stdout
+    assert "UNPARSEABLE y" in r.stdout and "Total: 4/8 tests passed in 2 module(s)" in r.stdout
+    r = run_tito("--root", tmp_path, "perf", "15", "--json")
+    data = json.loads(r.stdout)
+    assert [m["module"] for m in data["modules"]] == ["15_quantization"] and data["totals"]["failed"] == 1
+    r = run_tito("--root", tmp_path, "perf", "3")
+    assert r.returncode == 1 and r.stderr.startswith("tito: error: no performance results for module 3")

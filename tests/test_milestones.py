@@ -15,6 +15,8 @@ from tinytorch_progress.events import read_events
 from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress.tracker import status
 
+pytestmark = pytest.mark.slow
+
 
 def notebook(*cells) -> str:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

@@ -1,9 +1,11 @@
 "Completion is earned: a module's tests run first (its notebook, or tests/NN*/ with pytest), and a failure records nothing."
 import json
-import nbformat
+import nbformat, pytest
 from conftest import run_tito
 from tinytorch_progress.doctor import init_workspace
 from tinytorch_progress import module_tests as checks
+
+pytestmark = pytest.mark.slow
 
 
 def notebook(path, *cells):

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import jupytext
 from tinytorch_progress.notebooks import _Decline, _py_cells, split_percent
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gen_course import MODULES, module_cells, to_percent  # noqa: E402

@@ -1,12 +1,12 @@
 """The README's examples are run: every `tito` line of its bash blocks and every line of its notebook block.
 
 Lines that start a long-running server (`tito serve ...`) are started in the background on a free port instead
-of blocking; the PostgreSQL example of the website section is the only line not run (it names a remote host).
+of blocking (`conftest.tito_serve`); the PostgreSQL example of the website section is the only line not run (it names a remote host).
 README.md itself is generated from nbs/index.ipynb (`python scripts/readme.py`); a test checks that they agree.
 """
-import json, os, re, shlex, socket, subprocess, time
+import json, os, re, shlex
 import httpx, pytest
-from conftest import ROOT, TITO, ipython_shell, run_tito
+from conftest import ROOT, ipython_shell, run_tito, tito_serve
 
 README = (ROOT / "README.md").read_text()
 
@@ -22,11 +22,6 @@ def blocks(lang):
 
 def tito_lines(heading):
     return [re.sub(r"\s+#.*$", "", l).strip() for h, ls in blocks("bash") if heading in h for l in ls if l.startswith("tito ")]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 def sh(line, cwd, env=None):
@@ -45,6 +40,7 @@ def course(tmp_path_factory):
     return base / "course"
 
 
+@pytest.mark.slow
 def test_terminal_block(course, tmp_path):
     lines = tito_lines("In a terminal")
     assert len(lines) >= 8
@@ -54,43 +50,36 @@ def test_terminal_block(course, tmp_path):
         assert r.returncode == 0, (line, r.stdout, r.stderr)
 
 
+@pytest.mark.slow
 def test_milestones_block(course):
     for line in tito_lines("## Milestones"):
         r = sh(line, course)
         assert r.returncode == 0 and "completed" in r.stdout, (line, r.stdout, r.stderr)
 
 
+@pytest.mark.slow
 def test_report_block(course):
     for line in tito_lines("## Report cards"):
         r = sh(line, course)
         assert r.returncode == 0, (line, r.stderr)
 
 
+@pytest.mark.slow
 def test_plot_example(course):
     m = re.search(r"`(tito plot \w+ -o \S+)`", README)
     r = sh(m.group(1), course)
     assert r.returncode == 0 and (course / "milestones.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_website_and_sync_blocks(tmp_path):
     site, student = tmp_path / "site", tmp_path / "student"
     site.mkdir(); student.mkdir()
     web = tito_lines("## The class website")
-    port = free_port()
     is_serve = lambda l: re.match(r"tito serve(\s|$)", l)
     serve = next(l for l in web if is_serve(l) and "postgresql" not in l)
     assert web.index(serve) < next(i for i, l in enumerate(web) if "add-user" in l)  # the website first: it makes the database
-    server = subprocess.Popen(TITO + shlex.split(serve)[1:] + ["--port", str(port)], cwd=site,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"})
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200: break
-            except httpx.TransportError: pass
-            assert server.poll() is None, "tito serve exited"
-            time.sleep(0.1)
-        else: pytest.fail("tito serve did not answer within 20 s")
+    with tito_serve(site, *shlex.split(serve)[2:]) as url:
         r = sh(next(l for l in web if "add-user" in l), site)  # in the same folder: the database tito serve recorded
         assert r.returncode == 0, r.stderr
         token = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)
@@ -108,10 +97,9 @@ def test_website_and_sync_blocks(tmp_path):
         assert httpx.get(url + "/api/leaderboard").status_code == 401  # private by default
         top = httpx.get(url + "/api/leaderboard", headers={"Authorization": f"Bearer {token}"}).json()["leaderboard"][0]
         assert top["rank"] == 1 and top["modules_completed"] == 1
-    finally:
-        server.terminate(); server.wait(10)
 
 
+@pytest.mark.slow
 def test_notebook_block(course):
     [(_, lines)] = [b for b in blocks("python") if "In a notebook" in b[0]]
     ip = ipython_shell()

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import ROOT, ipython_shell, run_tito
 
+pytestmark = pytest.mark.slow
+
 N_MODULES = 20
 SLUGS = ["tensor", "activations", "layers", "losses", "autograd", "optimizers", "training", "dataloader", "spatial",
          "tokenization", "embeddings", "attention", "transformers", "profiling", "quantization", "compression",

@@ -27,6 +27,8 @@ from tinytorch_progress.safe_read import read_regular_file
 from tinytorch_progress.notebooks import MAX_NOTEBOOK_LINES, read_notebook
 from tinytorch_progress.report.grading import analyze, report_card_for
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gen_course import make_course  # noqa: E402

@@ -17,6 +17,8 @@ from tinytorch_progress.store import FILES, State, Workspace, backup_name, list_
 from tinytorch_progress.events import read_events
 from tinytorch_progress.doctor import init_workspace
 
+pytestmark = pytest.mark.slow
+
 PY = sys.executable
 PROGRESS_FILES = {"root-progress": "progress.json", "progress": ".tito/progress.json", "milestones": ".tito/milestones.json"}
 
@@ -270,8 +272,11 @@ def test_sigkill_writer_never_leaves_unreadable_files_or_goes_backwards(tmp_path
     s = read_state(root)
     assert set(s.completed) == co and set(s.milestones_completed) == ms and set(s.unlocked) == {f"{k:02d}" for k in range(1, 7)}
     assert_files_agree(root)
-    d = run_tito("--root", root, "doctor")
+    left = [t.name for t in (*(root / ".tito").glob(".*.tmp"), *root.glob(".*.tmp"))]  # what killed writes left
+    d = run_tito("--root", root, "doctor")  # reports them, changes nothing
     no_traceback(d.stdout, d.stderr)
+    assert d.returncode == 0 and all(f"temp file left by an interrupted write: {t}" in d.stdout for t in left), d.stdout + d.stderr
+    d = run_tito("--root", root, "doctor", "--fix")
     assert d.returncode == 0, d.stdout + d.stderr
     assert not list((root / ".tito").glob(".*.tmp")) and not list(root.glob(".*.tmp"))
 
@@ -291,10 +296,10 @@ def complete_with_crash(root: Path, module, crash_at: int) -> list:
         step("stage " + Path(path).name); return real_stage(path, data, mode)
     def crashing_replace(src, dst):
         step("rename " + Path(dst).name); return real_replace(src, dst)
-    store.stage_bytes, store.os.replace = crashing_stage, crashing_replace
+    store.stage_bytes, os.replace = crashing_stage, crashing_replace  # every rename: the store's and the backups'
     try: tracker.complete(root, module, skip_tests=True)
     except Killed: pass
-    finally: store.stage_bytes, store.os.replace = real_stage, real_replace
+    finally: store.stage_bytes, os.replace = real_stage, real_replace
     return calls
 
 
@@ -376,7 +381,7 @@ def test_corrupt_file_is_quarantined_and_restored(tmp_path, history_template, fm
     assert r.returncode == 0, r.stderr
     warnings = [l for l in r.stderr.splitlines() if "warning" in l]
     assert len(warnings) == 1 and "corrupt-" in warnings[0] and newest_valid.name in warnings[0], r.stderr
-    quarantined = list((root / ".tito" / "backups").glob(f"corrupt-*-{backup_name(ws, fmt)}"))
+    quarantined = list((root / ".tito" / "backups").glob(f"corrupt-*-{backup_name(fmt)}"))
     assert len(quarantined) == 1 and quarantined[0].read_bytes() == bad
     assert p.read_bytes() == newest_valid.read_bytes()
     load(p, fmt)
@@ -893,20 +898,22 @@ def test_a_50MB_progress_file_is_refused_in_one_line_and_never_backed_up(tmp_pat
     big = padded_progress(50 * 1024 * 1024)
     (tmp_path / ".tito" / "progress.json").write_bytes(big)
     before = {p.name for p in bak_files(tmp_path)}
-    for args in (["status"], ["module", "complete", "03", "--skip-tests"], ["module", "start", "04"], ["doctor"]):
+    for args in (["status"], ["module", "complete", "03", "--skip-tests"], ["module", "start", "04"], ["doctor", "--fix"]):
         r = run_tito("--root", tmp_path, *args)
-        line = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.stdout
         no_traceback(r.stdout, r.stderr)
         assert r.returncode == 1 and "too large" in (r.stderr + r.stdout) and "not backed up" in (r.stderr + r.stdout), (args, r.stdout, r.stderr)
         if args[0] != "doctor": one_error_line(r)
+    r = run_tito("--root", tmp_path, "doctor")  # without --fix it only reports
+    no_traceback(r.stdout, r.stderr)
+    assert r.returncode == 1 and "progress.json: file is too large" in r.stdout, r.stdout + r.stderr
     assert (tmp_path / ".tito" / "progress.json").read_bytes() == big  # left as it is
     assert {p.name for p in bak_files(tmp_path)} == before             # and not copied into the backups
     assert sum(p.stat().st_size for p in bak_files(tmp_path)) < 1024 * 1024
 
 
 def test_the_limit_is_the_one_validate_uses(tmp_path):
-    from tinytorch_progress import schemas, store
-    assert store.MAX_FILE_BYTES == schemas.MAX_FILE_BYTES
+    from tinytorch_progress import jsonio, store
+    assert store.MAX_FILE_BYTES == jsonio.MAX_FILE_BYTES  # the limit of every JSON file read, validate's too
     init_workspace(tmp_path)
     p = tmp_path / ".tito" / "progress.json"
     p.write_bytes(padded_progress(store.MAX_FILE_BYTES - 200))          # just under: read, kept, written back

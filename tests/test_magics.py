@@ -46,11 +46,23 @@ def test_notebook_path_from_the_kernel_wins_over_the_folder(ip, module_dir, tmp_
     finally: del ip.user_ns["__vsc_ipynb_file__"]
 
 
+def test_magic_arguments_are_shell_quoted(ip, tmp_path, monkeypatch):
+    init_workspace(tmp_path); monkeypatch.chdir(tmp_path)
+    # quotes are removed as a shell removes them (IPython's own splitter would keep them, and `'alice'` is not a valid id)
+    ip.run_line_magic("tito", "login --server 'http://127.0.0.1:9' --token t --user-id 'alice'")
+    assert json.loads((tmp_path / ".tito" / "config.json").read_text())["user_id"] == "alice"
+    ip.run_line_magic("tito", 'export -o "my file.json"')
+    assert json.loads((tmp_path / "my file.json").read_text())["user_id"] == "alice"
+
+
 def test_help_lists_the_command_set(ip, module_dir):
     text = ip.run_line_magic("tito", "help").text()
     for cmd in ("status", "start", "complete", "milestone"): assert cmd in text
 
 
+# A kernel, then the module's tests and its export in child processes: 4 s. A real kernel's `%tito complete` stays in
+# the quick loop in test_views.py.
+@pytest.mark.slow
 def test_a_real_notebook_runs_start_complete_status(module_dir):
     from nbclient import NotebookClient
     nb = nbformat.v4.new_notebook(cells=[

@@ -10,10 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tinytorch_progress import runner
+from tinytorch_progress import child_process, runner
 from tinytorch_progress.runner import child_env, run_program
 
 pytestmark = pytest.mark.slow
+
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sub-reaper supervisor is Linux's")
 
 HEART = """import os, sys, time
@@ -126,7 +127,7 @@ print("escapee out, killing my parent", flush=True); os.kill(os.getppid(), signa
 def test_a_setsid_env_clearing_escape_after_killing_the_supervisor_leaves_nothing(tmp_path, monkeypatch, way):
     if way == "sub-reaper": monkeypatch.setattr(runner, "make_cgroup", lambda name: None)  # as where cgroups are not ours
     elif runner.make_cgroup("tito-probe-" + str(os.getpid())) is None: pytest.skip("tito may not make a cgroup here (not root, no delegated cgroup v2)")
-    else: runner.end_cgroup(runner.cgroup_base() + f"/tito-probe-{os.getpid()}")
+    else: child_process.end_cgroup(child_process.cgroup_base() + f"/tito-probe-{os.getpid()}")
     prog = program(tmp_path, ESCAPE)
     r = run_program(prog, tmp_path, timeout=60)
     assert not r.passed and "killing my parent" in r.message, r
