@@ -965,8 +965,15 @@ def test_six_completes_with_a_big_valid_file_keep_the_backups_bounded(tmp_path):
     b'{"started_modules": ["01"], "completed_modules": [], "last_updated": "0001-01-01T00:00:00+01:00"}',
 ])
 def test_a_timestamp_without_local_time_is_a_one_line_error(tmp_path, raw):
-    init_workspace(tmp_path)
-    (tmp_path / "progress.json").write_bytes(raw)
-    r = run_tito("--root", tmp_path, "status")
-    line = one_error_line(r)
-    assert "progress.json" in line and "0001-01-01T00:00:00+01:00" in line and "internal error" not in line, line
+    "Refused by the file's model like any bad field: the file is set aside and its backup restored, or (none) an error."
+    (tmp_path / "progress.json").write_bytes(raw)    # no backup yet: a one-line error, the file left as it is
+    (tmp_path / ".tito").mkdir()
+    line = one_error_line(run_tito("--root", tmp_path, "status"))
+    assert "progress.json" in line and "last_updated" in line and "0001-01-01T00:00:00+01:00" in line, line
+    assert (tmp_path / "progress.json").read_bytes() == raw
+    ws = tmp_path / "ws"; ws.mkdir(); init_workspace(ws)
+    (ws / "progress.json").write_bytes(raw)          # a backup tito wrote: restored, the bad file kept among the backups
+    r = run_tito("--root", ws, "status")
+    no_traceback(r.stdout, r.stderr)
+    assert r.returncode == 0 and "last_updated: timestamp '0001-01-01T00:00:00+01:00' has no local time" in r.stderr, r.stderr
+    assert [p.read_bytes() for p in (ws / ".tito" / "backups").glob("corrupt-*")] == [raw]

@@ -16,8 +16,12 @@ def parse_timestamp(v) -> datetime:
     if not isinstance(v, str): raise ValueError(f"expected an ISO 8601 timestamp string, got {type(v).__name__}")
     s = v.strip()
     if s.endswith(("Z", "z")): s = s[:-1] + "+00:00"
-    try: return datetime.fromisoformat(s)
+    try: d = datetime.fromisoformat(s)
     except ValueError: raise ValueError(f"not an ISO 8601 timestamp: {v[:40]!r}") from None
+    if d.tzinfo is not None:
+        try: d.astimezone()  # every reader turns an offset into local or UTC time: one without either is refused here
+        except OverflowError: raise ValueError(f"timestamp {v[:40]!r} has no local time (out of range)") from None
+    return d
 
 # %% ../nbs/02_timeutil.ipynb #e0aefb91
 def format_timestamp(d: datetime) -> str:
