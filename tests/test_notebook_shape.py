@@ -4,6 +4,9 @@
   60 (every line of the cell source counts, the directive too);
 - each module notebook opens with `# Title` and a one-line `> summary`, and the generated module's docstring is that
   summary, whole (nbdev keeps only the first line of a wrapped summary);
+- every public definition of an exported cell (function or class whose name does not start with `_`) is followed, in
+  the same section (up to the next `#`, `##` or `###` heading), by a code cell that is not exported and uses it — by
+  name, or by an alias the same exported cell binds to it (`Reader = Annotated[..., Depends(reader)]`): an example;
 - the notebooks of the panel and plot views, the magics and the report cards keep a saved panel or card (`text/html`) and a saved figure (`image/png`), so
   GitHub and nbviewer show what the views draw.
 """
@@ -89,6 +92,54 @@ def test_exported_cells_overall():
     report = "\n".join(f"  {name} cell {i}: {n} lines" for name, i, n in worst[:15])
     med = statistics.median(n for *_, n in sizes)
     assert med <= MEDIAN_MAX and worst[0][2] <= CELL_MAX, f"median {med} lines over {len(sizes)} exported cells; largest:\n{report}"
+
+
+def public_definitions(cell) -> tuple[list, dict]:
+    "The public functions and classes an exported cell defines, and the names it binds to each (aliases)."
+    try: tree = ast.parse(re.sub(r"^\s*[%!].*$", "", source(cell), flags=re.M))
+    except SyntaxError: return [], {}
+    names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+    aliases = {}
+    for n in tree.body:
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            for w in ast.walk(n.value):
+                if isinstance(w, ast.Name) and w.id in names: aliases.setdefault(w.id, []).append(n.targets[0].id)
+    return names, aliases
+
+
+def without_example(cs: list) -> list:
+    "The public definitions in notebook cells `cs` that no example cell of their section uses."
+    missing = []
+    for i, c in enumerate(cs):
+        if not {"export", "exports"} & set(directives(c)): continue
+        names, aliases = public_definitions(c)
+        if not names: continue
+        later = []
+        for c2 in cs[i + 1:]:
+            if c2["cell_type"] == "markdown":
+                if re.match(r"^#{1,3} ", source(c2)): break
+                continue
+            if not EXPORT & set(directives(c2)): later.append(source(c2))
+        text = "\n".join(later)
+        missing += [n for n in names if not any(re.search(rf"\b{re.escape(a)}\b", text) for a in [n, *aliases.get(n, [])])]
+    return missing
+
+
+@pytest.mark.parametrize("nb", MODULE_NBS, ids=ids(MODULE_NBS))
+def test_every_public_definition_has_an_example(nb):
+    missing = without_example(cells(nb))
+    assert not missing, f"{nb.name}: no example after " + ", ".join(missing)
+
+
+def test_the_example_rule_sees_what_it_should():
+    code = lambda s: {"cell_type": "code", "source": s}
+    md = lambda s: {"cell_type": "markdown", "source": s}
+    defs = code("#| export\ndef shown(x): return x\ndef hidden(): pass\ndef _private(): pass\nAlias = list[shown]\n")
+    assert without_example([defs, code("shown(1)"), code("hidden")]) == []
+    assert without_example([defs, code("Alias"), md("## Next section"), code("hidden()")]) == ["hidden"]
+    assert without_example([defs, code("#| export\nhidden()"), md("Prose naming shown and hidden.")]) == ["shown", "hidden"]
+    nb = NBS / "11_store.ipynb"
+    assert sum(len(public_definitions(c)[0]) for c in cells(nb) if {"export", "exports"} & set(directives(c))) >= 15
 
 
 def summary_lines(nb: Path):

@@ -27,6 +27,7 @@ def from_this_site(request: Request) -> bool:
     referer = request.headers.get("referer")
     return referer is not None and urlsplit(referer).netloc in hosts
 
+# %% ../../../nbs/server/routes/02_auth.ipynb #f90327ef
 async def posted_form(request: Request) -> dict[str, str]:
     "An urlencoded form posted from this site (403 otherwise): the first value of each field."
     if not from_this_site(request):
