@@ -100,7 +100,6 @@ def pytest_collection_modifyitems(config, items):
 @contextlib.contextmanager
 def background_process(cmd, log_path, ready, what: str, timeout: float = 60, **popen):
     "Run `cmd` with its output in `log_path` (a file: a full pipe would stall it) until `ready()` is true; yield the process, stop it after."
-    import time
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **popen)
     try:
@@ -155,26 +154,13 @@ def uvicorn_thread(app):
 
 
 @contextlib.contextmanager
-def tito_serve(cwd, *args, port=None):
-    "The real `tito serve ARGS` in `cwd` on 127.0.0.1 (a free port unless given), once it answers; yields its URL."
+def tito_serve(cwd, *args, port=None, env=None, **popen):
+    "The real `tito serve ARGS` in `cwd` on 127.0.0.1 (a free port unless given), once it answers; yields (URL, process)."
     import httpx
     url = f"http://127.0.0.1:{port or free_port()}"
-    log = open(Path(cwd) / "serve.log", "w+")
-    proc = subprocess.Popen(TITO + ["serve", *map(str, args), "--port", url.rsplit(":", 1)[1]], cwd=cwd, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200: break
-            except httpx.TransportError: pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0); pytest.fail(f"tito serve did not start: {log.read()[-2000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        log.close()
+    cmd = TITO + ["serve", *map(str, args), "--port", url.rsplit(":", 1)[1]]
+    ready = lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    with background_process(cmd, Path(cwd) / "serve.log", ready, "tito serve", timeout=30, cwd=cwd,
+                            env=env or {**os.environ, "NO_COLOR": "1"}, **popen) as proc:
+        yield url, proc
 

@@ -10,7 +10,7 @@ module inside JupyterLab as a new tab without reloading the page — from a tree
 "Leave site?" prompt), and from `/lab` — and in a new browser tab in Jupyter Notebook 7. The demo notebooks load the
 extension in their last cell; the tests run them as a student does and add `%tito complete` below.
 """
-import json, os, re, secrets, shutil, socket, subprocess, sys, time, urllib.request
+import json, os, re, shutil, socket, subprocess, sys, time
 from pathlib import Path
 
 from conftest import jupyterlab_server

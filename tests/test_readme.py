@@ -79,7 +79,7 @@ def test_website_and_sync_blocks(tmp_path):
     is_serve = lambda l: re.match(r"tito serve(\s|$)", l)
     serve = next(l for l in web if is_serve(l) and "postgresql" not in l)
     assert web.index(serve) < next(i for i, l in enumerate(web) if "add-user" in l)  # the website first: it makes the database
-    with tito_serve(site, *shlex.split(serve)[2:]) as url:
+    with tito_serve(site, *shlex.split(serve)[2:]) as (url, _):
         r = sh(next(l for l in web if "add-user" in l), site)  # in the same folder: the database tito serve recorded
         assert r.returncode == 0, r.stderr
         token = re.search(r"tt_[A-Za-z0-9_\-]+", r.stdout).group(0)

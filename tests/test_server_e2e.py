@@ -1,57 +1,27 @@
 """End to end: the real `tito serve` in a subprocess on a free 127.0.0.1 port, users created with the real
 `tito server add-user`, uploads over real HTTP (httpx), then two workspaces `tito login` + `tito sync` to it, and the
 leaderboard and dashboard reflect all of it."""
-import importlib.util, json, os, signal, socket, subprocess, time
+import importlib.util, json, os, signal, time
 
 import httpx
 import pytest
 
-from conftest import TITO, run_tito
+from conftest import run_tito, tito_serve
 from test_server import upload_body
 
 pytestmark = pytest.mark.slow  # `tito serve` and `tito sync` in processes of their own
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_serve(tmp_path, *extra):
-    port = free_port()
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("TITO_SERVER_DB", None)
-    log = open(tmp_path / "serve.log", "w+")
-    proc = subprocess.Popen(TITO + ["serve", "--public", "--port", str(port), "--log-level", "warning", *extra], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200: break
-        except httpx.TransportError: pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.seek(0); proc.kill()
-            pytest.fail(f"tito serve did not start: {log.read()}")
-        time.sleep(0.1)
-    return url, proc, log
-
-
-def stop(proc, log):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try: proc.wait(15)
-        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
-    log.close()
+    "`tito serve --public EXTRA` in `tmp_path` (no database named in the environment), in a session of its own; yields (URL, process)."
+    env = {k: v for k, v in os.environ.items() if k != "TITO_SERVER_DB"} | {"NO_COLOR": "1"}
+    return tito_serve(tmp_path, "--public", "--log-level", "warning", *extra, env=env, start_new_session=True)
 
 
 @pytest.fixture
 def served(tmp_path):
     "`tito serve` with no --db, from an empty folder: the default database file appears there."
-    url, proc, log = start_serve(tmp_path)
-    yield url, tmp_path, proc
-    stop(proc, log)
+    with start_serve(tmp_path) as (url, proc): yield url, tmp_path, proc
 
 
 def add_user(cwd, name, *extra) -> str:
@@ -148,8 +118,7 @@ def test_serve_with_worker_processes_on_postgresql(tmp_path):
             r = run_tito("server", "add-user", n, *role, "--db", db, cwd=tmp_path)
             assert r.returncode == 0, r.stderr
             tokens[n] = r.stdout.split("token: ")[1].split()[0]
-        url, proc, log = start_serve(tmp_path, "--db", db, "--workers", "2")
-        try:
+        with start_serve(tmp_path, "--db", db, "--workers", "2") as (url, proc):
             with httpx.Client(base_url=url, timeout=10) as c:
                 for i, n in enumerate(("ada", "bob")):
                     r = c.post("/api/progress/upload", json=upload_body(tuple(range(1, 3 + i))), headers={"Authorization": f"Bearer {tokens[n]}"})
@@ -159,10 +128,8 @@ def test_serve_with_worker_processes_on_postgresql(tmp_path):
                 assert codes == {200}
                 assert [(e["username"], e["rank"]) for e in c.get("/api/leaderboard", headers=staff).json()["leaderboard"]] == [("bob", 1), ("ada", 2)]
             assert not (tmp_path / "tito-server.db").exists()
-        finally:
-            stop(proc, log)
-            log = open(tmp_path / "serve.log").read()
-            assert "Traceback" not in log, log
+        log = (tmp_path / "serve.log").read_text()  # stopped: shut down cleanly
+        assert "Traceback" not in log, log
     finally: cleanup()
 
 
@@ -179,22 +146,22 @@ def test_a_killed_server_keeps_every_upload_it_acknowledged(tmp_path, backend):
         admin = srv.Db(url)
         tokens = [srv.add_user(admin.engine, f"s{i}") for i in range(64)]  # eight each: none reaches the history kept (20)
         admin.engine.dispose()
-        base, proc, log = start_serve(tmp_path, "--db", url)
-        acked, stop_at = {}, time.monotonic() + 60
-        def client(i):
-            with httpx.Client(base_url=base, timeout=10) as c:
-                for k in range(10_000):
-                    u = i + 8 * (k % 8)
-                    body = upload_body(tuple(range(1, 1 + k % 20)), statistics={"total_study_time_hours": k})
-                    try: r = c.post("/api/progress/upload", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
-                    except httpx.TransportError: return  # the server is gone
-                    if r.status_code == 201: acked[r.json()["snapshot_id"]] = (f"s{u}", k)
-                    if time.monotonic() > stop_at: return
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-        for t in threads: t.start()
-        while len(acked) < 200 and time.monotonic() < stop_at: time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL); proc.wait(15); log.close()
-        for t in threads: t.join(30)
+        with start_serve(tmp_path, "--db", url) as (base, proc):
+            acked, stop_at = {}, time.monotonic() + 60
+            def client(i):
+                with httpx.Client(base_url=base, timeout=10) as c:
+                    for k in range(10_000):
+                        u = i + 8 * (k % 8)
+                        body = upload_body(tuple(range(1, 1 + k % 20)), statistics={"total_study_time_hours": k})
+                        try: r = c.post("/api/progress/upload", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
+                        except httpx.TransportError: return  # the server is gone
+                        if r.status_code == 201: acked[r.json()["snapshot_id"]] = (f"s{u}", k)
+                        if time.monotonic() > stop_at: return
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            for t in threads: t.start()
+            while len(acked) < 200 and time.monotonic() < stop_at: time.sleep(0.01)
+            os.killpg(proc.pid, signal.SIGKILL); proc.wait(15)
+            for t in threads: t.join(30)
         assert len(acked) >= 200
         db = srv.Db(url)
         try:

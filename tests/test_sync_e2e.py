@@ -47,7 +47,7 @@ def board(url, token) -> list[str]:
 def served(tmp_path_factory):
     "A private `tito serve` (the default) with its database in an empty folder."
     site = tmp_path_factory.mktemp("site")
-    with tito_serve(site) as url: yield url, site
+    with tito_serve(site) as (url, _): yield url, site
 
 
 def test_login_sync_and_resync(served, tmp_path):
