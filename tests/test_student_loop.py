@@ -249,41 +249,49 @@ def run_cell(page, cell, timeout=120_000):
             if attempt == 2: raise
 
 
-def test_next_module_link_opens_in_jupyterlab(tmp_path):
+@contextlib.contextmanager
+def first_module_in_chromium(ws: Path, base: Path, last_cell: int, height: int = 900):
+    "Chromium on JupyterLab's tab of `ws`'s first module notebook, until cell `last_cell` shows and the kernel is idle; yields (playwright's sync API, page, cells)."
     chromium = shutil.which("chromium")
     if chromium is None: pytest.skip("Debian `chromium` is not on PATH (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    with jupyterlab(ws, base) as (url, token), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": height})
+            page.goto(f"{url}/lab/tree/modules/01_tensor/01_tensor.ipynb?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            cells.nth(last_cell).wait_for(timeout=120_000)
+            try: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
+            except Exception: pass  # an older JupyterLab has no indicator: run_cell retries instead
+            yield sync_api, page, cells
+        finally: browser.close()
+
+
+def test_next_module_link_opens_in_jupyterlab(tmp_path):
     ws = tmp_path / "course"
     nb = make_course(ws)
     nbformat.write(module_notebook(FIX), nb)
     out = Path(__file__).resolve().parents[1] / "test-output"
-    with jupyterlab(ws, tmp_path) as (url, token), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.goto(f"{url}/lab/tree/modules/01_tensor/01_tensor.ipynb?token={token}")
-            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-            cells.nth(5).wait_for(timeout=120_000)
-            try: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
-            except Exception: pass  # an older JupyterLab has no indicator: run_cell retries instead
-            for i in (1, 3, 4): run_cell(page, cells.nth(i))
-            last = cells.nth(5)
-            last.locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Control+a"); page.keyboard.type("%tito complete")
-            page.keyboard.press("Control+s")  # saved: the kernel ran what the file holds
-            time.sleep(1)
-            page.keyboard.press("Control+Enter")
-            link = last.locator("a.tito-next-link")
-            link.wait_for(timeout=180_000)
-            # the output's relative link, resolved by JupyterLab against the notebook (it opens a tab, not a page)
-            assert link.get_attribute("href").split("?")[0].endswith("/files/modules/02_activations/02_activations.ipynb")
-            out.mkdir(exist_ok=True); last.screenshot(path=str(out / "jupyterlab-next-module-link.png"))
-            assert completed(ws) == [1]
-            link.click()
-            sync_api.expect(page.locator(".lm-TabBar-tab", has_text="02_activations.ipynb").first).to_be_visible(timeout=60_000)
-            sync_api.expect(page.get_by_role("heading", name="Activations, the next module")).to_be_visible(timeout=60_000)
-            page.screenshot(path=str(out / "jupyterlab-next-module-opened.png"))
-        finally: browser.close()
+    with first_module_in_chromium(ws, tmp_path, last_cell=5) as (sync_api, page, cells):
+        for i in (1, 3, 4): run_cell(page, cells.nth(i))
+        last = cells.nth(5)
+        last.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+a"); page.keyboard.type("%tito complete")
+        page.keyboard.press("Control+s")  # saved: the kernel ran what the file holds
+        time.sleep(1)
+        page.keyboard.press("Control+Enter")
+        link = last.locator("a.tito-next-link")
+        link.wait_for(timeout=180_000)
+        # the output's relative link, resolved by JupyterLab against the notebook (it opens a tab, not a page)
+        assert link.get_attribute("href").split("?")[0].endswith("/files/modules/02_activations/02_activations.ipynb")
+        out.mkdir(exist_ok=True); last.screenshot(path=str(out / "jupyterlab-next-module-link.png"))
+        assert completed(ws) == [1]
+        link.click()
+        sync_api.expect(page.locator(".lm-TabBar-tab", has_text="02_activations.ipynb").first).to_be_visible(timeout=60_000)
+        sync_api.expect(page.get_by_role("heading", name="Activations, the next module")).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(out / "jupyterlab-next-module-opened.png"))
 
 
 # ---------------------------------------------------------------- the loop in JupyterLab, as a student does it (issue 27)
@@ -304,10 +312,6 @@ def output_text(cell) -> str:
 def test_the_loop_in_jupyterlab(tmp_path):
     """Run the cells (the extension loads in the last), break a function, test, fix it in place, test, save, run and
     delete a scratch cell, complete: recorded — and the failure report names the student's own cell and line."""
-    chromium = shutil.which("chromium")
-    if chromium is None: pytest.skip("Debian `chromium` is not on PATH (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    expect = sync_api.expect
     ws = tmp_path / "course"
     nb = make_course(ws)
     book = nbformat.v4.new_notebook(cells=[cell("md", "# Tensor", "title"), cell("code", LOOP_FIX, "add"), cell("code", LOOP_TEST, "test"),
@@ -315,36 +319,27 @@ def test_the_loop_in_jupyterlab(tmp_path):
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(book, nb)
     out = Path(__file__).resolve().parents[1] / "test-output"
-    with jupyterlab(ws, tmp_path) as (url, token), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.goto(f"{url}/lab/tree/modules/01_tensor/01_tensor.ipynb?token={token}")
-            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-            cells.nth(3).wait_for(timeout=120_000)
-            try: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
-            except Exception: pass  # an older JupyterLab has no indicator: run_cell retries instead
-            for i in (1, 2, 3): run_cell(page, cells.nth(i))      # the module's cells, then %load_ext (the last cell)
-            set_cell(page, cells.nth(1), "def add(a, b): return a + b + bias"); run_cell(page, cells.nth(1))  # break it
-            cells.nth(3).click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # a scratch cell below
-            scratch = cells.nth(4)
-            set_cell(page, scratch, "%tito test"); run_cell(page, scratch)
-            expect(scratch.locator(".tito-checks")).to_be_visible(timeout=120_000)
-            report = output_text(scratch)
-            assert "NameError: name 'bias' is not defined" in report and "raised in cell 2 [" in report and "line 1 in add" in report, report
-            assert "\x1b[" not in report and str(tmp_path) not in report
-            set_cell(page, cells.nth(1), LOOP_FIX); run_cell(page, cells.nth(1))  # fixed in place
-            run_cell(page, scratch)
-            expect(scratch.locator(".tito-checks")).to_contain_text("all tests passed", timeout=120_000)
-            page.keyboard.press("Control+s"); time.sleep(1)
-            scratch.click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # another scratch cell: run, then deleted
-            other = cells.nth(5)
-            set_cell(page, other, "scratch = add(40, 2)"); run_cell(page, other)
-            page.keyboard.press("Escape"); page.keyboard.press("d"); page.keyboard.press("d")
-            expect(cells).to_have_count(5, timeout=10_000)
-            set_cell(page, scratch, "%tito complete"); run_cell(page, scratch)
-            expect(scratch.locator(".tito-change")).to_contain_text("Completed module 01 (Tensor)", timeout=180_000)
-            out.mkdir(exist_ok=True); scratch.screenshot(path=str(out / "jupyterlab-loop-completed.png"))
-            assert completed(ws) == [1]
-        finally: browser.close()
+    with first_module_in_chromium(ws, tmp_path, last_cell=3, height=1000) as (sync_api, page, cells):
+        expect = sync_api.expect
+        for i in (1, 2, 3): run_cell(page, cells.nth(i))      # the module's cells, then %load_ext (the last cell)
+        set_cell(page, cells.nth(1), "def add(a, b): return a + b + bias"); run_cell(page, cells.nth(1))  # break it
+        cells.nth(3).click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # a scratch cell below
+        scratch = cells.nth(4)
+        set_cell(page, scratch, "%tito test"); run_cell(page, scratch)
+        expect(scratch.locator(".tito-checks")).to_be_visible(timeout=120_000)
+        report = output_text(scratch)
+        assert "NameError: name 'bias' is not defined" in report and "raised in cell 2 [" in report and "line 1 in add" in report, report
+        assert "\x1b[" not in report and str(tmp_path) not in report
+        set_cell(page, cells.nth(1), LOOP_FIX); run_cell(page, cells.nth(1))  # fixed in place
+        run_cell(page, scratch)
+        expect(scratch.locator(".tito-checks")).to_contain_text("all tests passed", timeout=120_000)
+        page.keyboard.press("Control+s"); time.sleep(1)
+        scratch.click(); page.keyboard.press("Escape"); page.keyboard.press("b")  # another scratch cell: run, then deleted
+        other = cells.nth(5)
+        set_cell(page, other, "scratch = add(40, 2)"); run_cell(page, other)
+        page.keyboard.press("Escape"); page.keyboard.press("d"); page.keyboard.press("d")
+        expect(cells).to_have_count(5, timeout=10_000)
+        set_cell(page, scratch, "%tito complete"); run_cell(page, scratch)
+        expect(scratch.locator(".tito-change")).to_contain_text("Completed module 01 (Tensor)", timeout=180_000)
+        out.mkdir(exist_ok=True); scratch.screenshot(path=str(out / "jupyterlab-loop-completed.png"))
+        assert completed(ws) == [1]
