@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tinytorch_progress import server as srv
 from test_server import fresh_db, upload_body
-from test_server_e2e import free_port
+from conftest import free_port
 
 pytestmark = pytest.mark.slow  # two `tito serve` processes; thousands of students
 
