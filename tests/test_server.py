@@ -356,7 +356,7 @@ def test_a_bug_in_an_upload_is_a_json_500(site, monkeypatch):
     client, app, tok = site
     def broken(*args): raise RuntimeError("a bug, not the client's doing")
     from tinytorch_progress.server.routes import api
-    monkeypatch.setattr(api, "store_upload", broken)
+    monkeypatch.setattr(api, "receive_upload", broken)
     r = client.post("/api/progress/upload", json=upload_body(), headers=auth(tok["ada"]))
     assert (r.status_code, r.json(), r.headers["content-type"]) == (500, {"detail": "internal server error"}, "application/json")
 

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ROLES', 'SESSION_HOURS', 'SESSIONS_PER_USER', 'hash_token', 'new_token', 'add_user', 'issue_token', 'revoke',
-           'list_users', 'token_owner', 'user_for_token', 'set_role', 'open_session', 'session_user', 'end_session',
-           'leaderboard_names', 'on_leaderboard', 'set_profile']
+           'list_users', 'invalid_token', 'token_owner', 'user_for_token', 'set_role', 'open_session', 'session_user',
+           'end_session', 'leaderboard_names', 'on_leaderboard', 'set_profile']
 
 # %% ../../nbs/server/02_accounts.ipynb #8ff7d4e9
 import hashlib, secrets
@@ -100,6 +100,10 @@ def _who(r) -> dict: return {"pk": r.id, "username": r.username, "user_id": r.us
 _ut, _tt = User.__table__, Token.__table__
 _Q_OWNER = (select(_ut.c.id, _ut.c.username, _ut.c.user_id, _ut.c.role).select_from(_tt.join(_ut, _ut.c.id == _tt.c.user_pk))
             .where(_tt.c.token_hash == bindparam("token_hash"), _tt.c.revoked_at.is_(None)))  # built once: every upload asks
+
+def invalid_token() -> ApiError:
+    "The 401 for a bearer token nobody holds: unknown, revoked, or its account deleted."
+    return ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 def token_owner(conn, token: str) -> Optional[dict]:
     "The active user owning `token` (pk, username, user_id, role), or None; read on `conn`."

@@ -5,16 +5,17 @@
 # %% auto #0
 __all__ = ['COOKIE', 'Viewer', 'PageViewer', 'Reader', 'CurrentUser', 'Instructor', 'NAME_SCHEMA', 'ReadableUsername',
            'ReadableUserId', 'Uploader', 'RawBody', 'bearer_token', 'viewer', 'page_viewer', 'reader', 'current_user',
-           'instructor', 'checked_name', 'uploader', 'raw_body']
+           'instructor', 'checked_name', 'Upload', 'uploader', 'raw_body']
 
 # %% ../../nbs/server/07_deps.ipynb #785a8839
-from typing import Annotated, Optional
+from typing import Annotated, NamedTuple, Optional
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ..errors import ApiError
 from ..ids import USER_ID_MAX, USER_ID_PATTERN, InvalidId, check_user_id
-from .accounts import hash_token, on_leaderboard, session_user, token_owner, user_for_token
+from .accounts import invalid_token, on_leaderboard, session_user, user_for_token
 
 # %% ../../nbs/server/07_deps.ipynb #3fc94f2b
 def bearer_token(authorization: Optional[str]) -> str:
@@ -29,9 +30,6 @@ def bearer_token(authorization: Optional[str]) -> str:
 # %% ../../nbs/server/07_deps.ipynb #a038516f
 COOKIE = "tito_session"
 
-def _invalid_token() -> ApiError:
-    return ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-
 def viewer(request: Request) -> Optional[dict]:
     "The signed-in reader (pk, username, user_id, role), or None; a bad bearer token is a 401."
     engine, auth, hub = request.app.state.db.engine, request.headers.get("authorization"), getattr(request.app.state, "hub", None)
@@ -39,7 +37,7 @@ def viewer(request: Request) -> Optional[dict]:
         return hub.reader(request.app.state.db, bearer_token(auth) if auth else None, request.cookies)
     if auth:
         user = user_for_token(engine, bearer_token(auth))
-        if user is None: raise _invalid_token()
+        if user is None: raise invalid_token()
         return user
     sid = request.cookies.get(COOKIE)
     return session_user(engine, sid) if sid and len(sid) < 200 else None
@@ -106,22 +104,18 @@ ReadableUsername = Annotated[str, Depends(_readable("username"))]
 ReadableUserId = Annotated[str, Depends(_readable("user_id"))]
 
 # %% ../../nbs/server/07_deps.ipynb #7a7dcb15
-def _too_many(wait: float) -> ApiError:
-    return ApiError(429, f"too many uploads with this token; retry in {wait:.0f} s", {"Retry-After": str(max(1, int(wait + 0.999)))})
+class Upload(NamedTuple):
+    "Who sends an upload: their bearer token, and on a JupyterHub the hub's user for it (else None: the site's tokens decide)."
+    token: str
+    hub_user: Optional[dict] = None
 
-def uploader(request: Request) -> dict:
-    "The owner of the request's bearer token (401), with this upload counted against the token's rate limit (429)."
+async def uploader(request: Request) -> Upload:
+    "The upload's bearer token (a 401 without one) and, on a JupyterHub, its owner as the hub says (401, 403)."
     token, state = bearer_token(request.headers.get("authorization")), request.app.state
     hub = getattr(state, "hub", None)
-    known = hub.user(state.db, token) if hub is not None else None  # the hub is asked before the write transaction
-    with state.db.write() as conn:
-        user = known or token_owner(conn, token)
-        wait = state.limiter.take(conn, hash_token(token)) if user is not None and state.limiter else 0.0
-    if user is None: raise _invalid_token()
-    if wait: raise _too_many(wait)
-    return user
+    return Upload(token, None if hub is None else await run_in_threadpool(hub.user, state.db, token))
 
-Uploader = Annotated[dict, Depends(uploader)]
+Uploader = Annotated[Upload, Depends(uploader)]
 
 # %% ../../nbs/server/07_deps.ipynb #ca94942d
 async def raw_body(request: Request) -> bytes:

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import ApiError, TitoError
 from ..ids import InvalidId, check_user_id
-from .accounts import hash_token, user_for_token
+from .accounts import hash_token, invalid_token, user_for_token
 from .db import Db, User, new_pseudonym
-from .deps import _invalid_token
 from .routes.auth import PostedForm, safe_next
 from ..timeutil import utc_now
 
@@ -134,10 +133,10 @@ class Hub:
         "The owner of a bearer `token`: 401 when nobody holds it, 403 when the hub did not let it use this service."
         if token.startswith("tt_"):
             u = user_for_token(db.engine, token)
-            if u is None: raise _invalid_token()
+            if u is None: raise invalid_token()
             return u
         m = self.model(token)
-        if m is None: raise _invalid_token()
+        if m is None: raise invalid_token()
         if not self.allowed(m): raise _no_access(self.cfg.service)
         return self.account(db, m)
 

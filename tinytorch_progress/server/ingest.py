@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'KEEP_LATEST', 'load_body', 'parse_upload', 'accept_upload', 'as_export', 'Prepared', 'prepare',
-           'standing_row', 'counter_deltas', 'activity', 'prune_history', 'store_upload', 'latest_export']
+           'standing_row', 'counter_deltas', 'activity', 'prune_history', 'store_in', 'store_upload', 'receive_upload',
+           'latest_export']
 
 # %% ../../nbs/server/03_ingest.ipynb #56aec472
 import hashlib, json, math, re
@@ -20,7 +21,8 @@ from ..schemas import CombinedExport, UploadRequest, describe_validation_error, 
 from ..timeutil import format_timestamp
 from ..curriculum import Curriculum
 from .bounds import check_course
-from .limits import RateLimiter, bucket_key
+from .accounts import hash_token, invalid_token, token_owner
+from .limits import RateLimiter, bucket_key, too_many
 from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, User, join_ids, per_dialect,
                                           rank_counter, split_ids)
 from ..timeutil import utc_naive, utc_now
@@ -186,8 +188,7 @@ _ADD_TO_COUNTERS = per_dialect(_add_to_counters)
 # %% ../../nbs/server/03_ingest.ipynb #6cda22b7
 def _standing_for_update(conn, pk: int):
     "The student's standing (None before their first upload), their user row locked until the transaction ends."
-    if conn.execute(_LOCK_USER, {"b_pk": pk}).first() is None:
-        raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # deleted meanwhile
+    if conn.execute(_LOCK_USER, {"b_pk": pk}).first() is None: raise invalid_token()  # deleted meanwhile
     return conn.execute(_STANDING, {"b_pk": pk}).first()
 
 # %% ../../nbs/server/03_ingest.ipynb #21d0ee95
@@ -223,25 +224,44 @@ def _charge(conn, budget: Optional[RateLimiter], pk: int, size: int) -> None:
                        {"Retry-After": str(math.ceil(wait))})
 
 # %% ../../nbs/server/03_ingest.ipynb #9fbf2dfe
-def store_upload(db: Db, user: dict, req: UploadRequest, budget: Optional[RateLimiter] = None) -> dict:
-    "Store `req` as `user`'s snapshot (counting its bytes against `budget`), in one transaction; the reply: what the server now holds."
-    now, pk = utc_now(), user["pk"]
-    up = prepare(user["user_id"], req, now)
-    with db.write() as conn:
-        prev = _standing_for_update(conn, pk)
-        sid = conn.execute(_NEW_SNAPSHOT[conn.dialect.name], dict(user_pk=pk, content_hash=up.digest, exported_at=up.exported_at,
-                           received_at=now, modules_completed=up.modules, milestones_completed=up.milestones, data=up.data)).scalar()
-        if sid is None: return {"user_id": user["user_id"], **_unchanged(conn, pk, up, prev)}  # this very body, stored already
-        _charge(conn, budget, pk, len(up.data))
-        prune_history(conn, pk)
-        row = standing_row(prev, sid, now, up)
-        if prev is None: conn.execute(_INSERT_STANDING, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
-        else: conn.execute(_UPDATE_STANDING, {"b_pk": pk, **row})
-        deltas, events = counter_deltas(prev, row), activity(prev, up.export, now)
-        if deltas: conn.execute(_ADD_TO_COUNTERS[conn.dialect.name], [{"counter": c, "bucket": b, "students": n} for (c, b), n in deltas.items()])
-        if events: conn.execute(_INSERT_EVENTS, [{"user_pk": pk, "snapshot_id": sid, **e} for e in events])
+def store_in(conn, user: dict, up: Prepared, now: datetime, budget: Optional[RateLimiter] = None) -> dict:
+    "Store `up` as `user`'s snapshot in `conn`'s write transaction (its bytes counted against `budget`); the reply."
+    pk = user["pk"]
+    prev = _standing_for_update(conn, pk)
+    sid = conn.execute(_NEW_SNAPSHOT[conn.dialect.name], dict(user_pk=pk, content_hash=up.digest, exported_at=up.exported_at,
+                       received_at=now, modules_completed=up.modules, milestones_completed=up.milestones, data=up.data)).scalar()
+    if sid is None: return {"user_id": user["user_id"], **_unchanged(conn, pk, up, prev)}  # this very body, stored already
+    _charge(conn, budget, pk, len(up.data))
+    prune_history(conn, pk)
+    row = standing_row(prev, sid, now, up)
+    if prev is None: conn.execute(_INSERT_STANDING, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
+    else: conn.execute(_UPDATE_STANDING, {"b_pk": pk, **row})
+    deltas, events = counter_deltas(prev, row), activity(prev, up.export, now)
+    if deltas: conn.execute(_ADD_TO_COUNTERS[conn.dialect.name], [{"counter": c, "bucket": b, "students": n} for (c, b), n in deltas.items()])
+    if events: conn.execute(_INSERT_EVENTS, [{"user_pk": pk, "snapshot_id": sid, **e} for e in events])
     return {"user_id": user["user_id"], "status": "stored", "snapshot_id": sid, "latest": True, "modules_completed": up.modules,
             "milestones_completed": up.milestones}
+
+def store_upload(db: Db, user: dict, req: UploadRequest, budget: Optional[RateLimiter] = None) -> dict:
+    "Store `req` as `user`'s snapshot in a transaction of its own (scripts, tests and the demo; uploads use `receive_upload`)."
+    now = utc_now()
+    up = prepare(user["user_id"], req, now)
+    with db.write() as conn: return store_in(conn, user, up, now, budget)
+
+# %% ../../nbs/server/03_ingest.ipynb #a3ec71d9
+def receive_upload(db: Db, token: str, body: bytes, course: Optional[Curriculum] = None, limiter: Optional[RateLimiter] = None,
+                   budget: Optional[RateLimiter] = None, known: Optional[dict] = None) -> dict:
+    "Store the upload in `body` from the owner of `token` (or `known`), within `limiter` and `budget`, in one transaction; the reply."
+    now = utc_now()
+    with db.write() as conn:
+        user = known or token_owner(conn, token)
+        if user is None: raise invalid_token()
+        wait = limiter.take(conn, hash_token(token)) if limiter is not None else 0.0
+        if wait: raise too_many(wait, "uploads with this token")
+        try: up = prepare(user["user_id"], accept_upload(user, body, course), now)
+        except ApiError as e: refused = e  # raised once the spent token is committed
+        else: return store_in(conn, user, up, now, budget)
+    raise refused
 
 # %% ../../nbs/server/03_ingest.ipynb #610a74a8
 def latest_export(db: Db, user_id: str) -> Optional[dict]:

@@ -18,7 +18,7 @@ from ...schemas import CombinedExport, Leaderboard
 from ..accounts import set_profile
 from ..classview import course_columns, gradebook_csv, gradebook_json
 from ..deps import CurrentUser, Instructor, RawBody, Reader, ReadableUserId, Uploader
-from ..ingest import accept_upload, latest_export, store_upload
+from ..ingest import latest_export, receive_upload
 from ..limits import throttle
 from ..live import class_version
 from ..ranking import Metric, leaderboard_as_seen
@@ -67,10 +67,10 @@ def healthz(request: Request):
                         201: {"model": UploadResult, "description": "stored"}, **error_responses(400, 401, 403, 413, 422, 429, 503)},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"$ref": "#/components/schemas/Upload_UploadRequest"}}}}, "security": [{"bearer": []}]})
-def upload(request: Request, user: Uploader, body: RawBody):
+def upload(request: Request, who: Uploader, body: RawBody):
     "Store a progress snapshot for the token's owner."
     state = request.app.state
-    out = store_upload(state.db, user, accept_upload(user, body, state.curriculum), state.limits["stored_bytes"])
+    out = receive_upload(state.db, who.token, body, state.curriculum, state.limiter, state.limits["stored_bytes"], who.hub_user)
     return JSONResponse(out, status_code=201 if out["status"] == "stored" else 200)
 
 # %% ../../../nbs/server/routes/00_api.ipynb #5e61b5c4
