@@ -33,7 +33,7 @@ if [ -n "$(git status --porcelain -- tinytorch_progress 2>/dev/null)" ]; then
   echo "nbdev_export changed tinytorch_progress/ — edit nbs/ and export:"; git status --porcelain -- tinytorch_progress; exit 1
 fi
 .venv/bin/nbdev_test --n_workers 2
-.venv/bin/python -m pytest -q -p no:cacheprovider tests
+.venv/bin/python -m pytest -q -rs -p no:cacheprovider tests  # -rs: every skipped test says why
 
 # Every other supported Python (3.10 to 3.13, see setup.py): install, notebook tests and the fast tests, each in its
 # own .venv-3.X.

@@ -83,7 +83,7 @@ def pytest_configure(config):
 
 
 # ---------------------------------------------------------------- markers (registered in pyproject.toml)
-# `pytest -m "not slow"` is the quick loop (under a minute); CI runs everything. A slow file says so at its top
+# `pytest -n 2 -m "not slow"` is the quick loop (with `nbdev_test`, under a minute); CI runs everything. A slow file says so at its top
 # (`pytestmark = pytest.mark.slow`, browser files add `pytest.mark.browser`), a slow test in a quick file with
 # `@pytest.mark.slow`. Only the PostgreSQL rule is here, because it goes by parameter, not by file or test: the
 # server tests run once on SQLite (quick) and once on PostgreSQL (a fresh schema per test costs about as much as the
