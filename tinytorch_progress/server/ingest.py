@@ -258,9 +258,10 @@ def receive_upload(db: Db, token: str, body: bytes, course: Optional[Curriculum]
         if user is None: raise invalid_token()
         wait = limiter.take(conn, hash_token(token)) if limiter is not None else 0.0
         if wait: raise too_many(wait, "uploads with this token")
-        try: up = prepare(user["user_id"], accept_upload(user, body, course), now)
+        try:
+            up = prepare(user["user_id"], accept_upload(user, body, course), now)
+            with conn.begin_nested(): return store_in(conn, user, up, now, budget)
         except ApiError as e: refused = e  # raised once the spent token is committed
-        else: return store_in(conn, user, up, now, budget)
     raise refused
 
 # %% ../../nbs/server/03_ingest.ipynb #610a74a8
