@@ -172,8 +172,7 @@ def activity(prev, export: CombinedExport, now: datetime) -> list[dict]:
 _ut, _st, _snap, _ct, _evt = (User.__table__, Standing.__table__, Snapshot.__table__, Counter.__table__, Event.__table__)
 _LOCK_USER = select(_ut.c.id).where(_ut.c.id == bindparam("b_pk")).with_for_update()
 _STANDING = select(_st).where(_st.c.user_pk == bindparam("b_pk"))
-_NEW_SNAPSHOT = per_dialect(lambda insert: insert(_snap).on_conflict_do_nothing(index_elements=[_snap.c.user_pk, _snap.c.content_hash])
-                            .returning(_snap.c.id))
+_NEW_SNAPSHOT = insert(_snap).returning(_snap.c.id)
 _DUPLICATE = (select(_snap.c.id, _snap.c.modules_completed, _snap.c.milestones_completed)
               .where(_snap.c.user_pk == bindparam("b_pk"), _snap.c.content_hash == bindparam("b_hash")))
 _INSERT_STANDING, _UPDATE_STANDING = insert(_st), update(_st).where(_st.c.user_pk == bindparam("b_pk"))
@@ -192,11 +191,11 @@ def _standing_for_update(conn, pk: int):
     return conn.execute(_STANDING, {"b_pk": pk}).first()
 
 # %% ../../nbs/server/03_ingest.ipynb #21d0ee95
-def _unchanged(conn, pk: int, up: Prepared, prev) -> dict:
-    "The reply for a body stored already: that snapshot, and whether it is still the latest."
-    dup = conn.execute(_DUPLICATE, {"b_pk": pk, "b_hash": up.digest}).one()
-    return {"status": "unchanged", "snapshot_id": dup.id, "latest": prev is not None and prev.snapshot_id == dup.id,
-            "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
+def _unchanged(conn, pk: int, up: Prepared, prev) -> Optional[dict]:
+    "The reply for a body stored already (that snapshot, and whether it is still the latest), or None for a new body."
+    dup = conn.execute(_DUPLICATE, {"b_pk": pk, "b_hash": up.digest}).first()
+    return None if dup is None else {"status": "unchanged", "snapshot_id": dup.id, "latest": prev is not None and prev.snapshot_id == dup.id,
+                                     "modules_completed": dup.modules_completed, "milestones_completed": dup.milestones_completed}
 
 # %% ../../nbs/server/03_ingest.ipynb #374ff126
 KEEP_LATEST = 20
@@ -226,12 +225,14 @@ def _charge(conn, budget: Optional[RateLimiter], pk: int, size: int) -> None:
 # %% ../../nbs/server/03_ingest.ipynb #9fbf2dfe
 def store_in(conn, user: dict, up: Prepared, now: datetime, budget: Optional[RateLimiter] = None) -> dict:
     "Store `up` as `user`'s snapshot in `conn`'s write transaction (its bytes counted against `budget`); the reply."
+    " A refusal (401, 413, 429) is raised before anything is written."
     pk = user["pk"]
-    prev = _standing_for_update(conn, pk)
-    sid = conn.execute(_NEW_SNAPSHOT[conn.dialect.name], dict(user_pk=pk, content_hash=up.digest, exported_at=up.exported_at,
-                       received_at=now, modules_completed=up.modules, milestones_completed=up.milestones, data=up.data)).scalar()
-    if sid is None: return {"user_id": user["user_id"], **_unchanged(conn, pk, up, prev)}  # this very body, stored already
+    prev = _standing_for_update(conn, pk)  # the student's uploads take turns from here: no other can store this body now
+    same = _unchanged(conn, pk, up, prev)
+    if same is not None: return {"user_id": user["user_id"], **same}  # this very body, stored already
     _charge(conn, budget, pk, len(up.data))
+    sid = conn.execute(_NEW_SNAPSHOT, dict(user_pk=pk, content_hash=up.digest, exported_at=up.exported_at,
+                       received_at=now, modules_completed=up.modules, milestones_completed=up.milestones, data=up.data)).scalar_one()
     prune_history(conn, pk)
     row = standing_row(prev, sid, now, up)
     if prev is None: conn.execute(_INSERT_STANDING, dict(user_pk=pk, user_id=user["user_id"], username=user["username"], **row))
@@ -258,10 +259,8 @@ def receive_upload(db: Db, token: str, body: bytes, course: Optional[Curriculum]
         if user is None: raise invalid_token()
         wait = limiter.take(conn, hash_token(token)) if limiter is not None else 0.0
         if wait: raise too_many(wait, "uploads with this token")
-        try:
-            up = prepare(user["user_id"], accept_upload(user, body, course), now)
-            with conn.begin_nested(): return store_in(conn, user, up, now, budget)
-        except ApiError as e: refused = e  # raised once the spent token is committed
+        try: return store_in(conn, user, prepare(user["user_id"], accept_upload(user, body, course), now), now, budget)
+        except ApiError as e: refused = e  # refused before anything was written: raised once the spent token is committed
     raise refused
 
 # %% ../../nbs/server/03_ingest.ipynb #610a74a8
