@@ -6,19 +6,14 @@
 __all__ = ['NO_STORE', 'RETRY_AFTER', 'UNAVAILABLE', 'has_nul', 'RefuseNul', 'PrivateCaching', 'database_unavailable']
 
 # %% ../../nbs/server/08_guards.ipynb #e5287dcb
-import json, logging
+import logging
 
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
-# %% ../../nbs/server/08_guards.ipynb #46c3a770
-def _json_reply(status: int, detail: str, headers: tuple = ()) -> tuple[dict, dict]:
-    "The two ASGI messages of a small JSON response."
-    body = json.dumps({"detail": detail}).encode()
-    return ({"type": "http.response.start", "status": status,
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]},
-            {"type": "http.response.body", "body": body})
+from .limits import json_reply
 
+# %% ../../nbs/server/08_guards.ipynb #46c3a770
 def has_nul(scope: dict) -> bool:
     "Whether the request of `scope` carries a NUL in its path, query or headers (sent as `%00` or raw)."
     raw = scope.get("raw_path") or b""
@@ -33,7 +28,7 @@ class RefuseNul:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and has_nul(scope):
-            for message in _json_reply(422, "the request contains a NUL character (U+0000), which is not allowed anywhere"):
+            for message in json_reply(422, "the request contains a NUL character (U+0000), which is not allowed anywhere"):
                 await send(message)
             return
         await self.app(scope, receive, send)
