@@ -452,8 +452,15 @@ def _header_server():
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started: time.sleep(0.02)
-    _HDR["port"] = port
+    _HDR["port"], _HDR["server"] = port, server
     return port
+
+
+def _wait_admitted(ok, within=2.0):
+    "Poll the fuzz server's count of admitted connections until `ok(count)` (instead of sleeping a guessed time)."
+    peers = _HDR["server"].server_state.__dict__.setdefault("tito_peers", collections.Counter())
+    end = time.monotonic() + within
+    while not ok(peers.get("", 0)) and time.monotonic() < end: time.sleep(0.005)
 
 
 def _status(sock, timeout=3.0):
@@ -483,7 +490,7 @@ def check_headers(sc):
     held = []
     for _ in range(sc["held"]):
         s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"GET /healthz HTTP/1.1\r\nhost: t\r\n"); held.append(s)
-    time.sleep(0.05)
+    _wait_admitted(lambda n: n >= min(sc["held"], g.max_connections))
     raw = b"GET /healthz HTTP/1.1\r\nhost: t\r\nx-pad: " + b"a" * sc["header"] + b"\r\nconnection: close\r\n\r\n"
     cuts = [len(raw) * i // sc["split"] for i in range(sc["split"] + 1)]
     c = socket.create_connection(("127.0.0.1", port))
@@ -503,7 +510,7 @@ def check_headers(sc):
     statuses = [_status(h, timeout=3) for h in held]
     assert set(statuses) <= {408, 503} and None not in statuses, (sc, statuses)  # every held one answered, none reset
     for s in held + [c]: s.close()
-    time.sleep(g.linger + 0.05)
+    _wait_admitted(lambda n: n == 0)
     after = socket.create_connection(("127.0.0.1", port))
     after.sendall(b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
     assert _status(after) == 200, sc  # and the site serves again
