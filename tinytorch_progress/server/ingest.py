@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from ..errors import ApiError, FormatError
 from ..ids import InvalidId, check_user_id
 from ..jsonio import parse_json
-from ..schemas import CombinedExport, UploadRequest, describe_validation_error, version_tuple
+from ..schemas import CombinedExport, UploadRequest, describe_validation_error
 from ..timeutil import format_timestamp
 from ..curriculum import Curriculum
 from .bounds import check_course
@@ -88,10 +88,6 @@ def accept_upload(user: dict, body: bytes, course: Optional[Curriculum] = None) 
 def as_export(req: UploadRequest, user_id: str, now: datetime, req_json: Optional[dict] = None) -> CombinedExport:
     "The combined export the server stores for `req`: the owner's user id, the client's timestamp (else now)."
     ts = req.timestamp or now.replace(tzinfo=timezone.utc)
-    try: known = version_tuple(req.version)[0] <= 1
-    except ValueError: known = False
-    if known:  # every other field is `req`'s, valid already: no second validation
-        return CombinedExport.model_construct(**{**dict(req), **(req.model_extra or {}), "user_id": user_id, "timestamp": ts})
     try: return CombinedExport.model_validate({**(req_json or req.to_json()), "user_id": user_id, "timestamp": ts})
     except ValueError as e: raise _invalid(e) from None
 
