@@ -22,7 +22,7 @@ from ..timeutil import format_timestamp
 from ..curriculum import Curriculum
 from .bounds import check_course
 from .accounts import hash_token, invalid_token, token_owner
-from .limits import RateLimiter, bucket_key, too_many
+from .limits import RateLimiter, bucket_key, retry_later, too_many
 from .db import (RANK_BLOCK, Counter, Db, Event, Snapshot, Standing, User, join_ids, per_dialect,
                                           rank_counter, split_ids)
 from ..timeutil import utc_naive, utc_now
@@ -214,9 +214,7 @@ def _charge(conn, budget: Optional[RateLimiter], pk: int, size: int) -> None:
     wait = budget.take(conn, bucket_key("stored_bytes", str(pk)), size)
     cap = f"{budget.burst / 2**20:g} MiB" if budget.burst >= 2**20 else f"{budget.burst:.0f} bytes"
     if wait == math.inf: raise ApiError(413, f"this upload ({size} bytes) is larger than this student's storage budget ({cap} a day)")
-    if wait:
-        raise ApiError(429, f"this student's storage budget is spent ({cap} of snapshots a day); retry in {math.ceil(wait)} s",
-                       {"Retry-After": str(math.ceil(wait))})
+    if wait: raise retry_later(wait, f"this student's storage budget is spent ({cap} of snapshots a day)")
 
 # %% ../../nbs/server/03_ingest.ipynb #9fbf2dfe
 def store_in(conn, user: dict, up: Prepared, now: datetime, budget: Optional[RateLimiter] = None) -> dict:
