@@ -166,7 +166,7 @@ def test_the_demo_says_how_to_sign_in_to_its_website(tmp_path):
     shell = Terminal(first[:2] if first[1].startswith("source ") else first[:1], env, tmp_path / "course", tmp_path)
     users = terminal(shell.prefix, "tito server list-users", env)   # before any `tito serve`: the demo's own database
     assert users.returncode == 0 and instructor in users.stdout, users.stderr
-    assert f"database sqlite:///{(tmp_path / 'course' / 'website.db').resolve()}" in users.stderr
+    assert f"database sqlite:///{(tmp_path / 'course' / 'website.db').resolve()} (recorded by `tito demo` in .tito/server.json)" in users.stderr
     try:
         shell.run(command(site[0]))   # tito serve, as printed
         with httpx.Client(base_url=login_url.removesuffix("/login"), follow_redirects=False) as browser:

@@ -232,7 +232,7 @@ def publish_website(root: Path, log=print) -> dict:
     from tinytorch_progress.server.location import record_database
     from tinytorch_progress.sync import login, sync, sync_disabled
     port, app = website_port(), create_app(f"sqlite:///{root / 'website.db'}")
-    record_database(f"sqlite:///{root / 'website.db'}", root)  # `tito server …` in the course folder finds it before any `tito serve`
+    record_database(f"sqlite:///{root / 'website.db'}", root, by="tito demo")  # `tito server …` in the course folder finds it before any `tito serve`
     out = {"website_db": "website.db", "url": f"http://127.0.0.1:{port}", "port": port, "sync": None}
     try:
         token = add_user(app.state.db.engine, DEMO_USER)

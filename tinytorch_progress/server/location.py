@@ -39,21 +39,21 @@ def shown(url: str) -> str:
 # %% ../../nbs/server/00a_location.ipynb #4a27db33
 RECORD = Path(".tito") / "server.json"
 
-def record_database(url: str, folder=".") -> Path:
-    "Record in `folder` that `tito serve` serves `url` there; the record's path."
+def record_database(url: str, folder=".", by: str = "tito serve") -> Path:
+    "Record in `folder` that `url` is the database served there (recorded `by` that command); the record's path."
     path = Path(folder) / RECORD
     path.parent.mkdir(exist_ok=True)
-    write_json_atomic(path, {"database": absolute_url(url), "recorded_at": format_timestamp(utc_now())}, mode=0o600)
+    write_json_atomic(path, {"database": absolute_url(url), "recorded_by": by, "recorded_at": format_timestamp(utc_now())}, mode=0o600)
     return path
 
-def recorded_database(folder=".") -> Optional[str]:
-    "The database recorded in `folder`, or None; a record that cannot be read is an error naming it."
+def recorded_database(folder=".") -> Optional[tuple[str, str]]:
+    "The database recorded in `folder` and the command that recorded it, or None; a record that cannot be read is an error naming it."
     path = Path(folder) / RECORD
     if not path.exists(): return None
-    try: url = read_json(path).get("database")
+    try: rec = read_json(path); url, by = rec.get("database"), rec.get("recorded_by", "tito serve")
     except (FormatError, AttributeError) as e: raise TitoError(f"{path}: cannot read the recorded database ({e}); remove it or pass --db") from None
     if not isinstance(url, str) or not url: raise TitoError(f"{path}: no database recorded in it; remove it or pass --db")
-    return url
+    return url, by if isinstance(by, str) and by else "tito serve"
 
 # %% ../../nbs/server/00a_location.ipynb #4d6d8698
 def choose_database(given: Optional[str] = None, folder=".", create: bool = False) -> tuple[str, str]:
@@ -61,7 +61,7 @@ def choose_database(given: Optional[str] = None, folder=".", create: bool = Fals
     env = os.environ.get("TITO_SERVER_DB")
     recorded = None if given or env else recorded_database(folder)
     url, source = ((given, "--db") if given else (env, "$TITO_SERVER_DB") if env else
-                   (recorded, f"recorded by `tito serve` in {RECORD}") if recorded else (DEFAULT_DB, "the default"))
+                   (recorded[0], f"recorded by `{recorded[1]}` in {RECORD}") if recorded else (DEFAULT_DB, "the default"))
     f = sqlite_file(url)
     if f is not None and not f.is_absolute(): f = Path(folder) / f
     if not create and source not in ("--db", "$TITO_SERVER_DB") and f is not None and not f.exists():
