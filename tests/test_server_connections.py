@@ -135,6 +135,31 @@ def test_past_the_cap_a_503_then_service_again(tmp_path):
         assert request(port)[0] == 200
 
 
+# ---- slow bodies -----------------------------------------------------------------------------------------------------------
+
+def slow_upload(port, token, size=1000, timeout=15.0):
+    "(status, seconds until the server closed the connection, response): an upload that sends 10 bytes of its `size` and waits."
+    t = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+        c.sendall(b"POST /api/progress/upload HTTP/1.1\r\nhost: t\r\nauthorization: Bearer " + token.encode() +
+                  b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n{\"module_" % size)
+        out = b""
+        while chunk := c.recv(65536): out += chunk
+    return int(out.split(b" ")[1]), time.monotonic() - t, out
+
+
+def test_a_slow_body_is_a_408_and_the_site_serves_on(tmp_path):
+    with tito_serve(tmp_path, "--body-timeout", "2") as (port, proc):
+        token = srv.add_user(srv.Db(str(tmp_path / "site.db")).engine, "bea")
+        status, took, out = slow_upload(port, token)
+        assert status == 408 and b"request body not received within 2 s" in out and 1.9 <= took < 10, (status, took, out)
+        status, took, out = slow_upload(port, token, size=10**6)  # answered without its body (413): then closed, not held
+        assert status == 413 and took < 10, (status, took, out)
+        assert request(port)[0] == 200
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log and "Exception" not in log, log
+
+
 # ---- huge headers ----------------------------------------------------------------------------------------------------------
 
 def test_huge_headers_are_refused_and_memory_stays_flat(tmp_path):

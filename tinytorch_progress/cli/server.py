@@ -217,7 +217,8 @@ def _serve(args):
     from tinytorch_progress.server.serving import Guard, check_descriptors, serve
     hub = serve_hub(args)  # a JupyterHub service: listen where the hub says
     per_client = args.max_connections_per_client or (args.max_connections if hub else max(1, args.max_connections // 2))  # a hub: one proxy
-    guard = Guard(max_connections=args.max_connections, max_per_client=per_client, header_timeout=args.header_timeout)
+    guard = Guard(max_connections=args.max_connections, max_per_client=per_client, header_timeout=args.header_timeout,
+                  body_timeout=args.body_timeout)
     check_descriptors(guard)
     url = choose_database(args.db, create=True)[0]
     app = create_app(url, durable=not args.fast_commit, public=args.public, course_name=args.course_name, stale_days=args.stale_days,
@@ -263,6 +264,8 @@ def _serve_parser(sub):
                         "set it to --max-connections)")
     p.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="S",
                    help="seconds a client has to send a request's headers; then 408 (default 10)")
+    p.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="seconds a client has, after the headers, to send a request's body; then 408 (default 30)")
     p.add_argument("--public", action="store_true",
                    help="open the overview, leaderboard and students' pages to anyone (default: private, readers sign in)")
     p.add_argument("--course-name", metavar="NAME", help="the name in every page's header (default: the curriculum's)")
