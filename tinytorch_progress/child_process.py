@@ -103,8 +103,11 @@ def failing_test(e: BaseException):
 
 # %% ../nbs/16_child_process.ipynb #38b1f072
 def _shell():
+    import warnings
     from IPython.core.interactiveshell import InteractiveShell
-    sh = InteractiveShell.instance(colors="NoColor")
+    with warnings.catch_warnings():  # about tito's interpreter when $VIRTUAL_ENV names another one, not the student's code
+        warnings.filterwarnings("ignore", "Attempting to work in a virtualenv")
+        sh = InteractiveShell.instance(colors="NoColor")
     sh.displayhook.write_output_prompt = lambda: None
     sh.user_ns["__name__"] = "__main__"
     return sh
