@@ -300,7 +300,7 @@ def test_fuzz_names_in_urls(name):
 # ---- issue 28: session lifecycles, course-bound counts, header abuse -------------------------------------------------------
 # Each group counts its attempts (examples, and the operations or connections in them) in ATTEMPTS; run with -s to see
 # them (test_fuzz_attempts_reported prints the table).
-import collections, itertools, socket, threading, time
+import collections, itertools, select, socket, threading, time
 
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule  # noqa: F401 (documented API)
 
@@ -445,7 +445,7 @@ def _header_server():
     if "port" in _HDR: return _HDR["port"]
     import uvicorn
     from tinytorch_progress.server.serving import Guard, GuardedHttp
-    GUARD = Guard(max_connections=12, max_per_client=12, max_header_bytes=2048, header_timeout=0.6, linger=0.3)
+    GUARD = Guard(max_connections=12, max_per_client=12, max_header_bytes=2048, header_timeout=0.6, body_timeout=0.6, linger=0.3)
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     config = uvicorn.Config(SQLITE_APP, host="127.0.0.1", port=port, http=GuardedHttp, loop="asyncio", log_level="critical")
     config.tito_guard = GUARD
@@ -521,6 +521,63 @@ def check_headers(sc):
 @given(scenarios)
 def test_fuzz_header_abuse(sc):
     check_headers(sc)
+
+
+bodies = st.fixed_dictionaries({
+    "size": st.integers(1, 4000),             # an upload body of this many bytes
+    "split": st.integers(1, 4),               # sent in this many pieces
+    "pause": st.sampled_from([0.0, 0.05, 0.9]),  # between pieces (0.9 s: over the body timeout)
+    "idle": st.sampled_from([0.0, 0.8]),      # then, on the same connection, idle this long before one more request
+})
+
+
+def _response(sock, timeout=3.0):
+    "(status, whole response) of one response on `sock` (None: a reset, a close, or nothing within `timeout`)."
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while b"\r\n\r\n" not in out:
+            chunk = sock.recv(4096)
+            if not chunk: return None, out
+            out += chunk
+        head, rest = out.split(b"\r\n\r\n", 1)
+        length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), b"0"))
+        while len(rest) < length:
+            chunk = sock.recv(4096)
+            if not chunk: break
+            rest += chunk
+    except OSError: return None, out
+    return int(out.split(b" ")[1]), out
+
+
+def check_body(sc):
+    "An upload whose body arrives in pieces: answered (401: no such token) when in time, else a 408; a kept-alive connection then serves on."
+    port, g = _header_server(), GUARD
+    ATTEMPTS["bodies: scenarios"] += 1
+    body = b"x" * sc["size"]
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"POST /api/progress/upload HTTP/1.1\r\nhost: t\r\nauthorization: Bearer not-a-token\r\n"
+              b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+    cuts = [len(body) * i // sc["split"] for i in range(sc["split"] + 1)]
+    for a, b in zip(cuts, cuts[1:]):
+        c.sendall(body[a:b])
+        if b < len(body) and select.select([c], [], [], sc["pause"])[0]: break  # answered while pausing: read it
+    got, out = _response(c)
+    late = sc["pause"] * (sc["split"] - 1) > g.body_timeout
+    ATTEMPTS[f"bodies: answered {got}"] += 1
+    assert got == (408 if late else 401), (sc, got, out)
+    if not late:  # kept alive: no timer of the first request may end the connection, however long it idles
+        time.sleep(sc["idle"])
+        c.sendall(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert _response(c)[0] == 200, sc
+    c.close()
+    _wait_admitted(lambda n: n == 0)
+
+
+@settings(max_examples=max(10, EXAMPLES // 4), deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(bodies)
+def test_fuzz_slow_bodies(sc):
+    check_body(sc)
 
 
 def test_fuzz_attempts_reported():
