@@ -463,17 +463,28 @@ def _wait_admitted(ok, within=2.0):
     while not ok(peers.get("", 0)) and time.monotonic() < end: time.sleep(0.005)
 
 
-def _status(sock, timeout=3.0):
-    "The status of the response on `sock`, or None if none came (a reset, or nothing within `timeout`)."
+def _response(sock, timeout=3.0):
+    "(status, whole response) of one response on `sock` (None: a reset, a close, or nothing within `timeout`)."
     sock.settimeout(timeout)
     out = b""
     try:
-        while b"\r\n" not in out:
+        while b"\r\n\r\n" not in out:
+            chunk = sock.recv(4096)
+            if not chunk: return None, out
+            out += chunk
+        head, rest = out.split(b"\r\n\r\n", 1)
+        length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), b"0"))
+        while len(rest) < length:
             chunk = sock.recv(4096)
             if not chunk: break
-            out += chunk
-    except OSError: return None
-    return int(out.split(b" ")[1]) if out.startswith(b"HTTP/1.1 ") else None
+            rest += chunk
+    except OSError: return None, out
+    return (int(out.split(b" ")[1]) if out.startswith(b"HTTP/1.1 ") else None), out
+
+
+def _status(sock, timeout=3.0):
+    "The status of the response on `sock`, or None if none came (a reset, or nothing within `timeout`)."
+    return _response(sock, timeout)[0]
 
 
 scenarios = st.fixed_dictionaries({
@@ -529,25 +540,6 @@ bodies = st.fixed_dictionaries({
     "pause": st.sampled_from([0.0, 0.05, 0.9]),  # between pieces (0.9 s: over the body timeout)
     "idle": st.sampled_from([0.0, 0.8]),      # then, on the same connection, idle this long before one more request
 })
-
-
-def _response(sock, timeout=3.0):
-    "(status, whole response) of one response on `sock` (None: a reset, a close, or nothing within `timeout`)."
-    sock.settimeout(timeout)
-    out = b""
-    try:
-        while b"\r\n\r\n" not in out:
-            chunk = sock.recv(4096)
-            if not chunk: return None, out
-            out += chunk
-        head, rest = out.split(b"\r\n\r\n", 1)
-        length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), b"0"))
-        while len(rest) < length:
-            chunk = sock.recv(4096)
-            if not chunk: break
-            rest += chunk
-    except OSError: return None, out
-    return int(out.split(b" ")[1]), out
 
 
 def check_body(sc):
