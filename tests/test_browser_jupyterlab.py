@@ -82,6 +82,7 @@ def test_panel_and_unlock_banner_in_jupyterlab(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(90_000)  # JupyterLab with a kernel, on a busy machine
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{url}/lab/tree/progress.ipynb?token={token}")
@@ -189,6 +190,7 @@ def browser():
 
 def new_page(browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(90_000)  # JupyterLab with a kernel, on a busy machine
     page.dialogs = []
     page.on("dialog", lambda d: (page.dialogs.append(d.type), d.dismiss()))
     return page

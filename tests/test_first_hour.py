@@ -333,6 +333,7 @@ def test_outputs_readable_light_and_dark(course, tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                page.set_default_timeout(90_000)  # JupyterLab with a kernel, on a busy machine
                 page.goto(f"{url}/lab/tree/look.ipynb?token={token}")
                 sync_api.expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(timeout=90_000)
                 page.wait_for_timeout(1000)

@@ -260,6 +260,7 @@ def first_module_in_chromium(ws: Path, base: Path, last_cell: int, height: int =
                                                                     "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
             page = browser.new_page(viewport={"width": 1300, "height": height})
+            page.set_default_timeout(90_000)  # JupyterLab with a kernel, on a busy machine: 30 s is not always enough for a click
             page.goto(f"{url}/lab/tree/modules/01_tensor/01_tensor.ipynb?token={token}")
             cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
             cells.nth(last_cell).wait_for(timeout=120_000)
