@@ -50,7 +50,7 @@ def recorded_database(folder=".") -> Optional[tuple[str, str]]:
     "The database recorded in `folder` and the command that recorded it, or None; a record that cannot be read is an error naming it."
     path = Path(folder) / RECORD
     if not path.exists(): return None
-    try: rec = read_json(path); url, by = rec.get("database"), rec.get("recorded_by", "tito serve")
+    try: rec = read_json(path); url, by = rec.get("database"), rec.get("recorded_by")
     except (FormatError, AttributeError) as e: raise TitoError(f"{path}: cannot read the recorded database ({e}); remove it or pass --db") from None
     if not isinstance(url, str) or not url: raise TitoError(f"{path}: no database recorded in it; remove it or pass --db")
     return url, by if isinstance(by, str) and by else "tito serve"

@@ -46,7 +46,7 @@ def refusal(status: int, detail: str, retry_after: Optional[int] = None) -> byte
 
 # %% ../../nbs/server/10_serving.ipynb #156d53de
 class _Refusing:
-    "How `GuardedHttp` refuses: a whole response, then half-closed, lingering; and the header timer that may refuse."
+    "How `GuardedHttp` refuses: a whole response, then half-closed, lingering; and the header and body timers that may refuse."
     def refuse(self, status: int, detail: str, retry_after: Optional[int] = None):
         "Answer `status` and stop reading requests; close after `linger` seconds, or when the client does."
         self.refused = True
@@ -62,8 +62,8 @@ class _Refusing:
     def _close(self):
         if not self.transport.is_closing(): self.transport.close()
 
-    def _start_timer(self):
-        self.timer = self.loop.call_later(self.guard.header_timeout, self._headers_too_slow)
+    def _start_timer(self, seconds: float, expired):
+        self.timer = self.loop.call_later(seconds, expired)
 
     def _stop_timer(self):
         if self.timer is not None: self.timer.cancel(); self.timer = None
@@ -71,6 +71,13 @@ class _Refusing:
     def _headers_too_slow(self):
         self.timer = None
         self.refuse(408, f"request headers not received within {self.guard.header_timeout:g} s")
+
+    def _body_too_slow(self):
+        self.timer = None
+        cycle = self.cycle
+        if cycle is None or cycle.response_started: return self._close()  # answered already: the rest is not needed
+        cycle.disconnected = True; cycle.message_event.set()  # the app reads a disconnect; anything it sends is dropped
+        self.refuse(408, f"request body not received within {self.guard.body_timeout:g} s")
 
 # %% ../../nbs/server/10_serving.ipynb #115857ac
 class GuardedHttp(_Refusing, HttpToolsProtocol):
@@ -88,7 +95,7 @@ class GuardedHttp(_Refusing, HttpToolsProtocol):
             return self.refuse(503, "the server has too many open connections; retry shortly", retry_after=5)
         self.peer = peer
         self.peers.update((peer, ""))
-        self._start_timer()
+        self._start_timer(self.guard.header_timeout, self._headers_too_slow)
 
     def connection_lost(self, exc):
         if self.peer is not None:
@@ -111,25 +118,18 @@ class GuardedHttp(_Refusing, HttpToolsProtocol):
 
     def on_message_begin(self):
         super().on_message_begin()
-        if self.timer is None: self._start_timer()  # a kept-alive connection's next request: its headers are timed too
+        if self.timer is None: self._start_timer(self.guard.header_timeout, self._headers_too_slow)  # a kept-alive connection's next request
 
     def on_headers_complete(self):
         self.in_headers = False
         self._stop_timer()
         super().on_headers_complete()
-        self.timer = self.loop.call_later(self.guard.body_timeout, self._body_too_slow)
+        self._start_timer(self.guard.body_timeout, self._body_too_slow)
 
     def on_message_complete(self):
         self._stop_timer()
         super().on_message_complete()
         self.in_headers, self.header_bytes, self.tail = True, 0, b""
-
-    def _body_too_slow(self):
-        self.timer = None
-        cycle = self.cycle
-        if cycle is None or cycle.response_started: return self._close()  # answered already: the rest is not needed
-        cycle.disconnected = True; cycle.message_event.set()  # the app reads a disconnect; anything it sends is dropped
-        self.refuse(408, f"request body not received within {self.guard.body_timeout:g} s")
 
 # %% ../../nbs/server/10_serving.ipynb #40b36c61
 DESCRIPTOR_SLACK = 256
